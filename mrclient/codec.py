@@ -1,0 +1,193 @@
+"""Python values <-> ``commons.Variant`` bytes, as the model nodes encode them.
+
+The byte layouts are the wire contract (PROTOCOL.md, section 2). PARQUET needs
+pandas and pyarrow, which are optional (``pip install 'mrclient[parquet]'``):
+they are imported only when a DataFrame is encoded or Parquet bytes decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import numbers
+import struct
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .proto.commons_pb2 import Argument, KwArgument, Variant, VariantType
+
+__all__ = [
+    "Argument",
+    "KwArgument",
+    "Variant",
+    "VariantType",
+    "decode_data",
+    "decode_variant",
+    "detect_type",
+    "encode_data",
+    "to_arguments",
+    "to_kw_arguments",
+    "to_variant",
+]
+
+_DOUBLE = struct.Struct("<d")
+_INT = struct.Struct("<q")
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def type_name(data_type: int) -> str:
+    """The VariantType's name, or its number when it has none."""
+    try:
+        return VariantType.Name(data_type)
+    except ValueError:
+        return f"VariantType({data_type})"
+
+
+def _dataframe_class() -> type | None:
+    # A value can only be a DataFrame if pandas is already imported; looking in
+    # sys.modules keeps type detection free of a heavy, optional import.
+    pandas = sys.modules.get("pandas")
+    return getattr(pandas, "DataFrame", None)
+
+
+def _parquet_modules() -> tuple[Any, Any, Any]:
+    try:
+        import pandas
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as error:
+        raise ImportError(
+            "PARQUET values need pandas and pyarrow: pip install 'mrclient[parquet]'"
+        ) from error
+    return pandas, pyarrow, pyarrow.parquet
+
+
+def detect_type(value: Any) -> int:
+    """The VariantType a node would use for ``value``; ValueError if none fits."""
+    if value is None:
+        return VariantType.NONE
+    if isinstance(value, bool):
+        return VariantType.JSON  # keep true/false; INT would turn them into 1/0
+    if isinstance(value, numbers.Integral):
+        return VariantType.INT
+    if isinstance(value, numbers.Real):
+        return VariantType.DOUBLE
+    if isinstance(value, str):
+        return VariantType.STRING
+    if isinstance(value, (dict, list, tuple)):
+        return VariantType.JSON
+    dataframe = _dataframe_class()
+    if dataframe is not None and isinstance(value, dataframe):
+        return VariantType.PARQUET
+    raise ValueError(f"cannot encode a value of type {type(value).__name__}")
+
+
+def encode_data(data_type: int, value: Any) -> bytes:
+    """Encode ``value`` as the bytes of a Variant of ``data_type``."""
+    try:
+        if data_type == VariantType.NONE:
+            return b""
+        if data_type == VariantType.DOUBLE:
+            return _DOUBLE.pack(float(value))
+        if data_type == VariantType.INT:
+            number = int(value)
+            if not _INT_MIN <= number <= _INT_MAX:
+                raise ValueError("outside the signed 64-bit range")
+            return _INT.pack(number)
+        if data_type == VariantType.STRING:
+            if not isinstance(value, str):
+                raise TypeError("expected str")
+            return value.encode("utf-8")
+        if data_type == VariantType.JSON:
+            return json.dumps(value, separators=(",", ":")).encode("utf-8")
+        if data_type == VariantType.PARQUET:
+            return _encode_parquet(value)
+    except ImportError:
+        raise
+    except (TypeError, ValueError, OverflowError, struct.error, RecursionError) as error:
+        raise ValueError(
+            f"cannot encode a value of type {type(value).__name__} as {type_name(data_type)}: {error}"
+        ) from error
+    raise ValueError(f"cannot encode {type_name(data_type)}: not supported by the model nodes")
+
+
+def _encode_parquet(value: Any) -> bytes:
+    pandas, pyarrow, parquet = _parquet_modules()
+    if isinstance(value, pandas.DataFrame):
+        value = pyarrow.Table.from_pandas(value)
+    if not isinstance(value, pyarrow.Table):
+        raise TypeError("expected a pandas DataFrame or a pyarrow Table")
+    sink = io.BytesIO()
+    parquet.write_table(value, sink)
+    return sink.getvalue()
+
+
+def decode_data(data: bytes, data_type: int) -> Any:
+    """Decode the bytes of a Variant of ``data_type`` into a Python value."""
+    try:
+        if data_type == VariantType.NONE:
+            return None
+        if data_type == VariantType.DOUBLE:
+            return _DOUBLE.unpack(data)[0]
+        if data_type == VariantType.INT:
+            return _INT.unpack(data)[0]
+        if data_type == VariantType.STRING:
+            return data.decode("utf-8")
+        if data_type == VariantType.JSON:
+            return json.loads(data.decode("utf-8"))
+        if data_type == VariantType.PARQUET:
+            _, pyarrow, parquet = _parquet_modules()
+            return parquet.read_table(pyarrow.BufferReader(data)).to_pandas()
+    except ImportError:
+        raise
+    except Exception as error:  # any malformed payload: struct, unicode, json, arrow errors
+        raise ValueError(f"cannot decode {len(data)} bytes as {type_name(data_type)}: {error}") from error
+    raise ValueError(f"cannot decode {type_name(data_type)}: not supported by the model nodes")
+
+
+def to_variant(value: Any) -> Variant:
+    """Wrap a plain value in a Variant of the detected type.
+
+    ``None`` travels as JSON ``null``: the reference model node cannot decode
+    NONE arguments, while every node decodes JSON.
+    """
+    if isinstance(value, Variant):
+        return value
+    data_type = detect_type(value)
+    if data_type == VariantType.NONE:
+        data_type = VariantType.JSON
+    return Variant(type=data_type, value=encode_data(data_type, value))
+
+
+def decode_variant(variant: Variant) -> Any:
+    """The Python value a Variant holds (an unset Variant holds ``None``)."""
+    return decode_data(variant.value, variant.type)
+
+
+def to_arguments(values: Iterable[Any] | None) -> list[Argument]:
+    """Positional arguments, numbered from 1; Argument items are kept as they are."""
+    if values is None:
+        return []
+    return [
+        value if isinstance(value, Argument) else Argument(position=position, data=to_variant(value))
+        for position, value in enumerate(values, start=1)
+    ]
+
+
+def to_kw_arguments(values: Mapping[str, Any] | Iterable[KwArgument] | None) -> list[KwArgument]:
+    """Keyword arguments from a mapping (or a list of KwArgument, kept as is)."""
+    if values is None:
+        return []
+    if isinstance(values, Mapping):
+        return [
+            value if isinstance(value, KwArgument) else KwArgument(keyword=key, data=to_variant(value))
+            for key, value in values.items()
+        ]
+    return [_require_kw_argument(value) for value in values]
+
+
+def _require_kw_argument(value: Any) -> KwArgument:
+    if not isinstance(value, KwArgument):
+        raise TypeError(f"keyword arguments must be a mapping or KwArgument items, got {type(value).__name__}")
+    return value

@@ -39,7 +39,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 def type_name(data_type: int) -> str:
     """The VariantType's name, or its number when it has none."""
     try:
-        return VariantType.Name(data_type)
+        return str(VariantType.Name(data_type))
     except ValueError:
         return f"VariantType({data_type})"
 
@@ -157,7 +157,7 @@ def to_variant(value: Any) -> Variant:
     data_type = detect_type(value)
     if data_type == VariantType.NONE:
         data_type = VariantType.JSON
-    return Variant(type=data_type, value=encode_data(data_type, value))
+    return Variant(type=data_type, value=encode_data(data_type, value))  # type: ignore[arg-type]
 
 
 def decode_variant(variant: Variant) -> Any:

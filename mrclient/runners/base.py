@@ -1,0 +1,352 @@
+"""One model node: its gRPC channels, connection with retries, and health.
+
+A ``ModelRunner`` owns two channels to its node, each with its own TCP
+connection: the main channel carries Setup and model calls, the health channel
+carries ``grpc.health.v1`` checks, so a stuck model call cannot hide whether the
+node is alive. Everything here is blocking; the concurrent runner and the
+cluster decide which thread does the waiting.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import socket
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from ..errors import InvalidCoordinatorUsageError
+
+logger = logging.getLogger(__name__)
+
+#: Channel options shared by every runner. A local subchannel pool gives each
+#: channel its own TCP connection (gRPC otherwise shares one per target), and a
+#: short reconnect backoff brings a restarted node back quickly.
+CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+#: gRPC codes that mean "no answer in time": the node is busy (it serves one call
+#: at a time), slow, unreachable, or the call was cancelled by a close.
+NO_ANSWER_CODES = frozenset(
+    {
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What one model call produced: a result, or an error with its detail."""
+
+    result: Any = None
+    error: ModelRunner.ErrorType | None = None
+    detail: str | None = None
+
+
+def outcome_of_rpc_error(error: grpc.RpcError) -> CallOutcome:
+    """Classify a gRPC error: no answer in time, or a failure."""
+    code = error.code()
+    detail = f"{code.name}: {error.details()}"
+    if code in NO_ANSWER_CODES:
+        return CallOutcome(error=ErrorType.TIMEOUT, detail=detail)
+    return CallOutcome(error=ErrorType.FAILED, detail=detail)
+
+
+_SETTLED_STATES = frozenset(
+    {
+        grpc.ChannelConnectivity.READY,
+        grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+        grpc.ChannelConnectivity.SHUTDOWN,
+    }
+)
+
+class _AttemptFailed(Exception):
+    """One connection attempt failed in a way worth retrying."""
+
+
+class _Aborted(Exception):
+    """``close()`` was called while connecting."""
+
+
+def port_speaks_tls(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Whether ``host:port`` answers a TLS handshake (a secure model node).
+
+    Certificates are not checked: the question is only which protocol the port
+    speaks. A server that wants a client certificate may end the handshake with
+    an alert, which still proves it speaks TLS.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host):
+                return True
+    except ssl.SSLError as error:
+        return "ALERT" in str(error.reason or "").upper()
+    except OSError:
+        return False
+
+
+class ModelRunner(abc.ABC):
+    """The client side of one model node (one deployment of one model).
+
+    Instances are hashable by identity, so they key result dictionaries. The
+    counters are the penalty state that the concurrent runner's policy keeps.
+    """
+
+    class ErrorType(enum.Enum):
+        """Why a setup or a call did not succeed."""
+
+        GRPC_CONNECTION_FAILED = "GRPC_CONNECTION_FAILED"
+        FAILED = "FAILED"
+        BAD_IMPLEMENTATION = "BAD_IMPLEMENTATION"
+        ABORTED = "ABORTED"
+        AUTH_ERROR = "AUTH_ERROR"
+        TIMEOUT = "TIMEOUT"
+
+    def __init__(
+        self,
+        deployment_id: str,
+        model_id: str,
+        model_name: str | None,
+        ip: str,
+        port: int,
+        infos: dict[str, Any] | None = None,
+        *,
+        retry_backoff_factor: float = 2.0,
+        connect_attempts: int = 5,
+        ready_timeout: float = 10.0,
+        setup_timeout: float = 120.0,
+    ) -> None:
+        self.runner_id = uuid.uuid4().hex
+        self.deployment_id = deployment_id
+        self.model_id = model_id
+        self.model_name = model_name
+        self.ip = ip
+        self.port = port
+        self.infos: dict[str, Any] = dict(infos or {})
+        self.retry_backoff_factor = retry_backoff_factor
+        self.connect_attempts = connect_attempts
+        self.ready_timeout = ready_timeout
+        self.setup_timeout = setup_timeout
+
+        self.consecutive_failures = 0
+        self.consecutive_timeouts = 0
+        #: Calls still to skip while the model rests; -1 once it had its chance.
+        self.cooldown_calls_remaining = 0
+
+        self.channel: grpc.Channel | None = None
+        self.health_channel: grpc.Channel | None = None
+        self._health_check: Any = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # guards the channel fields against close()
+        self._wake = threading.Event()  # set by close() to end a wait for readiness
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} model_id={self.model_id!r} name={self.model_name!r} "
+            f"at {self.target} deployment={self.deployment_id!r}>"
+        )
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{host}:{self.port}"
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
+    # -- what a flavour of runner provides -------------------------------------------------
+
+    @abc.abstractmethod
+    def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
+        """Ask the node to prepare the model; blocking, bounded by ``timeout``."""
+
+    @abc.abstractmethod
+    def execute(self, request: Any, timeout: float) -> CallOutcome:
+        """Send one model request (a message, or its serialized bytes) with a deadline."""
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def init(self) -> tuple[bool, ErrorType | None]:
+        """Connect both channels and run ``setup``, retrying connection errors.
+
+        Returns ``(True, None)`` when the model is ready to be called, otherwise
+        ``(False, reason)``; ``ABORTED`` when ``close()`` interrupted it. Raises
+        ``InvalidCoordinatorUsageError`` when the node speaks TLS and this runner
+        has no credentials, since retrying cannot help.
+        """
+        retrying = Retrying(
+            stop=stop_after_attempt(self.connect_attempts),
+            wait=wait_exponential(multiplier=self.retry_backoff_factor, max=60),
+            retry=retry_if_exception_type(_AttemptFailed),
+            sleep=self._sleep_unless_closed,
+            before_sleep=before_sleep_log(logger, logging.INFO),
+            reraise=True,
+        )
+        try:
+            outcome: tuple[bool, ErrorType | None] = retrying(self._connect_and_setup)
+        except InvalidCoordinatorUsageError:
+            self._close_channels()
+            raise
+        except _Aborted:
+            return False, ErrorType.ABORTED
+        except _AttemptFailed as error:
+            self._close_channels()
+            if self.closed:
+                return False, ErrorType.ABORTED
+            logger.warning("model %s at %s: giving up after %d attempts: %s",
+                           self.model_id, self.target, self.connect_attempts, error)
+            return False, ErrorType.GRPC_CONNECTION_FAILED
+        if outcome[0]:
+            logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)
+        else:
+            self._close_channels()
+        return outcome
+
+    def _sleep_unless_closed(self, seconds: float) -> None:
+        if self._closing.wait(seconds):
+            raise _Aborted()
+
+    def _connect_and_setup(self) -> tuple[bool, ErrorType | None]:
+        channel, health_channel = self._open_channels()
+        try:
+            self._wait_until_ready(channel)
+            self._wait_until_ready(health_channel)
+            return self.setup(channel, self.setup_timeout)
+        except grpc.RpcError as error:
+            if self.closed:
+                raise _Aborted() from error
+            code = error.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                logger.warning("model %s: setup did not answer within %ss", self.model_id, self.setup_timeout)
+                return False, ErrorType.GRPC_CONNECTION_FAILED
+            if code in NO_ANSWER_CODES:
+                self._close_channels()
+                raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
+            logger.warning("model %s: setup failed with %s: %s", self.model_id, code.name, error.details())
+            return False, ErrorType.FAILED
+        except _AttemptFailed:
+            self._close_channels()
+            if self.closed:
+                raise _Aborted() from None
+            if port_speaks_tls(self.ip, self.port):
+                raise InvalidCoordinatorUsageError(
+                    f"the model node at {self.target} is in secure mode (it speaks TLS) "
+                    "and no credentials were given"
+                ) from None
+            raise
+
+    def _open_channels(self) -> tuple[grpc.Channel, grpc.Channel]:
+        channel = self.create_channel()
+        health_channel = self.create_channel()
+        with self._lock:
+            if self.closed:
+                channel.close()
+                health_channel.close()
+                raise _Aborted()
+            self.channel, self.health_channel = channel, health_channel
+            self._health_check = health_channel.unary_unary(
+                "/grpc.health.v1.Health/Check",
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+        self.bind(channel)
+        return channel, health_channel
+
+    def create_channel(self) -> grpc.Channel:
+        """A new channel to the node (overridden by secure flavours)."""
+        return grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+
+    def bind(self, channel: grpc.Channel) -> None:
+        """Create the stubs a flavour needs on a freshly opened channel."""
+
+    def _wait_until_ready(self, channel: grpc.Channel) -> None:
+        """Block until ``channel`` is READY; fail the attempt on a connection error.
+
+        A refused or broken connection shows as TRANSIENT_FAILURE at once, so an
+        attempt against a dead port fails in milliseconds instead of the full
+        readiness timeout; the retry policy then decides when to try again.
+        """
+        settled: list[grpc.ChannelConnectivity] = []
+        # A fresh event per wait; close() sets whichever one is current.
+        self._wake = wake = threading.Event()
+
+        def watch(connectivity: grpc.ChannelConnectivity) -> None:
+            if connectivity in _SETTLED_STATES:
+                settled.append(connectivity)
+                wake.set()
+
+        channel.subscribe(watch, try_to_connect=True)
+        try:
+            if not self.closed:
+                wake.wait(self.ready_timeout)
+        finally:
+            channel.unsubscribe(watch)
+        if self.closed:
+            raise _Aborted()
+        if not settled:
+            raise _AttemptFailed(f"channel to {self.target} not ready within {self.ready_timeout}s")
+        if settled[0] != grpc.ChannelConnectivity.READY:
+            raise _AttemptFailed(f"cannot connect to {self.target}: {settled[0].name}")
+
+    # -- health and shutdown ----------------------------------------------------------------
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """Whether the node answers SERVING over the health channel."""
+        check = self._health_check
+        if check is None or self.closed:
+            return False
+        try:
+            response = check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+        except (grpc.RpcError, ValueError):  # ValueError: channel closed meanwhile
+            return False
+        serving: bool = response.status == health_pb2.HealthCheckResponse.SERVING
+        return serving
+
+    def close(self) -> None:
+        """Abort a running ``init()`` and close both channels; idempotent."""
+        self._closing.set()
+        self._wake.set()
+        self._close_channels()
+
+    def _close_channels(self) -> None:
+        with self._lock:
+            channels = (self.channel, self.health_channel)
+            self.channel = self.health_channel = None
+            self._health_check = None
+        for channel in channels:
+            if channel is not None:
+                channel.close()
+
+
+ErrorType = ModelRunner.ErrorType
+CLOSED_OUTCOME = CallOutcome(error=ErrorType.ABORTED, detail="the runner is closed")

@@ -1,0 +1,132 @@
+"""Runner for nodes serving ``dynamic_subclass.DynamicSubclassService``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Union
+
+import grpc
+
+from ..codec import decode_variant, to_arguments, to_kw_arguments
+from ..errors import InvalidCoordinatorUsageError
+from ..proto.commons_pb2 import Argument, KwArgument
+from ..proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
+from .base import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner, outcome_of_rpc_error
+
+logger = logging.getLogger(__name__)
+
+ArgsAndKwargs = tuple[Sequence[Argument] | None, Sequence[KwArgument] | None]
+#: Either one ``(args, kwargs)`` tuple of protobuf lists for every model, or a
+#: function that builds it for one model.
+ArgumentsType = Union[ArgsAndKwargs, Callable[["DynamicSubclassModelRunner"], ArgsAndKwargs]]
+
+_SERVICE = "/dynamic_subclass.DynamicSubclassService/"
+
+
+def serialize_request(request: Any) -> bytes:
+    """Serialize a request, passing already-serialized bytes through.
+
+    A round sends the same request to every model: serializing it once and
+    handing each call the bytes saves that work N - 1 times.
+    """
+    if isinstance(request, bytes):
+        return request
+    data: bytes = request.SerializeToString()
+    return data
+
+
+def build_call_request(method_name: str, arguments: ArgsAndKwargs) -> CallRequest:
+    """A CallRequest from ``(args, kwargs)`` protobuf lists (``None`` meaning empty)."""
+    args, kwargs = arguments
+    return CallRequest(methodName=method_name, methodArguments=args or (), methodKwArguments=kwargs or ())
+
+
+class DynamicSubclassModelRunner(ModelRunner):
+    """Instantiates the participant's subclass of ``base_classname`` and calls its methods."""
+
+    def __init__(
+        self,
+        base_classname: str,
+        instance_args: Sequence[Any] | None = None,
+        instance_kwargs: Mapping[str, Any] | Sequence[KwArgument] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.base_classname = base_classname
+        self.instance_args = to_arguments(instance_args)
+        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        self._call: Any = None
+
+    def bind(self, channel: grpc.Channel) -> None:
+        self._call = channel.unary_unary(
+            _SERVICE + "Call",
+            request_serializer=serialize_request,
+            response_deserializer=CallResponse.FromString,
+        )
+
+    def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
+        setup_rpc = channel.unary_unary(
+            _SERVICE + "Setup",
+            request_serializer=SetupRequest.SerializeToString,
+            response_deserializer=SetupResponse.FromString,
+        )
+        request = SetupRequest(
+            className=self.base_classname,
+            instanceArguments=self.instance_args,
+            instanceKwArguments=self.instance_kwargs,
+        )
+        response: SetupResponse = setup_rpc(request, timeout=timeout)
+        code, message = response.status.code, response.status.message
+        if code == "SUCCESS":
+            return True, None
+        logger.warning("model %s: setup answered %s: %s", self.model_id, code, message)
+        if code == "INVALID_ARGUMENT":
+            raise InvalidCoordinatorUsageError(f"Setup of {self.base_classname!r} rejected: {message}")
+        if code == "BAD_IMPLEMENTATION":
+            return False, ErrorType.BAD_IMPLEMENTATION
+        return False, ErrorType.FAILED
+
+    def call(
+        self,
+        method_name: str,
+        arguments: ArgumentsType = ((), ()),
+        timeout: float | None = None,
+    ) -> tuple[Any, ErrorType | None]:
+        """Call ``method_name`` on this model: ``(result, None)`` or ``(None, error)``.
+
+        Raises ``InvalidCoordinatorUsageError`` when the node says the call
+        itself was malformed (empty method name, Setup never done).
+        """
+        if callable(arguments):
+            arguments = arguments(self)
+        outcome = self.execute(build_call_request(method_name, arguments), timeout)
+        return outcome.result, outcome.error
+
+    def execute(self, request: CallRequest | bytes, timeout: float | None) -> CallOutcome:
+        call = self._call
+        if call is None or self.closed:
+            return CLOSED_OUTCOME
+        try:
+            response: CallResponse = call(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return outcome_of_rpc_error(error)
+        except ValueError:  # the channel was closed while the call was starting
+            return CLOSED_OUTCOME
+        return self._outcome_of_response(response)
+
+    def _outcome_of_response(self, response: CallResponse) -> CallOutcome:
+        status = response.status
+        code = status.code
+        if code == "SUCCESS":
+            if not response.HasField("methodResponse"):
+                return CallOutcome()
+            try:
+                return CallOutcome(result=decode_variant(response.methodResponse))
+            except ValueError as error:
+                return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable result: {error}")
+        if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+            raise InvalidCoordinatorUsageError(f"model {self.model_id} answered {code}: {status.message}")
+        if code == "BAD_IMPLEMENTATION":
+            return CallOutcome(error=ErrorType.BAD_IMPLEMENTATION, detail=f"{code}: {status.message}")
+        return CallOutcome(error=ErrorType.FAILED, detail=f"{code}: {status.message}")

@@ -1,0 +1,75 @@
+"""Runner for nodes serving the train/infer services (the participant's ``infer`` generator)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf.empty_pb2 import Empty
+
+from ..codec import decode_variant, to_variant
+from ..proto.train_infer_pb2 import InferRequest, InferResponse
+from .base import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner, outcome_of_rpc_error
+from .dynamic_subclass import serialize_request
+
+#: The service the reference client uses; ``TrainInferService`` has the same RPCs.
+DEFAULT_SERVICE = "TrainInferStreamService"
+
+
+class TrainInferModelRunner(ModelRunner):
+    """Feeds values to the participant's ``infer`` and returns its predictions."""
+
+    def __init__(self, service_name: str = DEFAULT_SERVICE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service_name = service_name
+        self._infer: Any = None
+        self._reinitialize: Any = None
+
+    def _method(self, channel: grpc.Channel, name: str, deserializer: Any) -> Any:
+        return channel.unary_unary(
+            f"/train_infer.{self.service_name}/{name}",
+            request_serializer=serialize_request,
+            response_deserializer=deserializer,
+        )
+
+    def bind(self, channel: grpc.Channel) -> None:
+        self._infer = self._method(channel, "Infer", InferResponse.FromString)
+        self._reinitialize = self._method(channel, "Reinitialize", Empty.FromString)
+
+    def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
+        self._method(channel, "Setup", Empty.FromString)(Empty(), timeout=timeout)
+        return True, None
+
+    def infer(self, value: Any, timeout: float | None = None) -> tuple[Any, ErrorType | None]:
+        """One prediction for ``value``: ``(prediction, None)`` or ``(None, error)``."""
+        outcome = self.execute(InferRequest(argument=to_variant(value)), timeout)
+        return outcome.result, outcome.error
+
+    def execute(self, request: InferRequest | bytes, timeout: float | None) -> CallOutcome:
+        infer = self._infer
+        if infer is None or self.closed:
+            return CLOSED_OUTCOME
+        try:
+            response: InferResponse = infer(request, timeout=timeout)
+        except grpc.RpcError as error:
+            return outcome_of_rpc_error(error)
+        except ValueError:
+            return CLOSED_OUTCOME
+        try:
+            return CallOutcome(result=decode_variant(response.prediction))
+        except ValueError as error:
+            return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable prediction: {error}")
+
+    def reinitialize(self, timeout: float | None = None) -> tuple[bool, ErrorType | None]:
+        """Restart the participant's ``infer`` generator."""
+        reinitialize = self._reinitialize
+        if reinitialize is None or self.closed:
+            return False, ErrorType.ABORTED
+        try:
+            reinitialize(Empty(), timeout=timeout)
+        except grpc.RpcError as error:
+            outcome = outcome_of_rpc_error(error)
+            return False, outcome.error
+        except ValueError:
+            return False, ErrorType.ABORTED
+        return True, None

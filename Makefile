@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test protos typecheck clean
+.PHONY: demo test protos typecheck clean bench bench-quick
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,21 @@ protos: $(VENV)/.test
 
 clean:
 	rm -rf $(VENV) .venv-* build *.egg-info .pytest_cache .mypy_cache
+
+# The fan-out benchmark (benchmarks/, docs/performance.rst) in its own venv, so
+# matplotlib never enters the package's. The async reference client gets a
+# third venv (.venv-bench-reference, its pins differ from ours), which
+# benchmarks.run makes on first use.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_VENV)/.ready: setup.cfg setup.py
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip --disable-pip-version-check -q install -e '.[testing]' 'matplotlib>=3.8'
+	touch $@
+
+bench: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.run --preset full
+
+bench-quick: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.run --preset quick

@@ -1,20 +1,36 @@
 """mrclient: a synchronous client for CrunchDAO coordinators.
 
-This module is the whole public surface; everything else is private.
+This module is the whole public surface; the modules behind it are private.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .cluster import ModelCluster
 from .codec import Argument, KwArgument, Variant, VariantType, decode_data, encode_data
+from .concurrent import (
+    DynamicSubclassModelConcurrentRunner,
+    ModelConcurrentRunner,
+    ModelPredictResult,
+    TrainInferModelConcurrentRunner,
+)
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 
 __all__ = [
     "Argument",
+    "DynamicSubclassModelConcurrentRunner",
+    "DynamicSubclassModelRunner",
     "InvalidCoordinatorUsageError",
     "KwArgument",
+    "ModelCluster",
+    "ModelConcurrentRunner",
+    "ModelPredictResult",
+    "ModelRunner",
     "MrclientError",
+    "TrainInferModelConcurrentRunner",
+    "TrainInferModelRunner",
     "Variant",
     "VariantType",
     "__version__",

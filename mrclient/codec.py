@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import numbers
+import operator
 import struct
 import sys
 from collections.abc import Iterable, Mapping
@@ -89,9 +90,11 @@ def encode_data(data_type: int, value: Any) -> bytes:
         if data_type == VariantType.NONE:
             return b""
         if data_type == VariantType.DOUBLE:
+            if isinstance(value, (str, bytes, bytearray)):
+                raise TypeError("expected a number")  # float("1.5") would accept text
             return _DOUBLE.pack(float(value))
         if data_type == VariantType.INT:
-            number = int(value)
+            number = operator.index(value)  # int() would truncate 3.7 to 3 and parse "12"
             if not _INT_MIN <= number <= _INT_MAX:
                 raise ValueError("outside the signed 64-bit range")
             return _INT.pack(number)
@@ -169,6 +172,9 @@ def to_arguments(values: Iterable[Any] | None) -> list[Argument]:
     """Positional arguments, numbered from 1; Argument items are kept as they are."""
     if values is None:
         return []
+    if isinstance(values, (str, bytes, bytearray, Mapping)):
+        # iterating would silently make one argument per character or key
+        raise TypeError(f"positional arguments must be a list or tuple, got {type(values).__name__}")
     return [
         value if isinstance(value, Argument) else Argument(position=position, data=to_variant(value))
         for position, value in enumerate(values, start=1)

@@ -1,0 +1,169 @@
+"""The measuring loop every benchmark client runs in its own process.
+
+A client is a small ``Driver`` (init, one round, close) around one way of
+calling N models. ``run_client`` times its ``init()`` until every model is
+callable, runs the warm-up rounds, then measures the rounds (wall time of
+each, process CPU time over all of them, peak threads while they run), closes
+it, counts what it left behind, and prints one result line that the parent
+(``benchmarks.run``) reads.
+
+Standard library only: the reference client's driver runs in its own virtual
+environment, where mrclient is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ..measure import ThreadSampler, os_thread_count, peak_rss_mb, percentile
+
+#: The parent looks for the line that starts with this marker on the client's stdout.
+RESULT_MARKER = "BENCH-RESULT "
+
+
+@dataclasses.dataclass
+class ClientConfig:
+    """Everything a client process needs, passed as a JSON file."""
+
+    client: str
+    n: int
+    latency_ms: float
+    warmup: int
+    rounds: int
+    timeout: float
+    ready_timeout: float
+    crunch_id: str
+    orchestrator_host: str
+    orchestrator_port: int
+    endpoints: list[tuple[str, int]]
+    base_classname: str = "benchmarks.BenchModel"
+    method: str = "tick"
+
+    def dump(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(dataclasses.asdict(self), file)
+
+    @classmethod
+    def load(cls, path: str) -> ClientConfig:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        data["endpoints"] = [(host, int(port)) for host, port in data["endpoints"]]
+        return cls(**data)
+
+
+class Driver(Protocol):
+    """One way of calling every model; constructed, initialised, used for rounds, closed."""
+
+    def init(self) -> None:
+        """Connect and return once all ``config.n`` models are callable (or raise)."""
+
+    def round(self, payload: dict[str, Any]) -> int:
+        """Call ``config.method`` with ``payload`` on every model; the number of correct answers.
+
+        An answer is correct when the model succeeded and echoed ``payload``.
+        """
+
+    def close(self) -> None:
+        """Release everything: connections, threads, event loops."""
+
+
+def make_payload(round_number: int) -> dict[str, Any]:
+    """The one JSON argument of a round: small, like a coordinator's tick."""
+    return {
+        "round": round_number,
+        "asset": "BTC",
+        "features": [round(round_number * 0.25 + k * 0.125, 3) for k in range(8)],
+    }
+
+
+def _python_threads_left(settle: float) -> list[str]:
+    """Names of Python threads other than the main one and the sampler, after ``settle`` seconds at most."""
+    deadline = time.monotonic() + settle
+    while True:
+        others = [
+            thread.name
+            for thread in threading.enumerate()
+            if thread is not threading.main_thread() and thread.name != "bench-thread-sampler"
+        ]
+        if not others or time.monotonic() >= deadline:
+            return others
+        time.sleep(0.05)
+
+
+def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str] | None = None) -> None:
+    """Parse ``--config``, measure one driver, print the result line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True, help="JSON file written by benchmarks.run")
+    config = ClientConfig.load(parser.parse_args(argv).config)
+
+    sampler = ThreadSampler()
+    sampler.start()
+    threads_before = os_thread_count() - 1
+    try:
+        started = time.perf_counter()
+        driver = make_driver(config)
+        try:
+            driver.init()
+            ready_s = time.perf_counter() - started
+            threads_ready = os_thread_count() - 1
+
+            warmup_ok = sum(driver.round(make_payload(-1 - i)) for i in range(config.warmup))
+
+            walls: list[float] = []
+            successes = 0
+            sampler.reset_peak()
+            sampler_cpu = sampler.cpu_seconds
+            cpu_started = time.process_time()
+            for number in range(config.rounds):
+                payload = make_payload(number)
+                round_started = time.perf_counter()
+                successes += driver.round(payload)
+                walls.append(time.perf_counter() - round_started)
+            cpu_s = time.process_time() - cpu_started - (sampler.cpu_seconds - sampler_cpu)
+            peak_threads = sampler.peak
+            threads_at_peak = sampler.census
+        finally:
+            driver.close()
+        python_threads_left = _python_threads_left(settle=2.0)
+        threads_after_close = os_thread_count() - 1
+    finally:
+        sampler.stop()
+
+    calls = config.n * config.rounds
+    latency_s = config.latency_ms / 1000.0
+    p50 = percentile(walls, 0.5)
+    record = {
+        "kind": "result",
+        "client": config.client,
+        "n": config.n,
+        "latency_ms": config.latency_ms,
+        "warmup": config.warmup,
+        "rounds": config.rounds,
+        "wall_p50_ms": p50 * 1000,
+        "wall_p90_ms": percentile(walls, 0.9) * 1000,
+        "wall_max_ms": max(walls) * 1000,
+        "overhead_p50_ms": (p50 - latency_s) * 1000,
+        "cpu_per_call_us": cpu_s / calls * 1e6,
+        "cpu_s": cpu_s,
+        "peak_threads": peak_threads,
+        "threads_at_peak": threads_at_peak,
+        "threads_before_init": threads_before,
+        "threads_ready": threads_ready,
+        "threads_after_close": threads_after_close,
+        "python_threads_after_close": len(python_threads_left),
+        "python_threads_left": python_threads_left[:10],
+        "peak_rss_mb": peak_rss_mb(),
+        "successes": successes,
+        "expected": calls,
+        "warmup_successes": warmup_ok,
+        "warmup_expected": config.n * config.warmup,
+        "ready_s": ready_s,
+        "walls_ms": [wall * 1000 for wall in walls],
+    }
+    print(RESULT_MARKER + json.dumps(record), flush=True)

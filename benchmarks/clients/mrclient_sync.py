@@ -1,0 +1,46 @@
+"""mrclient, the client under test: ``DynamicSubclassModelConcurrentRunner`` with reporting off.
+
+Used as DESIGN.md documents it: ``init()``, ``wait_for_models(n)``, then one
+``call(method, args=[payload])`` per round with a plain Python value, and
+``close()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+
+from .common import ClientConfig, run_client
+
+_SUCCESS = ModelPredictResult.Status.SUCCESS
+
+
+class MrclientDriver:
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self.runner = DynamicSubclassModelConcurrentRunner(
+            timeout=config.timeout,
+            crunch_id=config.crunch_id,
+            host=config.orchestrator_host,
+            port=config.orchestrator_port,
+            base_classname=config.base_classname,
+            report_failure=False,
+        )
+
+    def init(self) -> None:
+        self.runner.init()
+        if not self.runner.wait_for_models(self.config.n, timeout=self.config.ready_timeout):
+            ready = len(self.runner.models)
+            raise TimeoutError(f"{ready} of {self.config.n} models callable after {self.config.ready_timeout}s")
+
+    def round(self, payload: dict[str, Any]) -> int:
+        results = self.runner.call(self.config.method, args=[payload])
+        return sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+if __name__ == "__main__":
+    run_client(MrclientDriver)

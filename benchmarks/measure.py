@@ -1,0 +1,116 @@
+"""What a client process measures about itself: threads, memory, CPU, wall times.
+
+Standard library only: the reference client's driver imports this module from
+its own virtual environment, where mrclient is not installed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import resource
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+#: The numbered tail of a thread's name: "mrclient-call_12" -> "mrclient-call", "Thread-3 (run)" -> "Thread".
+_NUMBERED = re.compile(r"(?:[-_ ]?\d+)+(?: \(.*\))?$|\s\(.*\)$")
+
+
+def thread_census(total: int) -> dict[str, int]:
+    """Who the ``total`` OS threads are: Python threads by name prefix, the rest as native.
+
+    Native threads are those gRPC core (or another C library) started itself.
+    """
+    names = Counter(
+        _NUMBERED.sub("", thread.name) or thread.name
+        for thread in threading.enumerate()
+        if thread.name != "bench-thread-sampler"
+    )
+    names["native (gRPC core)"] = max(0, total - sum(names.values()))
+    return dict(names.most_common())
+
+
+def os_thread_count() -> int:
+    """Threads of this process as the kernel counts them (Python's and gRPC core's)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise RuntimeError("no Threads line in /proc/self/status")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values`` by linear interpolation between ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+class ThreadSampler:
+    """A background thread that records the peak OS thread count of the process.
+
+    Reading ``/proc/self/status`` every few milliseconds costs a few
+    microseconds; the sampler keeps its own CPU time so the caller can subtract
+    it from the process's, and its own thread is left out of every count.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self._peak = 0
+        self._census: dict[str, int] = {}
+        self._cpu = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-thread-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.thread_time()
+            count = os_thread_count() - 1
+            with self._lock:
+                if count > self._peak:
+                    self._peak = count
+                    self._census = thread_census(count)
+                self._cpu += time.thread_time() - started
+            self._stop.wait(self.interval)
+
+    def reset_peak(self) -> None:
+        """Start a new observation window: the peak from now on."""
+        with self._lock:
+            self._peak = os_thread_count() - (1 if self._thread.is_alive() else 0)
+            self._census = thread_census(self._peak)
+
+    @property
+    def peak(self) -> int:
+        with self._lock:
+            return self._peak
+
+    @property
+    def census(self) -> dict[str, int]:
+        """``thread_census`` at the moment of the peak."""
+        with self._lock:
+            return dict(self._census)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the sampler itself used (to subtract from the process's)."""
+        with self._lock:
+            return self._cpu

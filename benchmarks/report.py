@@ -1,0 +1,378 @@
+"""Tables, ratios, goal checks and the plot, from a run's records.
+
+::
+
+    python -m benchmarks.report benchmarks/results/latest/results.jsonl          # the text table again
+    python -m benchmarks.report benchmarks/results/latest/results.jsonl --rst    # for docs/performance.rst
+    python -m benchmarks.report benchmarks/results/latest/results.jsonl --plot overhead.png
+
+Ratios compare mrclient, within one run, with the reference client and with
+the best raw floor of the same case (the floor with the lower figure). The
+goals are those of issue 6, each met, not met, or not measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .clients import CLIENTS, RAW_FLOORS
+
+Record = dict[str, Any]
+Case = tuple[int, float]
+
+SUBJECT = "mrclient"
+REFERENCE = "reference"
+
+
+# -- selecting records -------------------------------------------------------------------------
+
+
+def results(records: Iterable[Record]) -> list[Record]:
+    return [record for record in records if record.get("kind") == "result"]
+
+
+def cases(records: Iterable[Record]) -> list[Case]:
+    return sorted({(record["n"], record["latency_ms"]) for record in results(records)})
+
+
+def find(records: Iterable[Record], client: str, case: Case) -> Record | None:
+    """The successful result of ``client`` in ``case``, if any."""
+    for record in results(records):
+        if record["client"] == client and (record["n"], record["latency_ms"]) == case and "error" not in record:
+            return record
+    return None
+
+
+def best_floor(records: Sequence[Record], case: Case, key: str) -> Record | None:
+    """The raw floor with the lowest ``key`` in ``case``."""
+    floors = [record for name in RAW_FLOORS if (record := find(records, name, case)) is not None]
+    return min(floors, key=lambda record: float(record[key]), default=None)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+# -- ratios and goals --------------------------------------------------------------------------
+
+
+def ratios(records: Sequence[Record]) -> list[Record]:
+    """Per case: mrclient's overhead and CPU per call over the reference's and the best floor's."""
+    out: list[Record] = []
+    for case in cases(records):
+        subject = find(records, SUBJECT, case)
+        if subject is None:
+            continue
+        reference = find(records, REFERENCE, case)
+        floor_overhead = best_floor(records, case, "overhead_p50_ms")
+        floor_cpu = best_floor(records, case, "cpu_per_call_us")
+        out.append(
+            {
+                "kind": "ratio",
+                "n": case[0],
+                "latency_ms": case[1],
+                "overhead_vs_reference": _ratio(
+                    subject["overhead_p50_ms"], reference and reference["overhead_p50_ms"]
+                ),
+                "overhead_vs_best_floor": _ratio(
+                    subject["overhead_p50_ms"], floor_overhead and floor_overhead["overhead_p50_ms"]
+                ),
+                "best_floor_overhead": floor_overhead and floor_overhead["client"],
+                "cpu_vs_reference": _ratio(subject["cpu_per_call_us"], reference and reference["cpu_per_call_us"]),
+                "cpu_vs_best_floor": _ratio(subject["cpu_per_call_us"], floor_cpu and floor_cpu["cpu_per_call_us"]),
+                "best_floor_cpu": floor_cpu and floor_cpu["client"],
+            }
+        )
+    return out
+
+
+def _goal(name: str, checks: list[tuple[bool | None, str]]) -> Record:
+    """A goal is met when every check is; not measured when any check could not be made."""
+    verdicts = [verdict for verdict, _ in checks]
+    met: bool | None
+    if not checks or None in verdicts:
+        met = None if all(verdict is not False for verdict in verdicts) else False
+    else:
+        met = all(verdicts)
+    return {"kind": "goal", "goal": name, "met": met, "detail": "; ".join(detail for _, detail in checks)}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def goals(records: Sequence[Record]) -> list[Record]:
+    """The goals of issue 6, checked on this run's figures."""
+    all_cases = cases(records)
+    by_case = {(ratio["n"], ratio["latency_ms"]): ratio for ratio in records if ratio.get("kind") == "ratio"}
+    large = [case for case in all_cases if case[0] in (100, 1000)] or [
+        case for case in all_cases if case[0] == max(n for n, _ in all_cases)
+    ]
+    largest_n = max((n for n, _ in all_cases), default=0)
+
+    def label(case: Case) -> str:
+        return f"N={case[0]} {case[1]:g}ms"
+
+    def per_case(
+        selected: Iterable[Case], check: Callable[[Case], tuple[bool | None, str]]
+    ) -> list[tuple[bool | None, str]]:
+        return [check(case) for case in selected]
+
+    def successes(case: Case) -> tuple[bool | None, str]:
+        subject = next(
+            (r for r in results(records) if r["client"] == SUBJECT and (r["n"], r["latency_ms"]) == case), None
+        )
+        if subject is None:
+            return None, f"{label(case)}: not run"
+        if "error" in subject:
+            return False, f"{label(case)}: {subject['error']}"
+        ok = subject["successes"] == subject["expected"]
+        return ok, f"{label(case)}: {subject['successes']}/{subject['expected']}"
+
+    def ratio_at_most(key: str, limit: float) -> Callable[[Case], tuple[bool | None, str]]:
+        def check(case: Case) -> tuple[bool | None, str]:
+            value = by_case.get(case, {}).get(key)
+            if value is None:
+                return None, f"{label(case)}: n/a"
+            return value <= limit, f"{label(case)}: {value:.2f}"
+
+        return check
+
+    def threads(case: Case) -> tuple[bool | None, str]:
+        subject = find(records, SUBJECT, case)
+        if subject is None:
+            return None, f"{label(case)}: n/a"
+        ok = subject["peak_threads"] <= case[0] + 20 and subject["python_threads_after_close"] == 0
+        return ok, (
+            f"{label(case)}: peak {subject['peak_threads']} (limit {case[0] + 20}), "
+            f"{subject['python_threads_after_close']} Python threads left"
+        )
+
+    def against_reference(key: str, factor: float, unit: str) -> Callable[[Case], tuple[bool | None, str]]:
+        def check(case: Case) -> tuple[bool | None, str]:
+            subject, reference = find(records, SUBJECT, case), find(records, REFERENCE, case)
+            if subject is None or reference is None:
+                return None, f"{label(case)}: n/a"
+            ok = subject[key] <= factor * reference[key]
+            return ok, f"{label(case)}: {subject[key]:.2f} vs {reference[key]:.2f} {unit}"
+
+        return check
+
+    return [
+        _goal("100 % successes for mrclient in every case", per_case(all_cases, successes)),
+        _goal(
+            "round overhead p50 at N=100 and 1000 <= 0.5 x reference",
+            per_case(large, ratio_at_most("overhead_vs_reference", 0.5)),
+        ),
+        _goal(
+            "round overhead p50 at N=100 and 1000 <= 2 x best raw floor",
+            per_case(large, ratio_at_most("overhead_vs_best_floor", 2.0)),
+        ),
+        _goal("client CPU per call <= reference", per_case(all_cases, ratio_at_most("cpu_vs_reference", 1.0))),
+        _goal("peak threads <= N + 20 in a round; none left after close()", per_case(all_cases, threads)),
+        _goal(
+            f"time until all callable at N={largest_n} <= reference"
+            + ("" if largest_n == 1000 else " (this run has no N=1000)"),
+            per_case([c for c in all_cases if c[0] == largest_n], against_reference("ready_s", 1.0, "s")),
+        ),
+        _goal("peak RSS <= 2 x reference", per_case(all_cases, against_reference("peak_rss_mb", 2.0, "MiB"))),
+    ]
+
+
+# -- text --------------------------------------------------------------------------------------
+
+COLUMNS: list[tuple[str, str, Callable[[Record], str]]] = [
+    ("client", "<", lambda r: str(r["client"])),
+    ("N", ">", lambda r: str(r["n"])),
+    ("lat ms", ">", lambda r: f"{r['latency_ms']:g}"),
+    ("p50 ms", ">", lambda r: f"{r['wall_p50_ms']:.1f}"),
+    ("p90 ms", ">", lambda r: f"{r['wall_p90_ms']:.1f}"),
+    ("max ms", ">", lambda r: f"{r['wall_max_ms']:.1f}"),
+    ("overhead ms", ">", lambda r: f"{r['overhead_p50_ms']:.1f}"),
+    ("CPU/call us", ">", lambda r: f"{r['cpu_per_call_us']:.0f}"),
+    ("threads", ">", lambda r: str(r["peak_threads"])),
+    ("left", ">", lambda r: f"{r['python_threads_after_close']}/{r['threads_after_close']}"),
+    ("RSS MiB", ">", lambda r: f"{r['peak_rss_mb']:.0f}"),
+    ("ok/expected", ">", lambda r: f"{r['successes']}/{r['expected']}"),
+    ("ready s", ">", lambda r: f"{r['ready_s']:.2f}"),
+]
+
+NOTES = (
+    "overhead = p50 round wall - model latency; CPU/call = client process CPU over the measured rounds / calls;\n"
+    "threads = peak OS threads while rounds run; left = Python / OS threads after close();\n"
+    "ready = from init() until all N models callable."
+)
+
+
+def progress_line(record: Record) -> str:
+    if "error" in record:
+        return f"{record['client']:<12} ERROR: {record['error']}"
+    return (
+        f"{record['client']:<12} p50 {record['wall_p50_ms']:8.1f} ms  overhead {record['overhead_p50_ms']:7.1f} ms  "
+        f"CPU/call {record['cpu_per_call_us']:6.0f} us  ok {record['successes']}/{record['expected']}  "
+        f"ready {record['ready_s']:.2f} s"
+    )
+
+
+def _rows(records: Sequence[Record]) -> list[list[str]]:
+    order = {name: index for index, name in enumerate(CLIENTS)}
+    rows = []
+    for record in sorted(results(records), key=lambda r: (r["n"], r["latency_ms"], order.get(r["client"], 99))):
+        if "error" in record:
+            rows.append([record["client"], str(record["n"]), f"{record['latency_ms']:g}", "ERROR: " + record["error"]])
+        else:
+            rows.append([cell(record) for _, _, cell in COLUMNS])
+    return rows
+
+
+def _align(rows: list[list[str]]) -> str:
+    width = len(COLUMNS)
+    widths = [max(len(row[i]) for row in rows if len(row) == width) for i in range(width)]
+    lines = []
+    for row in rows:
+        if len(row) != width:
+            lines.append("  ".join(row))
+            continue
+        cells = [f"{text:{COLUMNS[i][1]}{widths[i]}}" for i, text in enumerate(row)]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def _ratio_rows(records: Sequence[Record]) -> list[list[str]]:
+    header = ["N", "lat ms", "overhead / reference", "overhead / best floor", "CPU / reference", "CPU / best floor"]
+    rows = [header]
+    for ratio in (record for record in records if record.get("kind") == "ratio"):
+        rows.append(
+            [
+                str(ratio["n"]),
+                f"{ratio['latency_ms']:g}",
+                _fmt(ratio["overhead_vs_reference"]),
+                f"{_fmt(ratio['overhead_vs_best_floor'])} ({ratio['best_floor_overhead'] or '-'})",
+                _fmt(ratio["cpu_vs_reference"]),
+                f"{_fmt(ratio['cpu_vs_best_floor'])} ({ratio['best_floor_cpu'] or '-'})",
+            ]
+        )
+    return rows
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "met", False: "NOT MET", None: "not measured"}[met]
+
+
+def render(records: Sequence[Record]) -> str:
+    """The whole text report: figures, ratios, goals."""
+    figures = _align([[name for name, _, _ in COLUMNS], *_rows(records)])
+    ratio_rows = _ratio_rows(records)
+    widths = [max(len(row[i]) for row in ratio_rows) for i in range(len(ratio_rows[0]))]
+    ratio_text = "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in ratio_rows)
+    goal_text = "\n".join(
+        f"[{_verdict(goal['met'])}] {goal['goal']}\n      {goal['detail']}"
+        for goal in records
+        if goal.get("kind") == "goal"
+    )
+    header = ""
+    for run in (record for record in records if record.get("kind") == "run"):
+        header = (
+            f"preset {run['preset']}: {run['warmup']} warm-up + {run['rounds']} measured rounds x {run.get('passes', 1)} "
+            f"passes; {run['cpus']} CPUs, Python {run['python']}, commit {run['commit'] or '?'}; load average "
+            f"{run.get('loadavg_at_start', float('nan')):.1f} at start, {run.get('loadavg_at_end', float('nan')):.1f} at end\n\n"
+        )
+    return f"{header}{figures}\n\n{NOTES}\n\nmrclient ratios (lower is better):\n{ratio_text}\n\nGoals:\n{goal_text}"
+
+
+def rst(records: Sequence[Record]) -> str:
+    """The figures and ratios as reStructuredText list-tables, for docs/performance.rst."""
+
+    def list_table(title: str, rows: list[list[str]]) -> str:
+        lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+        for row in rows:
+            lines.append("   * - " + row[0])
+            lines.extend(f"     - {cell}" for cell in row[1:])
+        return "\n".join(lines)
+
+    figures = [[name for name, _, _ in COLUMNS], *(row for row in _rows(records) if len(row) == len(COLUMNS))]
+    goal_rows = [["goal", "verdict", "figures"]] + [
+        [goal["goal"], _verdict(goal["met"]), goal["detail"]] for goal in records if goal.get("kind") == "goal"
+    ]
+    return "\n\n".join(
+        [
+            list_table("Figures per client and case", figures),
+            list_table("mrclient ratios (lower is better)", _ratio_rows(records)),
+            list_table("Goals", goal_rows),
+        ]
+    )
+
+
+# -- plot --------------------------------------------------------------------------------------
+
+
+def plot(records: Sequence[Record], path: Path) -> bool:
+    """Round overhead p50 against N, one line per client, one panel per latency; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    latencies = sorted({latency for _, latency in cases(records)})
+    if not latencies:
+        return False
+    figure, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
+    for axis, latency in zip(axes[0], latencies):
+        for client in CLIENTS:
+            points = sorted(
+                (record["n"], record["overhead_p50_ms"])
+                for record in results(records)
+                if record["client"] == client and record["latency_ms"] == latency and "error" not in record
+            )
+            if points:
+                axis.plot(*zip(*points), marker="o", label=client)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        ns = sorted({n for n, _ in cases(records)})
+        axis.set_xticks(ns, [str(n) for n in ns])
+        axis.set_xlabel("models (N)")
+        axis.set_ylabel("round overhead p50 (ms, log scale)")
+        axis.set_title(f"model latency {latency:g} ms")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.suptitle("Round overhead (p50 wall time - model latency), lower is better")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def load(path: Path) -> list[Record]:
+    with open(path, encoding="utf-8") as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, help="a results.jsonl written by benchmarks.run")
+    parser.add_argument("--rst", action="store_true", help="print reStructuredText tables instead")
+    parser.add_argument("--plot", type=Path, help="write the overhead plot to this PNG")
+    args = parser.parse_args(argv)
+    records = load(args.results)
+    if not any(record.get("kind") == "goal" for record in records):
+        records += ratios(records)
+        records += goals(records)
+    print(rst(records) if args.rst else render(records))
+    if args.plot is not None and not plot(records, args.plot):
+        raise SystemExit("matplotlib is not installed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The ``mrclient`` command: ``demo``, ``watch`` and ``call``.
+
+``demo`` runs the README's coordinator loop on an embedded local cluster (a
+``LocalOrchestrator`` and a few ``LocalModelNode`` processes' worth of nodes in
+this process); ``watch`` and ``call`` talk to a real orchestrator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+
+from .concurrent import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from .errors import MrclientError
+from .runners import ModelRunner
+
+
+def format_results(results: dict[ModelRunner, ModelPredictResult]) -> str:
+    """A fixed-width table: one row per model."""
+    rows = [("model", "status", "value", "latency", "detail")]
+    for runner, result in sorted(results.items(), key=lambda item: str(item[0].model_name)):
+        value = "" if result.result is None else json.dumps(result.result, default=str)
+        rows.append(
+            (
+                str(runner.model_name or runner.model_id),
+                result.status.value,
+                value if len(value) <= 48 else value[:45] + "...",
+                f"{result.exec_time_us / 1000:.1f} ms",
+                result.detail or "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4] for row in rows
+    )
+
+
+def run_demo(models: int, rounds: int, timeout: float) -> int:
+    from .testing import LocalModelNode, LocalOrchestrator
+    from .testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, SlowTracker, TrackerBase
+
+    kinds: list[tuple[str, type[TrackerBase]]] = [("slow-tracker", SlowTracker), ("broken-tracker", BrokenTracker)]
+    kinds += [(f"ewma-tracker-{i + 1}", EwmaTracker) for i in range(max(0, models - len(kinds)))]
+    kinds = kinds[:models]
+    SlowTracker.delay = timeout * 3
+    with ExitStack() as stack:
+        orchestrator = stack.enter_context(LocalOrchestrator(crunch_id="demo"))
+        for name, tracker in kinds:
+            node = stack.enter_context(LocalModelNode(classes=[TrackerBase, tracker]))
+            orchestrator.add_model(host="127.0.0.1", port=node.port, name=name)
+        print(f"local orchestrator on port {orchestrator.port}, {len(kinds)} model nodes")
+        runner = stack.enter_context(
+            DynamicSubclassModelConcurrentRunner(
+                timeout=timeout,
+                crunch_id="demo",
+                host="127.0.0.1",
+                port=orchestrator.port,
+                base_classname=BASE_CLASSNAME,
+                retry_backoff_factor=0.1,
+            )
+        )
+        for round_number in range(1, rounds + 1):
+            payload = {"falcon_location": 21.18, "time": 230.96 + round_number, "dove_location": 19.16 + round_number, "falcon_id": 1}
+            runner.call("tick", args=[payload])
+            results = runner.call("predict")
+            print(f"\nround {round_number}: {len(results)} models")
+            print(format_results(results))
+    return 0
+
+
+def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunner:
+    """A connected runner; closed by the caller's ``with`` block."""
+    runner = DynamicSubclassModelConcurrentRunner(
+        timeout=args.timeout,
+        crunch_id=args.crunch_id,
+        host=args.host,
+        port=args.port,
+        base_classname=args.base_classname,
+        report_failure=args.report_failure,
+    )
+    runner.init(timeout=args.init_timeout)
+    return runner
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with _runner_from(args) as runner:
+        runner.on_model_joined(lambda m: print(f"{time.strftime('%X')} joined {m.model_id} {m.model_name} {m.target}", flush=True))
+        runner.on_model_left(lambda m: print(f"{time.strftime('%X')} left   {m.model_id} {m.model_name} {m.target}", flush=True))
+        for model in runner.models:
+            print(f"{time.strftime('%X')} ready  {model.model_id} {model.model_name} {model.target}", flush=True)
+        stop.wait()
+    return 0
+
+
+def run_call(args: argparse.Namespace) -> int:
+    positional = json.loads(args.args) if args.args else []
+    if not isinstance(positional, list):
+        positional = [positional]
+    keywords = json.loads(args.kwargs) if args.kwargs else None
+    with _runner_from(args) as runner:
+        results = runner.call(args.method, args=positional, kwargs=keywords)
+        print(format_results(results))
+    return 0
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="localhost", help="orchestrator host")
+    parser.add_argument("--port", type=int, default=8000, help="orchestrator port")
+    parser.add_argument("--crunch-id", required=True, help="the crunch to follow")
+    parser.add_argument("--base-classname", required=True, help="fully qualified base class the models extend")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-call deadline in seconds")
+    parser.add_argument("--init-timeout", type=float, default=30.0, help="seconds to wait for the orchestrator")
+    parser.add_argument(
+        "--report-failure", action="store_true", help="report failing models to the orchestrator (off by default)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mrclient", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the client does")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the coordinator loop on an embedded local cluster")
+    demo.add_argument("--models", type=int, default=4, help="number of model nodes (one slow, one broken)")
+    demo.add_argument("--rounds", type=int, default=3, help="number of rounds")
+    demo.add_argument("--timeout", type=float, default=0.5, help="per-call deadline in seconds")
+
+    watch = commands.add_parser("watch", help="print models as they join and leave, until Ctrl-C")
+    _add_connection_options(watch)
+
+    call = commands.add_parser("call", help="run one round against an orchestrator and print the table")
+    _add_connection_options(call)
+    call.add_argument("method", help="the method to call on every model")
+    call.add_argument("args", nargs="?", help="JSON array of positional arguments")
+    call.add_argument("--kwargs", help="JSON object of keyword arguments")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            return run_demo(args.models, args.rounds, args.timeout)
+        if args.command == "watch":
+            return run_watch(args)
+        return run_call(args)
+    except (MrclientError, ConnectionError, ValueError) as error:
+        print(f"mrclient: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

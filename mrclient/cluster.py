@@ -1,0 +1,353 @@
+"""The live model table: which models of the crunch can be called right now.
+
+``ModelCluster`` keeps ``model_id -> ModelRunner`` current from the
+orchestrator's events. The rules are decided by ``cluster_plan.plan_event``;
+this module carries the plans out. One lock guards the table and is never held
+across a network call: new runners are connected and set up on a small pool
+the cluster owns (so the WebSocket thread never waits on gRPC), runners are
+closed after the lock is released, and listeners run on a dispatcher thread.
+
+A runner joins the callable ``models`` only once its setup succeeded, and only
+if it is still the model's current runner by then; a runner removed or replaced
+while setting up is closed, which aborts its setup, and never joins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from .cluster_plan import RUNNING, ModelEntry, plan_event
+from .errors import InvalidCoordinatorUsageError
+from .listeners import ListenerDispatcher
+from .orchestrator import OrchestratorConnection, OrchestratorSettings
+from .runners.base import ErrorType, ModelRunner
+
+__all__ = ["ModelCluster", "RunnerFactory"]
+
+logger = logging.getLogger(__name__)
+
+#: ``factory(deployment_id=, model_id=, model_name=, ip=, port=, infos=)`` -> a new,
+#: unconnected runner. Called with the table lock held: it must not do IO nor call the cluster.
+RunnerFactory = Callable[..., ModelRunner]
+ModelListener = Callable[[ModelRunner], None]
+
+#: What a failed setup is reported as; ABORTED (the runner was closed) is not reported.
+SETUP_FAILURE_CODES = {
+    ErrorType.BAD_IMPLEMENTATION: "BAD_IMPLEMENTATION",
+    ErrorType.GRPC_CONNECTION_FAILED: "CONNECTION_FAILED",
+    ErrorType.AUTH_ERROR: "CONNECTION_FAILED",
+    ErrorType.FAILED: "MULTIPLE_FAILED",
+    ErrorType.TIMEOUT: "MULTIPLE_FAILED",
+}
+
+_JOINED, _LEFT = "joined", "left"
+
+
+class ModelCluster:
+    """The crunch's models, kept current by a background orchestrator connection.
+
+    ``start()`` connects and sets up the models of the first snapshot;
+    ``models`` is the snapshot of ready runners; ``close()`` stops everything.
+    With ``report_failure=False`` failures are logged instead of reported, and
+    ``report_failure()`` keeps the model (a coordinator debugging its own code
+    must not stop participants' models).
+    """
+
+    def __init__(
+        self,
+        crunch_id: str,
+        host: str,
+        port: int,
+        runner_factory: RunnerFactory,
+        report_failure: bool = True,
+        *,
+        setup_workers: int = 4,
+        settings: OrchestratorSettings | None = None,
+        listener_join_timeout: float = 5.0,
+    ) -> None:
+        self.crunch_id = crunch_id
+        self.reporting = report_failure
+        self._factory = runner_factory
+        self._lock = threading.Lock()  # THE table lock; never held across IO
+        self._changed = threading.Condition(self._lock)
+        self._runners: dict[str, ModelRunner] = {}  # current runner per model, set up or not
+        self._ready: dict[str, ModelRunner] = {}  # those whose setup succeeded
+        self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
+        self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
+        self._initial: set[ModelRunner] | None = None  # first init's runners still setting up
+        self._initial_error: InvalidCoordinatorUsageError | None = None
+        self._started = False
+        self._closed = False
+        self._pool = ThreadPoolExecutor(max_workers=setup_workers, thread_name_prefix="mrclient-setup")
+        self._listeners: ListenerDispatcher[ModelRunner] = ListenerDispatcher(
+            "mrclient-listeners", join_timeout=listener_join_timeout
+        )
+        self._connection = OrchestratorConnection(crunch_id, host, port, self._on_event, settings)
+
+    def __repr__(self) -> str:
+        return f"<ModelCluster {self._connection.url} ready={len(self._snapshot)}>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Connect, apply the first ``init`` and wait for its models' setups.
+
+        Bounded by ``timeout`` overall; models whose setup is still running then
+        join later. Raises ``ConnectionError`` when the orchestrator cannot be
+        reached in time, and the first ``InvalidCoordinatorUsageError`` an
+        initial setup raised. On any error the cluster is closed.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the model cluster is closed")
+            if self._started:
+                return
+            self._started = True
+        try:
+            self._connection.connect(timeout)
+            with self._changed:
+                settled = self._changed.wait_for(
+                    lambda: self._closed or (self._initial is not None and not self._initial), max(0.0, deadline - time.monotonic())
+                )
+                error, unsettled = self._initial_error, len(self._initial or ())
+            if error is not None:
+                raise error
+            if not settled:
+                logger.warning("%d models still setting up after %ss; they join when ready", unsettled, timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the connection, the setup pool and the listeners; close every runner.
+
+        Idempotent. ``on_model_left`` is called for each model that was ready.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            runners = list(self._runners.values())
+            ready = set(self._ready.values())
+            self._runners.clear()
+            self._ready.clear()
+            self._snapshot = ()
+            self._changed.notify_all()
+        self._connection.close()
+        self._retire((runner, runner in ready) for runner in runners)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._listeners.close()
+        logger.info("model cluster for %s closed", self.crunch_id)
+
+    def __enter__(self) -> ModelCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- reading the table ------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[ModelRunner]:
+        """The runners ready to be called, as a new list (cheap: no lock, no scan)."""
+        return list(self._snapshot)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the orchestrator connection is up (its ``init`` applied)."""
+        return self._connection.connected
+
+    def wait_for_models(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` models are ready; False after ``timeout`` or ``close()``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or len(self._snapshot) >= count, timeout)
+            return len(self._snapshot) >= count
+
+    def on_model_joined(self, listener: ModelListener) -> ModelListener:
+        """Call ``listener(runner)`` once per runner that becomes ready (off the WebSocket thread)."""
+        self._listeners.add(_JOINED, listener)
+        return listener
+
+    def on_model_left(self, listener: ModelListener) -> ModelListener:
+        """Call ``listener(runner)`` once per ready runner that leaves, after it is closed."""
+        self._listeners.add(_LEFT, listener)
+        return listener
+
+    # -- acting on runners ------------------------------------------------------------------
+
+    def report_failure(self, runner: ModelRunner, code: str, reason: str | None = None) -> None:
+        """Report ``runner`` to the orchestrator and drop it; once per runner, never blocking.
+
+        Only the model's current runner is reported: a runner already replaced
+        (say, by a redeploy) must not get its successor stopped.
+        """
+        if not self.reporting:
+            logger.warning("reporting is off; not reporting model %s: %s (%s)", runner.model_id, code, reason)
+            return
+        with self._lock:
+            if self._closed or runner in self._reported or self._runners.get(runner.model_id) is not runner:
+                logger.info("not reporting model %s (%s): no longer in the table", runner.model_id, code)
+                return
+            self._reported.add(runner)
+            was_ready = self._detach(runner)
+        self._connection.report_failure(runner.model_id, code, reason, runner.ip)
+        self._retire([(runner, was_ready)])
+
+    def remove(self, runner: ModelRunner) -> None:
+        """Close ``runner`` and drop it from the table, without reporting it."""
+        with self._lock:
+            was_ready = self._detach(runner)
+        self._retire([(runner, was_ready)])
+
+    def reconnect(self, runner: ModelRunner) -> ModelRunner | None:
+        """Replace ``runner`` by a fresh one for the same deployment and address.
+
+        For a node that stopped answering: its channels are closed and a new
+        runner is set up on the pool. Returns the new runner, or None when
+        ``runner`` is no longer the model's current one.
+        """
+        with self._lock:
+            if self._closed or self._runners.get(runner.model_id) is not runner:
+                return None
+            was_ready = self._detach(runner)
+            entry = ModelEntry(runner.model_id, runner.deployment_id, RUNNING, runner.ip, runner.port, runner.infos)
+            fresh = self._create(entry)
+        logger.info("reconnecting model %s at %s", runner.model_id, runner.target)
+        self._retire([(runner, was_ready)])
+        if fresh is not None:
+            self._launch([fresh])
+        return fresh
+
+    # -- applying events (on the orchestrator thread) ---------------------------------------
+
+    def _on_event(self, event: str, entries: list[Any]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            plan = plan_event(self._runners, entries, snapshot=event == "init")
+            closing = [self._runners[model_id] for model_id in plan.close]
+            retired = [(runner, self._detach(runner)) for runner in closing]
+            for entry in plan.refresh:
+                kept = self._runners[entry.model_id]
+                kept.infos, kept.model_name = dict(entry.infos), entry.model_name
+            started = [runner for runner in map(self._create, plan.start) if runner is not None]
+            if event == "init" and self._initial is None:
+                self._initial = set(started)
+                self._changed.notify_all()
+        for problem in plan.problems:
+            logger.warning("%s frame: %s", event, problem)
+        if plan.close or plan.start:
+            logger.info("%s: closing %d runners, starting %d", event, len(plan.close), len(plan.start))
+        self._retire(retired)
+        self._launch(started)
+
+    def _create(self, entry: ModelEntry) -> ModelRunner | None:
+        """A new runner for ``entry``, put in the table as not ready (lock held)."""
+        try:
+            runner = self._factory(
+                deployment_id=entry.deployment_id,
+                model_id=entry.model_id,
+                model_name=entry.model_name,
+                ip=entry.ip,
+                port=entry.port,
+                infos=dict(entry.infos),
+            )
+        except Exception:
+            logger.exception("could not create a runner for model %s", entry.model_id)
+            return None
+        self._runners[entry.model_id] = runner
+        return runner
+
+    def _detach(self, runner: ModelRunner) -> bool:
+        """Drop ``runner`` from the table (lock held); True if it was ready."""
+        model_id = runner.model_id
+        if self._runners.get(model_id) is runner:
+            del self._runners[model_id]
+        if self._ready.get(model_id) is not runner:
+            return False
+        del self._ready[model_id]
+        self._snapshot = tuple(self._ready.values())
+        self._changed.notify_all()
+        return True
+
+    def _retire(self, runners: Iterable[tuple[ModelRunner, bool]]) -> None:
+        """Close detached runners (lock not held), then tell listeners about the ready ones."""
+        for runner, was_ready in runners:
+            runner.close()
+            if was_ready:
+                logger.info("model %s (%s) left", runner.model_id, runner.model_name)
+                self._listeners.post(_LEFT, runner)
+
+    def _launch(self, runners: Iterable[ModelRunner]) -> None:
+        for runner in runners:
+            try:
+                self._pool.submit(self._set_up, runner)
+            except RuntimeError:  # the pool is shut down: the cluster is closing
+                runner.close()
+                self._settle(runner, False, None, None)
+
+    # -- setting runners up (on the pool) ---------------------------------------------------
+
+    def _set_up(self, runner: ModelRunner) -> None:
+        usage_error: InvalidCoordinatorUsageError | None = None
+        error: ErrorType | None = None
+        try:
+            ok, error = runner.init()
+        except InvalidCoordinatorUsageError as exc:
+            logger.error("model %s at %s: %s", runner.model_id, runner.target, exc)
+            ok, usage_error = False, exc
+        except Exception:
+            logger.exception("model %s at %s: setup failed unexpectedly", runner.model_id, runner.target)
+            ok = False
+        self._settle(runner, ok, error, usage_error)
+
+    def _settle(
+        self,
+        runner: ModelRunner,
+        ok: bool,
+        error: ErrorType | None,
+        usage_error: InvalidCoordinatorUsageError | None,
+    ) -> None:
+        """Record a finished setup: the runner joins, or leaves the table (and may be reported)."""
+        with self._lock:
+            current = not self._closed and self._runners.get(runner.model_id) is runner
+            if self._initial is not None and runner in self._initial:
+                self._initial.discard(runner)
+                if usage_error is not None and self._initial_error is None:
+                    self._initial_error = usage_error
+            if current and ok:
+                self._ready[runner.model_id] = runner
+                self._snapshot = tuple(self._ready.values())
+                # Posted under the lock so that its "left" cannot overtake it.
+                self._listeners.post(_JOINED, runner)
+            elif current:
+                del self._runners[runner.model_id]
+            code = SETUP_FAILURE_CODES.get(error) if error is not None and current and not ok else None
+            if code is not None and self.reporting:
+                self._reported.add(runner)
+            self._changed.notify_all()
+        if current and ok:
+            logger.info("model %s (%s) joined", runner.model_id, runner.model_name)
+            return
+        runner.close()
+        if code is None:
+            return
+        reason = f"setup failed: {error.name if error else ''}"
+        if self.reporting:
+            self._connection.report_failure(runner.model_id, code, reason, runner.ip)
+        else:
+            logger.warning("reporting is off; not reporting model %s: %s (%s)", runner.model_id, code, reason)

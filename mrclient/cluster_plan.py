@@ -1,0 +1,225 @@
+"""What an orchestrator event does to the model table, decided without doing it.
+
+The rules of PROTOCOL.md ("How the client applies events") live here as a pure
+function: it reads the table, never changes it, performs no IO, and returns a
+``Plan`` (runners to close, runners to start, runners whose infos to refresh,
+and what was wrong with the entries it skipped). ``ModelCluster`` carries the
+plan out. Keeping the rules free of sockets and threads lets them be tested
+with plain data, thousands of cases at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "KNOWN_STATES",
+    "ModelEntry",
+    "Placement",
+    "Plan",
+    "Rejected",
+    "parse_entry",
+    "plan_event",
+]
+
+RUNNING = "RUNNING"
+STOPPED = "STOPPED"
+RECOVERING = "RECOVERING"
+KNOWN_STATES = frozenset({RUNNING, STOPPED, RECOVERING})
+
+_MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One valid MODEL entry of an ``init`` or ``update`` frame.
+
+    ``ip`` and ``port`` are always set for RUNNING entries; a STOPPED or
+    RECOVERING entry only needs its ids and may lack them.
+    """
+
+    model_id: str
+    deployment_id: str
+    state: str
+    ip: str | None = None
+    port: int | None = None
+    infos: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str | None:
+        name = self.infos.get("model_name")
+        return name if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An entry that cannot be applied, and why; ``model_id`` when it was readable."""
+
+    model_id: str | None
+    reason: str
+
+
+class Placement(Protocol):
+    """What the rules need to know about a runner already in the table."""
+
+    @property
+    def deployment_id(self) -> str: ...
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do to the table, in this order: close, start, refresh.
+
+    ``close`` names the models whose current runner must be closed and dropped;
+    ``start`` holds at most one entry per model, each to become a new runner
+    (replacing the runner named in ``close`` for that model, if any);
+    ``refresh`` holds entries whose infos and model name update a runner that
+    stays. ``problems`` describes each skipped entry once.
+    """
+
+    close: tuple[str, ...] = ()
+    start: tuple[ModelEntry, ...] = ()
+    refresh: tuple[ModelEntry, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text_field(raw: Mapping[str, Any], key: str, problems: list[str]) -> str | None:
+    if key not in raw:
+        problems.append(f"{key} is missing")
+        return None
+    value = raw[key]
+    if not isinstance(value, str) or not value:
+        problems.append(f"{key} is {_show(value)} ({_type_name(value)}), not a non-empty string")
+        return None
+    return value
+
+
+def _port_field(raw: Mapping[str, Any], problems: list[str]) -> int | None:
+    if "port" not in raw:
+        problems.append("port is missing")
+        return None
+    port = raw["port"]
+    if isinstance(port, bool) or not isinstance(port, int):
+        problems.append(f"port is {_show(port)} ({_type_name(port)}), not a number")
+        return None
+    if not 0 < port <= _MAX_PORT:
+        problems.append(f"port {port} is out of range")
+        return None
+    return port
+
+
+def parse_entry(raw: object) -> ModelEntry | Rejected:
+    """Validate one MODEL entry; every problem found is named in the rejection."""
+    if not isinstance(raw, Mapping):
+        return Rejected(None, f"not an object but {_type_name(raw)} {_show(raw)}")
+    problems: list[str] = []
+    model_id = _text_field(raw, "model_id", problems)
+    deployment_id = _text_field(raw, "deployment_id", problems)
+    state = _text_field(raw, "state", problems)
+    if state is not None and state not in KNOWN_STATES:
+        problems.append(f"unknown state {_show(state)}")
+    infos = raw.get("infos")
+    if infos is None:
+        infos = {}
+    elif not isinstance(infos, Mapping):
+        problems.append(f"infos is {_type_name(infos)}, not an object")
+    ip = port = None
+    if state == RUNNING:
+        ip = _text_field(raw, "ip", problems)
+        port = _port_field(raw, problems)
+    if problems or model_id is None or deployment_id is None or state is None:
+        return Rejected(model_id, "; ".join(problems))
+    return ModelEntry(model_id, deployment_id, state, ip, port, dict(infos))
+
+
+@dataclass
+class _Slot:
+    """One model's fate while a frame is applied.
+
+    ``original``: the runner already in the table stays, and ``entry`` (if any)
+    refreshes it. Otherwise ``entry`` is the runner to start, or None when the
+    model ends the frame with no runner.
+    """
+
+    original: bool
+    entry: ModelEntry | None = None
+
+
+def _where(slot: _Slot, known: Placement | None) -> tuple[str, str | None, int | None] | None:
+    """(deployment, ip, port) of the runner the slot holds at this point of the frame."""
+    if slot.original:
+        assert known is not None
+        return known.deployment_id, known.ip, known.port
+    if slot.entry is None:
+        return None
+    return slot.entry.deployment_id, slot.entry.ip, slot.entry.port
+
+
+def _apply(slot: _Slot, known: Placement | None, entry: ModelEntry) -> _Slot:
+    """The PROTOCOL.md rule for one entry, applied to one model's slot."""
+    where = _where(slot, known)
+    matching = where is not None and where[0] == entry.deployment_id
+    if entry.state != RUNNING:  # STOPPED or RECOVERING
+        return _Slot(original=False) if matching else slot
+    if matching and where == (entry.deployment_id, entry.ip, entry.port):
+        return _Slot(slot.original, entry)  # keep the runner; newest infos win
+    return _Slot(original=False, entry=entry)  # new model, new deployment or moved
+
+
+def plan_event(known: Mapping[str, Placement], entries: Sequence[object], *, snapshot: bool) -> Plan:
+    """Decide what a frame's entries do to the table ``known`` (model_id -> runner).
+
+    Entries apply in order, as if one by one, but only the net effect is
+    planned: a runner created and replaced within the same frame is never
+    started. ``snapshot`` marks an ``init``: models of the table it does not
+    mention are closed. An entry that names its model but is otherwise invalid
+    still counts as a mention, so a malformed entry never tears a model down.
+    """
+    slots: dict[str, _Slot] = {}
+    mentioned: set[str] = set()
+    problems: list[str] = []
+    for index, raw in enumerate(entries):
+        entry = parse_entry(raw)
+        if isinstance(entry, Rejected):
+            if entry.model_id is not None:
+                mentioned.add(entry.model_id)
+            about = "" if entry.model_id is None else f" (model {entry.model_id!r})"
+            problems.append(f"entry {index}{about} skipped: {entry.reason}")
+            continue
+        model_id = entry.model_id
+        mentioned.add(model_id)
+        slot = slots.get(model_id) or _Slot(original=model_id in known)
+        slots[model_id] = _apply(slot, known.get(model_id), entry)
+
+    close: list[str] = []
+    start: list[ModelEntry] = []
+    refresh: list[ModelEntry] = []
+    for model_id, slot in slots.items():
+        if slot.original:
+            if slot.entry is not None:
+                refresh.append(slot.entry)
+            continue
+        if model_id in known:
+            close.append(model_id)
+        if slot.entry is not None:
+            start.append(slot.entry)
+    if snapshot:
+        close.extend(model_id for model_id in known if model_id not in mentioned)
+    return Plan(tuple(close), tuple(start), tuple(refresh), tuple(problems))

@@ -1,0 +1,401 @@
+"""Call one method on every live model at once, with a deadline.
+
+A round submits one blocking gRPC call per model to a thread pool that is kept
+warm and sized so that no model queues behind another, then gathers the futures
+with ``concurrent.futures.wait(timeout=...)``. Every call carries the round's
+deadline, so a hung model costs its own slot and nothing else: the round
+returns by the deadline (plus a small margin), and a straggler's thread is
+freed when its gRPC deadline expires. Penalties are applied afterwards, on the
+coordinator's thread, from the results the coordinator actually received.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from .cluster import ModelCluster
+from .codec import to_arguments, to_kw_arguments, to_variant
+from .errors import InvalidCoordinatorUsageError, MrclientError
+from .penalties import PenaltyPolicy, TimeoutVerdict
+from .proto.train_infer_pb2 import InferRequest
+from .runners import (
+    ArgumentsType,
+    CallOutcome,
+    DynamicSubclassModelRunner,
+    ErrorType,
+    ModelRunner,
+    TrainInferModelRunner,
+)
+from .runners.dynamic_subclass import build_call_request
+from .runners.train_infer import DEFAULT_SERVICE
+
+logger = logging.getLogger(__name__)
+
+#: How long past its deadline a round still waits for answers already on their way.
+ROUND_MARGIN = 0.05
+#: Pool threads beyond two per model: room for health checks and for the
+#: previous round's stragglers, which hold a thread until their deadline.
+POOL_HEADROOM = 16
+HEALTH_CHECK_TIMEOUT = 5.0
+
+Invoke = Callable[[ModelRunner, Any, float], CallOutcome]
+_Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
+
+
+@dataclass
+class ModelPredictResult:
+    """One model's answer in a round."""
+
+    class Status(enum.Enum):
+        SUCCESS = "SUCCESS"
+        FAILED = "FAILED"
+        TIMEOUT = "TIMEOUT"
+
+    model_runner: ModelRunner
+    result: Any
+    status: Status
+    exec_time_us: int
+    #: The gRPC code or the model's message when the call did not succeed.
+    detail: str | None = None
+
+
+_STATUS_OF_ERROR = {
+    None: ModelPredictResult.Status.SUCCESS,
+    ErrorType.TIMEOUT: ModelPredictResult.Status.TIMEOUT,
+}
+
+
+def _execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
+    return runner.execute(request, timeout)
+
+
+def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> tuple[CallOutcome, int]:
+    """Run one call with what is left of the round's deadline; time it in microseconds."""
+    started = time.perf_counter()
+    remaining = deadline - started
+    if remaining <= 0:
+        return CallOutcome(error=ErrorType.TIMEOUT, detail="DEADLINE_EXCEEDED: no time left in the round"), 0
+    outcome = invoke(runner, request, remaining)
+    return outcome, int((time.perf_counter() - started) * 1_000_000)
+
+
+class ModelConcurrentRunner(abc.ABC):
+    """Keeps the crunch's live models and calls them all at once.
+
+    Construct, ``init()``, call rounds, ``close()`` (or use it as a context
+    manager). Failure reports and health checks follow PROTOCOL.md section 3;
+    ``report_failure=False`` turns every report off while a coordinator debugs.
+    """
+
+    MAX_CONSECUTIVE_FAILURES = 3
+    MAX_CONSECUTIVE_TIMEOUTS = 3
+
+    def __init__(
+        self,
+        timeout: float,
+        crunch_id: str,
+        host: str,
+        port: int,
+        max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_timeouts: int = MAX_CONSECUTIVE_TIMEOUTS,
+        secure_credentials: Any = None,
+        gateway_credentials: Any = None,
+        report_failure: bool = True,
+        *,
+        retry_backoff_factor: float = 2.0,
+    ) -> None:
+        if secure_credentials is not None or gateway_credentials is not None:
+            raise NotImplementedError("secure mode (SecureCredentials, GatewayCredentials) is not supported yet")
+        self.timeout = timeout
+        self.retry_backoff_factor = retry_backoff_factor
+        self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
+        self.model_cluster = ModelCluster(
+            crunch_id, host, port, self.create_model_runner, report_failure=report_failure
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_capacity = 0
+        self._retired_pools: list[ThreadPoolExecutor] = []
+        self._pool_lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @abc.abstractmethod
+    def create_model_runner(self, **kwargs: Any) -> ModelRunner:
+        """A runner for one model; the cluster passes the model's identity and address."""
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def init(self, timeout: float = 60.0) -> None:
+        """Connect to the orchestrator and set up the models it announces.
+
+        Blocks until the first snapshot is applied and its models are set up, or
+        ``timeout`` seconds; models still being set up then join later. Raises
+        ``ConnectionError`` when the orchestrator cannot be reached in time.
+        """
+        self.model_cluster.start(timeout)
+
+    def sync(self) -> None:
+        """Block until ``close()``; the model table is kept current meanwhile."""
+        self._closed.wait()
+
+    def close(self) -> None:
+        """Stop the background thread and close every channel and pool; idempotent."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.model_cluster.close()  # closes the runners, which cancels calls in flight
+        with self._pool_lock:
+            pools = [*self._retired_pools, *([self._pool] if self._pool else [])]
+            self._pool, self._retired_pools = None, []
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self: _Runner) -> _Runner:
+        self.init()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the model table --------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[ModelRunner]:
+        """The models ready to be called, as a snapshot."""
+        return self.model_cluster.models
+
+    def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
+        self.model_cluster.on_model_joined(listener)
+
+    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> None:
+        self.model_cluster.on_model_left(listener)
+
+    def wait_for_models(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` models are ready; False on timeout."""
+        return self.model_cluster.wait_for_models(count, timeout)
+
+    def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:
+        """Report a model to the orchestrator (e.g. ``LOW_PERFORMANCE``) and drop it."""
+        self.model_cluster.report_failure(model_runner, failure_code, failure_reason)
+
+    # -- rounds -----------------------------------------------------------------------------
+
+    def _pool_for(self, calls: int) -> ThreadPoolExecutor:
+        """The call pool, grown (never shrunk) so ``calls`` never queue.
+
+        Threads start lazily and stay warm between rounds; a grown pool replaces
+        the old one, whose threads end once their calls are done.
+        """
+        with self._pool_lock:
+            if self._closed.is_set():
+                raise MrclientError("the runner is closed")
+            needed = 2 * calls + POOL_HEADROOM
+            if self._pool is None or needed > self._pool_capacity:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                    self._retired_pools.append(self._pool)
+                self._pool_capacity = max(needed, 2 * self._pool_capacity)
+                self._pool = ThreadPoolExecutor(self._pool_capacity, thread_name_prefix="mrclient-call")
+            return self._pool
+
+    def _run_round(
+        self,
+        runners: Sequence[ModelRunner],
+        request_of: Callable[[ModelRunner], Any],
+        timeout: float | None,
+        invoke: Invoke = _execute,
+        penalize: bool = True,
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        timeout = self.timeout if timeout is None else timeout
+        started = time.perf_counter()
+        deadline = started + timeout
+        pool = self._pool_for(len(runners))
+        take_rest = self.policy.take_rest if penalize else None
+        futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {}
+        rested: set[ModelRunner] = set()
+        for runner in runners:
+            if take_rest is not None and take_rest(runner):
+                rested.add(runner)
+            else:
+                futures[runner] = pool.submit(_timed, invoke, runner, request_of(runner), deadline)
+        wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
+        late_us = int((time.perf_counter() - started) * 1_000_000)
+
+        results: dict[ModelRunner, ModelPredictResult] = {}
+        usage_errors: list[str] = []
+        for runner in runners:
+            future = futures.get(runner)
+            if future is None:
+                results[runner] = ModelPredictResult(
+                    runner, None, ModelPredictResult.Status.TIMEOUT, 0, "SKIPPED: resting after consecutive timeouts"
+                )
+                continue
+            if not future.done():
+                outcome, exec_us = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s"), late_us
+            else:
+                try:
+                    outcome, exec_us = future.result()
+                except InvalidCoordinatorUsageError as error:
+                    logger.error("model %s rejected the call: %s", runner.model_id, error)
+                    usage_errors.append(str(error))
+                    results[runner] = ModelPredictResult(runner, None, ModelPredictResult.Status.FAILED, 0, str(error))
+                    continue
+                except Exception as error:  # a bug must cost one result, not the round
+                    logger.exception("unexpected error calling model %s", runner.model_id)
+                    outcome, exec_us = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
+            status = _STATUS_OF_ERROR.get(outcome.error, ModelPredictResult.Status.FAILED)
+            detail = outcome.detail or (outcome.error.value if outcome.error else None)
+            results[runner] = ModelPredictResult(runner, outcome.result, status, exec_us, detail)
+            if penalize:
+                self._apply_penalty(runner, outcome.error, detail)
+        if usage_errors and len(usage_errors) == len(futures):
+            raise InvalidCoordinatorUsageError(f"every model rejected the call: {usage_errors[0]}")
+        return results
+
+    def _apply_penalty(self, runner: ModelRunner, error: ErrorType | None, detail: str | None) -> None:
+        policy = self.policy
+        if error is None:
+            policy.record_success(runner)
+        elif error is ErrorType.TIMEOUT:
+            verdict = policy.record_timeout(runner)
+            if verdict is TimeoutVerdict.REPORT:
+                self.report_failure(runner, "MULTIPLE_TIMEOUT", detail)
+            elif verdict is TimeoutVerdict.CHECK_HEALTH:
+                self._pool_for(0).submit(self._check_health, runner)
+        elif error is ErrorType.BAD_IMPLEMENTATION:
+            self.report_failure(runner, "BAD_IMPLEMENTATION", detail)
+        elif error is ErrorType.ABORTED:
+            pass  # the runner was closed (removed or replaced) during the round
+        elif policy.record_failure(runner):
+            self.report_failure(runner, "MULTIPLE_FAILED", detail)
+
+    def _check_health(self, runner: ModelRunner) -> None:
+        """After repeated timeouts: keep a SERVING node, reconnect any other."""
+        if runner.closed:
+            return
+        if runner.health(timeout=HEALTH_CHECK_TIMEOUT):
+            logger.info("model %s timed out %d times in a row but is SERVING", runner.model_id, runner.consecutive_timeouts)
+            return
+        logger.warning("model %s is not serving after %d timeouts: reconnecting", runner.model_id, runner.consecutive_timeouts)
+        self.model_cluster.reconnect(runner)
+
+    def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
+        return self.model_cluster.models if model_runs is None else list(model_runs)
+
+
+class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
+    """Rounds of method calls on each participant's subclass of ``base_classname``."""
+
+    def __init__(
+        self,
+        timeout: float,
+        crunch_id: str,
+        host: str,
+        port: int,
+        base_classname: str,
+        instance_args: Sequence[Any] | None = None,
+        instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.base_classname = base_classname
+        # Encoded once here, shared by every runner's Setup.
+        self.instance_args = to_arguments(instance_args)
+        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        super().__init__(timeout, crunch_id, host, port, **kwargs)
+
+    def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
+        return DynamicSubclassModelRunner(
+            base_classname=self.base_classname,
+            instance_args=self.instance_args,
+            instance_kwargs=self.instance_kwargs,
+            retry_backoff_factor=self.retry_backoff_factor,
+            **kwargs,
+        )
+
+    def call(
+        self,
+        method_name: str,
+        arguments: ArgumentsType | None = None,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner] | None = None,
+        *,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Call ``method_name`` on every ready model (or on ``model_runs``).
+
+        Arguments come in one of three forms: ``arguments=(args, kwargs)`` with
+        protobuf ``Argument``/``KwArgument`` lists; ``arguments=fn`` where
+        ``fn(model_runner)`` returns that tuple for one model; or plain Python
+        values as ``args=[...]`` and ``kwargs={...}``. Shared arguments are
+        encoded and serialized once for the whole round.
+        """
+        if not method_name:
+            raise InvalidCoordinatorUsageError("method_name cannot be empty")
+        if arguments is not None and (args is not None or kwargs is not None):
+            raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
+        runners = self._runners(model_runs)
+        if callable(arguments):
+            make_arguments = arguments
+            requests = {
+                runner: build_call_request(method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)))
+                for runner in runners
+            }
+            return self._run_round(runners, requests.__getitem__, timeout)
+        if arguments is None:
+            arguments = (to_arguments(args), to_kw_arguments(kwargs))
+        shared = build_call_request(method_name, arguments).SerializeToString()
+        return self._run_round(runners, lambda _: shared, timeout)
+
+
+def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
+    assert isinstance(runner, TrainInferModelRunner)
+    ok, error = runner.reinitialize(timeout)
+    return CallOutcome() if ok else CallOutcome(error=error)
+
+
+class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
+    """Rounds of predictions from each participant's ``infer`` generator."""
+
+    def __init__(
+        self,
+        timeout: float,
+        crunch_id: str,
+        host: str,
+        port: int,
+        service_name: str = DEFAULT_SERVICE,
+        **kwargs: Any,
+    ) -> None:
+        self.service_name = service_name
+        super().__init__(timeout, crunch_id, host, port, **kwargs)
+
+    def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
+        return TrainInferModelRunner(
+            service_name=self.service_name, retry_backoff_factor=self.retry_backoff_factor, **kwargs
+        )
+
+    def predict(
+        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Feed ``value`` to every model's ``infer`` and gather the predictions."""
+        shared = InferRequest(argument=to_variant(value)).SerializeToString()
+        return self._run_round(self._runners(model_runs), lambda _: shared, timeout)
+
+    def reinitialize(
+        self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Restart every model's ``infer`` generator; no penalties are counted."""
+        return self._run_round(self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False)

@@ -1,0 +1,82 @@
+"""Calling user listeners in order, on a thread of their own.
+
+Listeners are user code: they may be slow, raise, or call back into the
+cluster. Running them on one dispatcher thread keeps them off the WebSocket
+thread and outside every lock, delivers events in the order they were posted,
+and means a listener that raises only costs a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["ListenerDispatcher"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Listener = Callable[[T], None]
+
+class ListenerDispatcher(Generic[T]):
+    """Posts ``(kind, item)`` events to the listeners of that kind, in order.
+
+    The thread starts with the first event that has a listener and ends at
+    ``close()``, after the events already posted have been delivered.
+    """
+
+    def __init__(self, name: str, join_timeout: float = 5.0) -> None:
+        self.name = name
+        self.join_timeout = join_timeout
+        self._lock = threading.Lock()
+        self._listeners: dict[str, tuple[Listener[T], ...]] = {}
+        # None stops the thread
+        self._queue: queue.SimpleQueue[tuple[str, tuple[Listener[T], ...], T] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def add(self, kind: str, listener: Listener[T]) -> None:
+        with self._lock:
+            self._listeners[kind] = (*self._listeners.get(kind, ()), listener)
+
+    def post(self, kind: str, item: T) -> None:
+        """Queue ``item`` for the listeners of ``kind`` registered now; never blocks."""
+        with self._lock:
+            listeners = self._listeners.get(kind, ())
+            if not listeners or self._closed:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._queue.put((kind, listeners, item))
+
+    def close(self) -> None:
+        """Deliver what was posted, then stop the thread; idempotent.
+
+        Waits at most ``join_timeout`` for a slow listener. Called from a
+        listener, it returns at once and the thread ends after that listener.
+        """
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._queue.put(None)
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(self.join_timeout)
+        if thread.is_alive():
+            logger.warning("a %s listener is still running after %ss; leaving it behind", self.name, self.join_timeout)
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            kind, listeners, item = event
+            for listener in listeners:
+                try:
+                    listener(item)
+                except Exception:
+                    logger.exception("the %s listener %r failed on %r", kind, listener, item)

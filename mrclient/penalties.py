@@ -1,0 +1,69 @@
+"""What happens to a model that fails or times out: one small policy object.
+
+The counters live on each ``ModelRunner``; this policy is the only code that
+changes them, and it only decides. The concurrent runner carries out what it
+returns (report, health check) so every rule of PROTOCOL.md section 3 is in
+this one place:
+
+* a success resets both counters and ends any rest;
+* a failure counts; more than ``max_consecutive_failures`` in a row gives
+  ``MULTIPLE_FAILED`` (0 disables);
+* a timeout counts; more than ``max_consecutive_timeouts`` in a row gives
+  ``MULTIPLE_TIMEOUT`` (0 disables); otherwise the model rests for
+  ``ceil(consecutive_timeouts / 2)`` calls, then gets one real chance, and a
+  repeated timeout asks for a health check;
+* a rest skip is answered TIMEOUT without contacting the model and counts
+  nothing: only the model's own timeouts count against it.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from .runners import ModelRunner
+
+
+class TimeoutVerdict(enum.Enum):
+    """What to do after a model's timeout."""
+
+    KEEP = "KEEP"
+    CHECK_HEALTH = "CHECK_HEALTH"
+    REPORT = "MULTIPLE_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class PenaltyPolicy:
+    """Failure and timeout thresholds, and the rest and health-check rules."""
+
+    max_consecutive_failures: int = 3
+    max_consecutive_timeouts: int = 3
+
+    def take_rest(self, runner: ModelRunner) -> bool:
+        """Whether ``runner`` skips this call; a skip uses up one call of its rest."""
+        if runner.cooldown_calls_remaining > 0:
+            runner.cooldown_calls_remaining -= 1
+            return True
+        return False
+
+    def record_success(self, runner: ModelRunner) -> None:
+        runner.consecutive_failures = 0
+        runner.consecutive_timeouts = 0
+        runner.cooldown_calls_remaining = 0
+
+    def record_failure(self, runner: ModelRunner) -> bool:
+        """Count a failure; True when the model must be reported ``MULTIPLE_FAILED``."""
+        runner.consecutive_failures += 1
+        limit = self.max_consecutive_failures
+        return bool(limit) and runner.consecutive_failures > limit
+
+    def record_timeout(self, runner: ModelRunner) -> TimeoutVerdict:
+        """Count a timeout, start the model's rest, and say what to do next."""
+        runner.consecutive_timeouts += 1
+        count = runner.consecutive_timeouts
+        limit = self.max_consecutive_timeouts
+        if limit and count > limit:
+            return TimeoutVerdict.REPORT
+        runner.cooldown_calls_remaining = math.ceil(count / 2)
+        return TimeoutVerdict.CHECK_HEALTH if count > 1 else TimeoutVerdict.KEEP

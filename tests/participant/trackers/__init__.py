@@ -1,0 +1,1 @@
+"""The crunch's base package, as a participant's submission ships it."""

@@ -1,0 +1,90 @@
+"""Smoke test of the fan-out benchmark (benchmarks/, ``make bench``).
+
+It runs the whole benchmark once with a tiny N, every client included (the
+async reference client in its own venv, made on first use), and checks that it
+runs and that every client gets every answer. It never checks a timing: those
+belong to ``make bench`` on a quiet machine, not to a test.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import report
+from benchmarks.clients import CLIENTS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.timeout(1200)  # the reference client's venv is built on the first run (pip, ~15 s warm)
+def test_every_client_gets_every_answer(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--preset", "smoke", "--out", str(tmp_path), "--no-plot"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+
+    records = _records(tmp_path / "results.jsonl")
+    results = {record["client"]: record for record in records if record["kind"] == "result"}
+    assert set(results) == set(CLIENTS)
+    for name, result in results.items():
+        assert "error" not in result, f"{name}: {result.get('error')}"
+        assert result["expected"] > 0
+        assert result["successes"] == result["expected"], name
+        assert result["warmup_successes"] == result["warmup_expected"], name
+    assert [record["goal"] for record in records if record["kind"] == "goal"] == [
+        goal["goal"] for goal in report.goals(records)
+    ]
+    assert "Goals:" in done.stdout
+
+
+def _result(client: str, n: int, overhead: float, cpu: float, **extra: Any) -> dict[str, Any]:
+    record = {
+        "kind": "result", "client": client, "n": n, "latency_ms": 0.0,
+        "wall_p50_ms": overhead, "wall_p90_ms": overhead, "wall_max_ms": overhead,
+        "overhead_p50_ms": overhead, "cpu_per_call_us": cpu, "peak_threads": n + 5,
+        "threads_after_close": 4, "python_threads_after_close": 0, "peak_rss_mb": 50.0,
+        "successes": 10 * n, "expected": 10 * n, "ready_s": 1.0,
+    }  # fmt: skip
+    record.update(extra)
+    return record
+
+
+def test_report_ratios_and_goals_from_known_figures() -> None:
+    records = [
+        _result("mrclient", 100, overhead=10.0, cpu=100.0),
+        _result("reference", 100, overhead=40.0, cpu=200.0, peak_rss_mb=20.0),
+        _result("raw-futures", 100, overhead=8.0, cpu=300.0),
+        _result("raw-threads", 100, overhead=6.0, cpu=50.0),
+    ]
+    [ratio] = report.ratios(records)
+    assert ratio["overhead_vs_reference"] == pytest.approx(0.25)
+    assert ratio["overhead_vs_best_floor"] == pytest.approx(10.0 / 6.0)
+    assert ratio["best_floor_overhead"] == "raw-threads"
+    assert ratio["cpu_vs_reference"] == pytest.approx(0.5)
+    assert ratio["cpu_vs_best_floor"] == pytest.approx(2.0)
+
+    goals = report.goals([*records, ratio])
+    verdicts = {goal["goal"]: goal["met"] for goal in goals}
+    assert verdicts["100 % successes for mrclient in every case"] is True
+    assert verdicts["round overhead p50 at N=100 and 1000 <= 0.5 x reference"] is True
+    assert verdicts["round overhead p50 at N=100 and 1000 <= 2 x best raw floor"] is True
+    assert verdicts["client CPU per call <= reference"] is True
+    assert verdicts["peak RSS <= 2 x reference"] is False  # 50 MiB against 2 x 20 MiB
+    text = report.render([*records, ratio, *goals])
+    assert "[NOT MET] peak RSS <= 2 x reference" in text
+    assert "1.67 (raw-threads)" in text

@@ -1,0 +1,398 @@
+"""OrchestratorConnection and LocalOrchestrator, over real WebSockets on loopback."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import websocket
+from tenacity import RetryCallState, Retrying
+from tenacity.wait import wait_base
+
+from _orchestrator_fixtures import CRUNCH, FAST, QUIET, WAIT, SilentServer, orchestrator, silent_server
+from conftest import free_port
+from mrclient.orchestrator import OrchestratorConnection, OrchestratorSettings, reconnect_backoff
+from mrclient.testing import LocalOrchestrator
+
+__all__ = ["orchestrator", "silent_server"]  # fixtures used here
+
+
+class Events:
+    """A handler that records (event, entries) with bounded waits on them."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, list[Any]]] = []
+        self.threads: set[str] = set()
+        self._changed = threading.Condition()
+
+    def __call__(self, event: str, entries: list[Any]) -> None:
+        with self._changed:
+            self.received.append((event, entries))
+            self.threads.add(threading.current_thread().name)
+            self._changed.notify_all()
+
+    def wait_count(self, count: int, timeout: float = WAIT) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.received) >= count, timeout)
+
+    def names(self) -> list[str]:
+        with self._changed:
+            return [event for event, _ in self.received]
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., tuple[OrchestratorConnection, Events]]]:
+    """Factory: ``connect(port, crunch_id=CRUNCH, settings=FAST)`` makes a connection; all closed afterwards."""
+    made: list[OrchestratorConnection] = []
+
+    def make(port: int, crunch_id: str = CRUNCH, settings: OrchestratorSettings = FAST) -> tuple[OrchestratorConnection, Events]:
+        events = Events()
+        connection = OrchestratorConnection(crunch_id, "127.0.0.1", port, events, settings)
+        made.append(connection)
+        return connection, events
+
+    yield make
+    for connection in made:
+        connection.close()
+
+
+def report_items(orch: LocalOrchestrator) -> list[tuple[str, str]]:
+    return [(r["model_id"], r["failure_code"]) for r in orch.reports]
+
+
+# -- connecting -------------------------------------------------------------------------------
+
+
+def test_connect_returns_once_the_init_was_handled(orchestrator: LocalOrchestrator, connect: Any) -> None:
+    model_id = orchestrator.add_model(port=5555, name="alpha")
+    connection, events = connect(orchestrator.port)
+    assert connection.url == f"ws://127.0.0.1:{orchestrator.port}/{CRUNCH}"
+    connection.connect(WAIT)
+    assert connection.connected
+    assert events.received == [("init", [orchestrator.model(model_id)])]
+    assert events.threads == {f"mrclient-orchestrator-{CRUNCH}"}, "events are handled on the connection's thread"
+    assert orchestrator.clients == 1
+
+
+def test_updates_follow_the_init_in_order(orchestrator: LocalOrchestrator, connect: Any) -> None:
+    connection, events = connect(orchestrator.port)
+    connection.connect(WAIT)
+    first = orchestrator.add_model(port=5555)
+    orchestrator.stop_model(first)
+    orchestrator.recover_model(first, port=5556)
+    assert events.wait_count(5)
+    assert [(event, [(e["model_id"], e["state"], e["port"]) for e in entries]) for event, entries in events.received] == [
+        ("init", []),
+        ("update", [(first, "RUNNING", 5555)]),
+        ("update", [(first, "STOPPED", 5555)]),
+        ("update", [(first, "RECOVERING", 5555)]),
+        ("update", [(first, "RUNNING", 5556)]),
+    ]
+
+
+def test_connect_raises_a_connection_error_naming_the_url_when_nobody_listens(connect: Any) -> None:
+    port = free_port()
+    connection, _ = connect(port)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"ws://127.0.0.1:{port}/{CRUNCH}.*ConnectionRefused"):
+        connection.connect(0.5)
+    assert time.monotonic() - started < 2.0
+    assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")], "the thread stopped"
+
+
+def test_an_empty_crunch_id_is_refused_before_connecting() -> None:
+    with pytest.raises(ValueError, match="crunch_id"):
+        OrchestratorConnection("", "127.0.0.1", 1, lambda event, entries: None)
+
+
+def test_the_crunch_id_is_quoted_into_the_path_and_selects_the_models(
+    orchestrator: LocalOrchestrator, connect: Any
+) -> None:
+    orchestrator.add_model(port=5555)
+    connection, events = connect(orchestrator.port, crunch_id="other crunch/2")
+    assert connection.url.endswith("/other%20crunch%2F2")
+    connection.connect(WAIT)
+    orchestrator.add_model(port=5556)
+    mine, my_events = connect(orchestrator.port)
+    mine.connect(WAIT)
+    orchestrator.add_model(port=5557)
+    assert my_events.wait_count(2)
+    assert events.received == [("init", [])], "another crunch's client hears nothing of this crunch's models"
+
+
+# -- staying connected ----------------------------------------------------------------------
+
+
+def test_it_reconnects_after_a_dropped_connection_and_rebuilds_from_the_new_init(
+    orchestrator: LocalOrchestrator, connect: Any
+) -> None:
+    connection, events = connect(orchestrator.port)
+    connection.connect(WAIT)
+    orchestrator.drop_connections()
+    assert orchestrator.wait_for_connections(2, WAIT)
+    assert events.wait_count(2)
+    assert events.names() == ["init", "init"]
+
+
+def test_no_update_is_replayed_after_the_orchestrator_comes_back(orchestrator: LocalOrchestrator, connect: Any) -> None:
+    connection, events = connect(orchestrator.port)
+    connection.connect(WAIT)
+    orchestrator.stop()
+    added = orchestrator.add_model(port=5555)  # while the client is away
+    orchestrator.start()
+    assert events.wait_count(2)
+    assert orchestrator.wait_for_connections(2, WAIT)
+    assert not events.wait_count(3, QUIET), "nothing but the new init may arrive"
+    assert events.received[1] == ("init", [orchestrator.model(added)])
+
+
+class CountingWait(wait_base):
+    """The fast reconnect policy, recording the attempt number of each wait."""
+
+    def __init__(self) -> None:
+        self.attempts: list[int] = []
+        self.changed = threading.Condition()
+        self._wait = FAST.reconnect_wait
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        with self.changed:
+            self.attempts.append(retry_state.attempt_number)
+            self.changed.notify_all()
+        return self._wait(retry_state)
+
+    def wait_count(self, count: int) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.attempts) >= count, WAIT)
+
+
+def test_reconnects_follow_the_policy_forever_and_restart_it_after_a_session(
+    orchestrator: LocalOrchestrator, connect: Any
+) -> None:
+    policy = CountingWait()
+    connection, events = connect(orchestrator.port, settings=replace(FAST, reconnect_wait=policy))
+    connection.connect(WAIT)
+    orchestrator.stop()
+    assert policy.wait_count(6), "it keeps trying while the orchestrator is down"
+    orchestrator.start()
+    assert events.wait_count(2)
+    with policy.changed:
+        seen = len(policy.attempts)
+    orchestrator.stop()
+    assert policy.wait_count(seen + 1)
+    assert policy.attempts[:6] == [1, 2, 3, 4, 5, 6]
+    assert policy.attempts[seen] == 1, "a healthy session restarts the backoff"
+
+
+def test_the_reconnect_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    policy = reconnect_backoff(initial=0.5, maximum=30.0, jitter=1.0)
+    state = RetryCallState(Retrying(), None, (), {})
+    for attempt, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (7, 30.0), (20, 30.0)]:
+        state.attempt_number = attempt
+        waits = [policy(state) for _ in range(50)]
+        assert all(base <= w <= base + 1.0 for w in waits), (attempt, min(waits), max(waits))
+        assert max(waits) - min(waits) > 0.1, "jitter spreads the reconnects"
+
+
+def test_it_answers_the_orchestrators_pings(connect: Any) -> None:
+    with LocalOrchestrator(crunch_id=CRUNCH, ping_interval=0.05, ping_timeout=0.1) as orch:
+        connection, _ = connect(orch.port, settings=replace(FAST, ping_interval=None))
+        connection.connect(WAIT)
+        assert not orch.wait_for_connections(2, 10 * 0.1), "a missed pong would have closed the connection"
+        assert orch.clients == 1 and connection.connected
+
+
+def test_a_peer_that_stops_answering_is_noticed_by_its_pings(connect: Any, silent_server: Callable[..., SilentServer]) -> None:
+    server = silent_server()
+    settings = replace(FAST, ping_interval=0.2, ping_timeout=0.2)
+    connection, events = connect(server.port, settings=settings)
+    connection.connect(WAIT)
+    started = time.monotonic()
+    assert server.wait_accepted(2, WAIT), "a dead peer must be noticed and the client reconnect"
+    assert time.monotonic() - started < 2.0
+    assert events.wait_count(2)
+    assert events.names()[:2] == ["init", "init"]
+
+
+def test_a_connection_without_init_is_a_failed_attempt(connect: Any, silent_server: Callable[..., SilentServer]) -> None:
+    server = silent_server(mute=True)  # accepts, never completes the handshake
+    connection, _ = connect(server.port, settings=replace(FAST, open_timeout=0.2))
+    with pytest.raises(ConnectionError, match="timed out|TimeoutException|no init"):
+        connection.connect(1.0)
+    assert server.accepted >= 2, "the attempt was retried"
+
+
+# -- the outbox -----------------------------------------------------------------------------
+
+
+def test_reports_made_while_the_orchestrator_is_down_arrive_once_in_order(
+    orchestrator: LocalOrchestrator, connect: Any
+) -> None:
+    connection, _ = connect(orchestrator.port)
+    connection.connect(WAIT)
+    orchestrator.stop()
+    for n in range(20):
+        connection.report_failure(f"m{n}", "LOW_PERFORMANCE", f"reason {n}", "10.0.0.1")
+    assert connection.pending == 20, "nothing can be sent while the orchestrator is down"
+    orchestrator.start()
+    assert orchestrator.wait_for_reports(20, WAIT)
+    assert not orchestrator.wait_for_reports(21, QUIET), "nothing is sent twice"
+    assert orchestrator.reports == [
+        {"model_id": f"m{n}", "failure_code": "LOW_PERFORMANCE", "failure_reason": f"reason {n}", "ip": "10.0.0.1"}
+        for n in range(20)
+    ]
+    assert connection.pending == 0
+
+
+def test_a_report_while_connected_is_sent_at_once(orchestrator: LocalOrchestrator, connect: Any) -> None:
+    connection, _ = connect(orchestrator.port)
+    connection.connect(WAIT)
+    connection.report_failure("m1", "BAD_IMPLEMENTATION", None, "10.0.0.9")
+    assert orchestrator.wait_for_reports(1, WAIT)
+    assert orchestrator.reports == [
+        {"model_id": "m1", "failure_code": "BAD_IMPLEMENTATION", "failure_reason": None, "ip": "10.0.0.9"}
+    ]
+
+
+def test_close_sends_what_is_left_in_the_outbox(orchestrator: LocalOrchestrator, connect: Any) -> None:
+    connection, _ = connect(orchestrator.port)
+    connection.connect(WAIT)
+    connection.report_failure("m1", "LOW_PERFORMANCE", "slow", "10.0.0.1")
+    connection.close()
+    assert orchestrator.wait_for_reports(1, WAIT)
+    assert report_items(orchestrator) == [("m1", "LOW_PERFORMANCE")]
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_malformed_frames_are_logged_and_the_connection_goes_on(
+    orchestrator: LocalOrchestrator, connect: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection, events = connect(orchestrator.port)
+    connection.connect(WAIT)
+    caplog.set_level(logging.WARNING, logger="mrclient.orchestrator")
+    bad = [
+        "this is not json",
+        "[1, 2, 3]",
+        json.dumps({"event": "party", "data": []}),
+        json.dumps({"event": "update", "data": {"model_id": "m1"}}),
+        json.dumps({"error": "something is wrong"}),
+        json.dumps({"data": []}),
+    ]
+    for text in bad:
+        orchestrator.send_raw(text)
+    orchestrator.send_raw(json.dumps({"event": "update", "data": []}))
+    assert events.wait_count(2)
+    assert events.names() == ["init", "update"], "only the well-formed frame reached the handler"
+    messages = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator"]
+    expected = ["not JSON", "not a JSON object", "unknown event 'party'", "data is not a list", "says: something is wrong",
+                "unknown event None"]
+    for fragment in expected:
+        assert sum(fragment in m for m in messages) == 1, (fragment, messages)
+    assert orchestrator.connections == 1 and connection.connected
+
+
+def test_a_handler_that_raises_does_not_stop_the_thread(orchestrator: LocalOrchestrator) -> None:
+    calls: list[str] = []
+    seen = threading.Event()
+
+    def handler(event: str, entries: list[Any]) -> None:
+        calls.append(event)
+        if len(calls) == 3:
+            seen.set()
+        raise RuntimeError("handler bug")
+
+    with OrchestratorConnection(CRUNCH, "127.0.0.1", orchestrator.port, handler, FAST) as connection:
+        connection.connect(WAIT)
+        orchestrator.add_model(port=5555)
+        orchestrator.add_model(port=5556)
+        assert seen.wait(WAIT)
+        assert calls == ["init", "update", "update"] and orchestrator.connections == 1
+
+
+# -- closing --------------------------------------------------------------------------------
+
+
+def test_close_is_prompt_stops_the_thread_and_the_orchestrator_sees_a_normal_close(
+    orchestrator: LocalOrchestrator, connect: Any
+) -> None:
+    connection, _ = connect(orchestrator.port)
+    connection.connect(WAIT)
+    started = time.monotonic()
+    connection.close()
+    assert time.monotonic() - started < 0.5
+    assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")]
+    assert orchestrator.wait_for_clients(0, WAIT)
+    assert orchestrator.client_close_codes == [1000]
+    connection.close()  # idempotent
+
+
+def test_close_is_prompt_while_waiting_to_reconnect(connect: Any) -> None:
+    slow = replace(FAST, reconnect_wait=OrchestratorSettings().reconnect_wait)  # production backoff
+    connection, _ = connect(free_port(), settings=slow)
+    connection.start()
+    started = time.monotonic()
+    connection.close()
+    assert time.monotonic() - started < 0.5
+    assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")]
+
+
+def test_close_is_prompt_during_a_handshake_that_never_ends(
+    connect: Any, silent_server: Callable[..., SilentServer]
+) -> None:
+    server = silent_server(mute=True)
+    connection, _ = connect(server.port, settings=replace(FAST, open_timeout=30.0))
+    connection.start()
+    assert server.wait_accepted(1)
+    started = time.monotonic()
+    connection.close()
+    assert time.monotonic() - started < 0.5
+    assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")]
+
+
+# -- LocalOrchestrator itself -----------------------------------------------------------------
+
+
+def test_a_connection_without_crunch_id_gets_one_error_object_and_is_closed(orchestrator: LocalOrchestrator) -> None:
+    raw = websocket.create_connection(f"ws://127.0.0.1:{orchestrator.port}/", timeout=WAIT)
+    try:
+        assert "error" in json.loads(raw.recv())
+        opcode, frame = raw.recv_data_frame()
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(frame.data[:2], "big") == 1008
+    finally:
+        raw.shutdown()
+
+
+def test_restart_keeps_the_port_and_the_models(orchestrator: LocalOrchestrator) -> None:
+    port = orchestrator.port
+    model_id = orchestrator.add_model(port=5555)
+    orchestrator.restart()
+    assert orchestrator.port == port
+    raw = websocket.create_connection(orchestrator.url, timeout=WAIT)
+    try:
+        init = json.loads(raw.recv())
+    finally:
+        raw.close()
+    assert init == {"event": "init", "data": [orchestrator.model(model_id)]}
+
+
+def test_a_report_stops_the_model_as_production_does(orchestrator: LocalOrchestrator) -> None:
+    model_id = orchestrator.add_model(port=5555)
+    raw = websocket.create_connection(orchestrator.url, timeout=WAIT)
+    try:
+        raw.recv()  # init
+        raw.send(json.dumps({"event": "report_failure", "data": [
+            {"model_id": model_id, "failure_code": "BAD_IMPLEMENTATION", "failure_reason": "x", "ip": "127.0.0.1"}]}))
+        update = json.loads(raw.recv())
+    finally:
+        raw.close()
+    assert update["event"] == "update" and update["data"][0]["state"] == "STOPPED"
+    assert report_items(orchestrator) == [(model_id, "BAD_IMPLEMENTATION")]
+    assert orchestrator.running_models == {}

@@ -1,0 +1,63 @@
+"""The README's examples run as written, and the ``mrclient`` command works."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+RUN_TIMEOUT = 120.0
+
+
+def python_examples() -> list[str]:
+    """Every ``.. code-block:: python`` of README.rst, dedented."""
+    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", README.read_text(), re.MULTILINE)
+    return [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]
+
+
+def test_the_readme_has_both_examples_and_the_two_commands() -> None:
+    text = README.read_text()
+    assert len(python_examples()) == 2
+    assert text.index("make demo") < text.index("Usage") and text.index("make test") < text.index("Usage")
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["shared-arguments", "per-model-arguments"])
+def test_readme_example_runs_as_written(index: int, tmp_path: Path) -> None:
+    script = tmp_path / "example.py"
+    script.write_text(python_examples()[index])
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all("SUCCESS" in line for line in lines), done.stdout
+
+
+def mrclient(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mrclient.cli", *args], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
+
+
+def test_demo_shows_every_status_and_exits_zero() -> None:
+    done = mrclient("demo", "--rounds", "2", "--models", "3")
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout
+    for status in ("SUCCESS", "FAILED", "TIMEOUT"):
+        assert status in rows, rows
+    assert rows.count("round ") == 2
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["watch"], ["call"]])
+def test_help(command: list[str]) -> None:
+    done = mrclient(*command, "--help")
+    assert done.returncode == 0 and "usage: mrclient" in done.stdout
+
+
+def test_call_against_an_unreachable_orchestrator_fails_clearly() -> None:
+    done = mrclient("call", "--host", "127.0.0.1", "--port", "1", "--crunch-id", "c", "--base-classname", "a.B",
+                    "--init-timeout", "1", "predict")
+    assert done.returncode != 0
+    assert "mrclient: error:" in done.stderr and "ws://127.0.0.1:1/c" in done.stderr

@@ -14,8 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-#: The numbered tail of a thread's name: "mrclient-call_12" -> "mrclient-call", "Thread-3 (run)" -> "Thread".
-_NUMBERED = re.compile(r"(?:[-_ ]?\d+)+(?: \(.*\))?$|\s\(.*\)$")
+#: The numbers in a thread's name: "mrclient-call_12" -> "mrclient-call", "Thread-3 (run)" -> "Thread (run)".
+_NUMBERED = re.compile(r"(?:[-_ ]?\d+)+(?= \(|$)")
 
 
 def thread_census(total: int) -> dict[str, int]:

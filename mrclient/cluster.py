@@ -114,9 +114,7 @@ class ModelCluster:
         try:
             self._connection.connect(timeout)
             with self._changed:
-                settled = self._changed.wait_for(
-                    lambda: self._closed or (self._initial is not None and not self._initial), max(0.0, deadline - time.monotonic())
-                )
+                settled = self._changed.wait_for(self._initial_settled, max(0.0, deadline - time.monotonic()))
                 error, unsettled = self._initial_error, len(self._initial or ())
             if error is not None:
                 raise error
@@ -125,6 +123,9 @@ class ModelCluster:
         except BaseException:
             self.close()
             raise
+
+    def _initial_settled(self) -> bool:
+        return self._closed or (self._initial is not None and not self._initial)
 
     def close(self) -> None:
         """Stop the connection, the setup pool and the listeners; close every runner.

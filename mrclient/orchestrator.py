@@ -134,7 +134,8 @@ class OrchestratorConnection:
                 raise RuntimeError("the orchestrator connection is closed")
             if self._thread is not None:
                 return
-            self._thread = threading.Thread(target=self._run, name=f"mrclient-orchestrator-{self.crunch_id}", daemon=True)
+            name = f"mrclient-orchestrator-{self.crunch_id}"
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def connect(self, timeout: float) -> None:
@@ -261,7 +262,8 @@ class OrchestratorConnection:
         with self._state:
             self._ws, self._serving = ws, False
         try:
-            ws.connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)  # type: ignore[no-untyped-call]
+            connect: Callable[..., None] = ws.connect  # untyped in websocket-client
+            connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
             logger.info("connected to the orchestrator at %s", self.url)
             self._serve(ws)
         except (OSError, websocket.WebSocketException, _Lost) as error:

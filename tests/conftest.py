@@ -52,22 +52,26 @@ def fast_channel(target: str) -> grpc.Channel:
 
 
 def wait_serving(target: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
-    """Block until the health service at ``target`` says SERVING; AssertionError after ``timeout``."""
+    """Block until the health service at ``target`` says SERVING; AssertionError after ``timeout``.
+
+    Health ``Watch`` streams status changes, so no polling: each attempt waits
+    (at most a second, then ``alive`` is checked again) for the port to open and
+    the status to become SERVING.
+    """
     deadline = time.monotonic() + timeout
     last: object = None
     with fast_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while (remaining := deadline - time.monotonic()) > 0:
             assert alive(), f"the server at {target} exited before serving"
+            request = health_pb2.HealthCheckRequest(service="")
             try:
-                # wait_for_ready makes each attempt a bounded wait for the port to open
-                response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=min(1.0, remaining), wait_for_ready=True)
+                for response in stub.Watch(request, timeout=min(1.0, remaining), wait_for_ready=True):
+                    last = response.status
+                    if response.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
             except grpc.RpcError as error:
                 last = error.code()
-                continue
-            last = response.status
-            if response.status == health_pb2.HealthCheckResponse.SERVING:
-                return
     raise AssertionError(f"no SERVING health answer from {target} within {timeout}s (last: {last})")
 
 

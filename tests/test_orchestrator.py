@@ -51,7 +51,9 @@ def connect() -> Iterator[Callable[..., tuple[OrchestratorConnection, Events]]]:
     """Factory: ``connect(port, crunch_id=CRUNCH, settings=FAST)`` makes a connection; all closed afterwards."""
     made: list[OrchestratorConnection] = []
 
-    def make(port: int, crunch_id: str = CRUNCH, settings: OrchestratorSettings = FAST) -> tuple[OrchestratorConnection, Events]:
+    def make(
+        port: int, crunch_id: str = CRUNCH, settings: OrchestratorSettings = FAST
+    ) -> tuple[OrchestratorConnection, Events]:
         events = Events()
         connection = OrchestratorConnection(crunch_id, "127.0.0.1", port, events, settings)
         made.append(connection)
@@ -87,7 +89,8 @@ def test_updates_follow_the_init_in_order(orchestrator: LocalOrchestrator, conne
     orchestrator.stop_model(first)
     orchestrator.recover_model(first, port=5556)
     assert events.wait_count(5)
-    assert [(event, [(e["model_id"], e["state"], e["port"]) for e in entries]) for event, entries in events.received] == [
+    seen = [(event, [(e["model_id"], e["state"], e["port"]) for e in entries]) for event, entries in events.received]
+    assert seen == [
         ("init", []),
         ("update", [(first, "RUNNING", 5555)]),
         ("update", [(first, "STOPPED", 5555)]),
@@ -207,7 +210,9 @@ def test_it_answers_the_orchestrators_pings(connect: Any) -> None:
         assert orch.clients == 1 and connection.connected
 
 
-def test_a_peer_that_stops_answering_is_noticed_by_its_pings(connect: Any, silent_server: Callable[..., SilentServer]) -> None:
+def test_a_peer_that_stops_answering_is_noticed_by_its_pings(
+    connect: Any, silent_server: Callable[..., SilentServer]
+) -> None:
     server = silent_server()
     settings = replace(FAST, ping_interval=0.2, ping_timeout=0.2)
     connection, events = connect(server.port, settings=settings)
@@ -219,7 +224,9 @@ def test_a_peer_that_stops_answering_is_noticed_by_its_pings(connect: Any, silen
     assert events.names()[:2] == ["init", "init"]
 
 
-def test_a_connection_without_init_is_a_failed_attempt(connect: Any, silent_server: Callable[..., SilentServer]) -> None:
+def test_a_connection_without_init_is_a_failed_attempt(
+    connect: Any, silent_server: Callable[..., SilentServer]
+) -> None:
     server = silent_server(mute=True)  # accepts, never completes the handshake
     connection, _ = connect(server.port, settings=replace(FAST, open_timeout=0.2))
     with pytest.raises(ConnectionError, match="timed out|TimeoutException|no init"):
@@ -291,8 +298,10 @@ def test_malformed_frames_are_logged_and_the_connection_goes_on(
     assert events.wait_count(2)
     assert events.names() == ["init", "update"], "only the well-formed frame reached the handler"
     messages = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator"]
-    expected = ["not JSON", "not a JSON object", "unknown event 'party'", "data is not a list", "says: something is wrong",
-                "unknown event None"]
+    expected = [
+        "not JSON", "not a JSON object", "unknown event 'party'", "data is not a list", "says: something is wrong",
+        "unknown event None",
+    ]
     for fragment in expected:
         assert sum(fragment in m for m in messages) == 1, (fragment, messages)
     assert orchestrator.connections == 1 and connection.connected
@@ -367,7 +376,7 @@ def test_a_connection_without_crunch_id_gets_one_error_object_and_is_closed(orch
         assert opcode == websocket.ABNF.OPCODE_CLOSE
         assert int.from_bytes(frame.data[:2], "big") == 1008
     finally:
-        raw.shutdown()
+        raw.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_restart_keeps_the_port_and_the_models(orchestrator: LocalOrchestrator) -> None:

@@ -23,6 +23,9 @@ from typing import Any, Protocol
 
 from ..measure import ThreadSampler, os_thread_count, peak_rss_mb, percentile
 
+#: Pause between the warm-up and the measured rounds, seconds.
+SETTLE_S = 0.5
+
 #: The parent looks for the line that starts with this marker on the client's stdout.
 RESULT_MARKER = "BENCH-RESULT "
 
@@ -114,6 +117,9 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
             threads_ready = os_thread_count() - 1
 
             warmup_ok = sum(driver.round(make_payload(-1 - i)) for i in range(config.warmup))
+            # Let start-up threads end (gRPC's connectivity watchers poll for up to 0.2 s
+            # after their last subscriber leaves): the peak counts a round's threads.
+            time.sleep(SETTLE_S)
 
             walls: list[float] = []
             successes = 0

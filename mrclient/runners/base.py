@@ -77,14 +77,6 @@ def outcome_of_rpc_error(error: grpc.RpcError) -> CallOutcome:
     return CallOutcome(error=ErrorType.FAILED, detail=detail)
 
 
-_SETTLED_STATES = frozenset(
-    {
-        grpc.ChannelConnectivity.READY,
-        grpc.ChannelConnectivity.TRANSIENT_FAILURE,
-        grpc.ChannelConnectivity.SHUTDOWN,
-    }
-)
-
 class _AttemptFailed(Exception):
     """One connection attempt failed in a way worth retrying."""
 
@@ -159,7 +151,7 @@ class ModelRunner(abc.ABC):
 
         self.consecutive_failures = 0
         self.consecutive_timeouts = 0
-        #: Calls still to skip while the model rests; -1 once it had its chance.
+        #: Calls still to skip while the model rests after a timeout.
         self.cooldown_calls_remaining = 0
 
         self.channel: grpc.Channel | None = None
@@ -167,7 +159,6 @@ class ModelRunner(abc.ABC):
         self._health_check: Any = None
         self._closing = threading.Event()
         self._lock = threading.Lock()  # guards the channel fields against close()
-        self._wake = threading.Event()  # set by close() to end a wait for readiness
 
     def __repr__(self) -> str:
         return (
@@ -218,6 +209,7 @@ class ModelRunner(abc.ABC):
             self._close_channels()
             raise
         except _Aborted:
+            self._close_channels()
             return False, ErrorType.ABORTED
         except _AttemptFailed as error:
             self._close_channels()
@@ -237,10 +229,9 @@ class ModelRunner(abc.ABC):
             raise _Aborted()
 
     def _connect_and_setup(self) -> tuple[bool, ErrorType | None]:
-        channel, health_channel = self._open_channels()
+        channel = self._open_channels()
         try:
-            self._wait_until_ready(channel)
-            self._wait_until_ready(health_channel)
+            self._wait_until_reachable()
             return self.setup(channel, self.setup_timeout)
         except grpc.RpcError as error:
             if self.closed:
@@ -265,7 +256,7 @@ class ModelRunner(abc.ABC):
                 ) from None
             raise
 
-    def _open_channels(self) -> tuple[grpc.Channel, grpc.Channel]:
+    def _open_channels(self) -> grpc.Channel:
         channel = self.create_channel()
         health_channel = self.create_channel()
         with self._lock:
@@ -280,7 +271,7 @@ class ModelRunner(abc.ABC):
                 response_deserializer=health_pb2.HealthCheckResponse.FromString,
             )
         self.bind(channel)
-        return channel, health_channel
+        return channel
 
     def create_channel(self) -> grpc.Channel:
         """A new channel to the node (overridden by secure flavours)."""
@@ -289,34 +280,30 @@ class ModelRunner(abc.ABC):
     def bind(self, channel: grpc.Channel) -> None:
         """Create the stubs a flavour needs on a freshly opened channel."""
 
-    def _wait_until_ready(self, channel: grpc.Channel) -> None:
-        """Block until ``channel`` is READY; fail the attempt on a connection error.
+    def _wait_until_reachable(self) -> None:
+        """Block until the node answers on the health channel, at most ``ready_timeout``.
 
-        A refused or broken connection shows as TRANSIENT_FAILURE at once, so an
-        attempt against a dead port fails in milliseconds instead of the full
-        readiness timeout; the retry policy then decides when to try again.
+        Any answer proves the connection works. A refused or broken connection
+        fails the RPC at once, so an attempt against a dead port costs
+        milliseconds and the retry policy decides when to try again. (An RPC
+        rather than a connectivity subscription: gRPC runs a polling thread per
+        subscription, which a thousand models cannot afford, and which fails if
+        ``close()`` closes the channel under it.)
         """
-        settled: list[grpc.ChannelConnectivity] = []
-        # A fresh event per wait; close() sets whichever one is current.
-        self._wake = wake = threading.Event()
-
-        def watch(connectivity: grpc.ChannelConnectivity) -> None:
-            if connectivity in _SETTLED_STATES:
-                settled.append(connectivity)
-                wake.set()
-
-        channel.subscribe(watch, try_to_connect=True)
-        try:
-            if not self.closed:
-                wake.wait(self.ready_timeout)
-        finally:
-            channel.unsubscribe(watch)
-        if self.closed:
+        check = self._health_check
+        if check is None:
             raise _Aborted()
-        if not settled:
-            raise _AttemptFailed(f"channel to {self.target} not ready within {self.ready_timeout}s")
-        if settled[0] != grpc.ChannelConnectivity.READY:
-            raise _AttemptFailed(f"cannot connect to {self.target}: {settled[0].name}")
+        try:
+            check(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout)
+        except grpc.RpcError as error:
+            if self.closed:
+                raise _Aborted() from error
+            code = error.code()
+            if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
+                return  # a node without the health service still answered
+            raise _AttemptFailed(f"cannot reach {self.target}: {code.name}: {error.details()}") from error
+        except ValueError as error:  # the channel was closed by close()
+            raise _Aborted() from error
 
     # -- health and shutdown ----------------------------------------------------------------
 
@@ -335,8 +322,7 @@ class ModelRunner(abc.ABC):
     def close(self) -> None:
         """Abort a running ``init()`` and close both channels; idempotent."""
         self._closing.set()
-        self._wake.set()
-        self._close_channels()
+        self._close_channels()  # cancels any RPC in flight
 
     def _close_channels(self) -> None:
         with self._lock:

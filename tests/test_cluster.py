@@ -110,7 +110,8 @@ def test_start_returns_with_the_initial_models_set_up(orchestrator: LocalOrchest
     recorder = Recorder()
     cluster = started(kit, recorder)
     assert table(cluster) == implied(orchestrator) and set(table(cluster)) == {first, second}
-    assert {r.model_name for r in cluster.models} == {"local-model-1", "two"}
+    names = {orchestrator.model(first)["infos"]["model_name"], "two"}
+    assert {r.model_name for r in cluster.models} == names
     assert cluster.connected and cluster.wait_for_models(2, 0)
     assert recorder.wait_count(2) and {k for k, _ in recorder.events} == {"joined"}
 
@@ -159,7 +160,8 @@ def test_a_new_model_joins(orchestrator: LocalOrchestrator, node: LocalModelNode
     model_id = orchestrator.add_model(port=node.port)
     assert cluster.wait_for_models(1, WAIT)
     assert table(cluster) == implied(orchestrator)
-    assert recorder.wait_count(1) and recorder.summary() == [("joined", model_id, "deployment-2")]
+    deployment = orchestrator.model(model_id)["deployment_id"]
+    assert recorder.wait_count(1) and recorder.summary() == [("joined", model_id, deployment)]
 
 
 def test_same_address_keeps_the_runner_and_refreshes_its_infos(orchestrator: LocalOrchestrator, node: LocalModelNode,

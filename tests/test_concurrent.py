@@ -273,7 +273,8 @@ def test_busy_node_counts_as_a_timeout(crunch: Crunch) -> None:
 
 def test_health_checks_keep_a_serving_node_and_reconnect_another(crunch: Crunch) -> None:
     model_id, node = crunch.add(Slow)
-    runner = crunch.runner(timeout=0.1, max_consecutive_timeouts=10)
+    # Backoff long enough that the reconnect's Setup outlasts the node's busy `slow` call.
+    runner = crunch.runner(timeout=0.1, max_consecutive_timeouts=10, retry_backoff_factor=0.2)
     joined: list[ModelRunner] = []
     left: list[ModelRunner] = []
     rejoined = threading.Event()

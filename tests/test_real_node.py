@@ -127,3 +127,26 @@ def test_status_codes(stub: Any) -> None:
     assert (response.status.code, response.status.message) == ("MODEL_FAILED", "The model raised an exception: participant bug")
     assert stub.Rest(Empty(), timeout=WAIT).status.message == "Instance successfully reset"
     assert call(stub, "predict").status.code == "FAILED_PRECONDITION"
+
+
+def test_dynamic_subclass_runner_against_the_real_node(real_model_node: RealNode) -> None:
+    """Our runner, not just our stubs: Setup with instance arguments, calls, every outcome."""
+    from mrclient import DynamicSubclassModelRunner, InvalidCoordinatorUsageError, ModelRunner
+
+    runner = DynamicSubclassModelRunner(
+        base_classname=TRACKER_BASE, instance_kwargs={"scale": 0.5},
+        deployment_id="d", model_id="m", model_name="real", ip="127.0.0.1", port=real_model_node.port,
+        retry_backoff_factor=0.05,
+    )
+    try:
+        assert runner.init() == (True, None)
+        assert runner.health() is True
+        arguments = (to_arguments([{"x": 1}]), to_kw_arguments({"horizon": 2, "not_in_signature": 1}))
+        assert runner.call("tick", arguments, timeout=WAIT) == (None, None)
+        assert runner.call("predict", timeout=WAIT) == ({"last": {"x": 1}, "ticks": 1, "scale": 0.5, "horizon": 2}, None)
+        assert runner.call("fail", timeout=WAIT) == (None, ModelRunner.ErrorType.FAILED)
+        assert runner.call("absent", timeout=WAIT) == (None, ModelRunner.ErrorType.BAD_IMPLEMENTATION)
+        with pytest.raises(InvalidCoordinatorUsageError):
+            runner.call("", timeout=WAIT)
+    finally:
+        runner.close()

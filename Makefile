@@ -40,7 +40,7 @@ BENCH_PY := $(BENCH_VENV)/bin/python
 
 $(BENCH_VENV)/.ready: setup.cfg setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_PY) -m pip --disable-pip-version-check -q install -e '.[testing]' 'matplotlib>=3.8'
+	$(BENCH_PY) -m pip --disable-pip-version-check -q install -e '.[testing]' 'matplotlib>=3.8' 'py-spy>=0.3'
 	touch $@
 
 bench: $(BENCH_VENV)/.ready

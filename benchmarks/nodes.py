@@ -105,7 +105,7 @@ async def start_endpoints(
     try:
         for _ in range(count):
             server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-            dynamic_subclass_pb2_grpc.add_DynamicSubclassServiceServicer_to_server(
+            dynamic_subclass_pb2_grpc.add_DynamicSubclassServiceServicer_to_server(  # type: ignore[no-untyped-call]
                 BenchModelServicer(latency), server
             )
             health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -138,7 +138,10 @@ async def serve(count: int, latency: float, host: str) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # The parent holds our stdin open; its end (even a crash of the parent) stops us.
-    loop.add_reader(sys.stdin.fileno(), stop.set)
+    try:
+        loop.add_reader(sys.stdin.fileno(), stop.set)
+    except (OSError, ValueError):  # stdin is a regular file or /dev/null: signals only
+        pass
 
     health = HealthServicer()
     await health.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -54,6 +54,10 @@ def best_floor(records: Sequence[Record], case: Case, key: str) -> Record | None
     return min(floors, key=lambda record: float(record[key]), default=None)
 
 
+def _figure(record: Record | None, key: str) -> float | None:
+    return None if record is None else float(record[key])
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator <= 0:
         return None
@@ -79,14 +83,14 @@ def ratios(records: Sequence[Record]) -> list[Record]:
                 "n": case[0],
                 "latency_ms": case[1],
                 "overhead_vs_reference": _ratio(
-                    subject["overhead_p50_ms"], reference and reference["overhead_p50_ms"]
+                    subject["overhead_p50_ms"], _figure(reference, "overhead_p50_ms")
                 ),
                 "overhead_vs_best_floor": _ratio(
-                    subject["overhead_p50_ms"], floor_overhead and floor_overhead["overhead_p50_ms"]
+                    subject["overhead_p50_ms"], _figure(floor_overhead, "overhead_p50_ms")
                 ),
                 "best_floor_overhead": floor_overhead and floor_overhead["client"],
-                "cpu_vs_reference": _ratio(subject["cpu_per_call_us"], reference and reference["cpu_per_call_us"]),
-                "cpu_vs_best_floor": _ratio(subject["cpu_per_call_us"], floor_cpu and floor_cpu["cpu_per_call_us"]),
+                "cpu_vs_reference": _ratio(subject["cpu_per_call_us"], _figure(reference, "cpu_per_call_us")),
+                "cpu_vs_best_floor": _ratio(subject["cpu_per_call_us"], _figure(floor_cpu, "cpu_per_call_us")),
                 "best_floor_cpu": floor_cpu and floor_cpu["client"],
             }
         )
@@ -277,6 +281,43 @@ def _verdict(met: bool | None) -> str:
     return {True: "met", False: "NOT MET", None: "not measured"}[met]
 
 
+def cpu_breakdown(records: Sequence[Record]) -> str:
+    """Where each client's CPU per call went, by thread, at the largest N (the first latency)."""
+    all_cases = cases(records)
+    if not all_cases:
+        return ""
+    case = max(all_cases, key=lambda c: (c[0], -c[1]))
+    lines = [f"Client CPU per call by thread at N={case[0]}, latency {case[1]:g} ms (us):"]
+    for client in CLIENTS:
+        record = find(records, client, case)
+        if record is None or "cpu_by_thread_s" not in record:
+            continue
+        calls = record["expected"]
+        parts = [
+            f"{name} {seconds / calls * 1e6:.0f}"
+            for name, seconds in record["cpu_by_thread_s"].items()
+            if seconds / calls * 1e6 >= 1 and name != "bench-thread-sampler"
+        ]
+        lines.append(f"  {client:<12} {record['cpu_per_call_us']:4.0f} = " + " + ".join(parts[:5]))
+        if "nodes_cpu_s" in record:
+            node_calls = (record["warmup"] * record.get("passes", 1) + record["rounds"]) * record["n"]
+            lines[-1] += f"   (nodes: {record['nodes_cpu_s'] / node_calls * 1e6:.0f} per call, start-up included)"
+    return "\n".join(lines) if len(lines) > 1 else ""
+
+
+def _run_header(records: Sequence[Record]) -> str:
+    """One line on how and where the run was made, or nothing."""
+    for run in (record for record in records if record.get("kind") == "run"):
+        load_start = run.get("loadavg_at_start", math.nan)
+        load_end = run.get("loadavg_at_end", math.nan)
+        return (
+            f"preset {run['preset']}: {run['warmup']} warm-up + {run['rounds']} measured rounds, "
+            f"{run.get('passes', 1)} passes; {run['cpus']} CPUs, Python {run['python']}, "
+            f"commit {run['commit'] or '?'}; load average {load_start:.1f} at start, {load_end:.1f} at end\n\n"
+        )
+    return ""
+
+
 def render(records: Sequence[Record]) -> str:
     """The whole text report: figures, ratios, goals."""
     figures = _align([[name for name, _, _ in COLUMNS], *_rows(records)])
@@ -288,25 +329,20 @@ def render(records: Sequence[Record]) -> str:
         for goal in records
         if goal.get("kind") == "goal"
     )
-    header = ""
-    for run in (record for record in records if record.get("kind") == "run"):
-        header = (
-            f"preset {run['preset']}: {run['warmup']} warm-up + {run['rounds']} measured rounds x {run.get('passes', 1)} "
-            f"passes; {run['cpus']} CPUs, Python {run['python']}, commit {run['commit'] or '?'}; load average "
-            f"{run.get('loadavg_at_start', float('nan')):.1f} at start, {run.get('loadavg_at_end', float('nan')):.1f} at end\n\n"
-        )
-    return f"{header}{figures}\n\n{NOTES}\n\nmrclient ratios (lower is better):\n{ratio_text}\n\nGoals:\n{goal_text}"
+    breakdown = cpu_breakdown(records)
+    breakdown = f"\n\n{breakdown}" if breakdown else ""
+    return f"{_run_header(records)}{figures}\n\n{NOTES}{breakdown}\n\nmrclient ratios (lower is better):\n{ratio_text}\n\nGoals:\n{goal_text}"
 
 
 def rst(records: Sequence[Record]) -> str:
-    """The figures and ratios as reStructuredText list-tables, for docs/performance.rst."""
+    """The figures, ratios and goals as reStructuredText tables, for docs/performance.rst."""
 
-    def list_table(title: str, rows: list[list[str]]) -> str:
-        lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
-        for row in rows:
-            lines.append("   * - " + row[0])
-            lines.extend(f"     - {cell}" for cell in row[1:])
-        return "\n".join(lines)
+    def csv_table(title: str, rows: list[list[str]]) -> str:
+        def line(row: list[str]) -> str:
+            return ", ".join('"' + cell.replace('"', '""') + '"' for cell in row)
+
+        body = "\n".join(f"   {line(row)}" for row in rows[1:])
+        return f".. csv-table:: {title}\n   :header: {line(rows[0])}\n\n{body}"
 
     figures = [[name for name, _, _ in COLUMNS], *(row for row in _rows(records) if len(row) == len(COLUMNS))]
     goal_rows = [["goal", "verdict", "figures"]] + [
@@ -314,9 +350,9 @@ def rst(records: Sequence[Record]) -> str:
     ]
     return "\n\n".join(
         [
-            list_table("Figures per client and case", figures),
-            list_table("mrclient ratios (lower is better)", _ratio_rows(records)),
-            list_table("Goals", goal_rows),
+            csv_table("Figures per client and case", figures),
+            csv_table("mrclient ratios (lower is better)", _ratio_rows(records)),
+            csv_table("Goals", goal_rows),
         ]
     )
 

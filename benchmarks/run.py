@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,7 @@ def merge_passes(passes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "wall_max_ms": max(walls),
         "overhead_p50_ms": p50 - passes[0]["latency_ms"],
         "cpu_s": total("cpu_s"),
+        "cpu_by_thread_s": _sum_by_key(record.get("cpu_by_thread_s", {}) for record in passes),
         "cpu_per_call_us": total("cpu_s") / total("expected") * 1e6,
         "peak_threads": highest("peak_threads"),
         "threads_ready": highest("threads_ready"),
@@ -155,6 +156,14 @@ def merge_passes(passes: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "nodes_cpu_s": total("nodes_cpu_s"),
         "walls_ms": walls,
     }
+
+
+def _sum_by_key(mappings: Iterable[dict[str, float]]) -> dict[str, float]:
+    summed: dict[str, float] = {}
+    for mapping in mappings:
+        for key, value in mapping.items():
+            summed[key] = summed.get(key, 0.0) + value
+    return {key: round(value, 4) for key, value in sorted(summed.items(), key=lambda item: -item[1])}
 
 
 def run_environment(args: argparse.Namespace, preset: Preset) -> dict[str, Any]:

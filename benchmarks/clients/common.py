@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ..measure import ThreadSampler, os_thread_count, peak_rss_mb, percentile
+from ..measure import ThreadSampler, cpu_by_thread, os_thread_count, peak_rss_mb, percentile, thread_cpu_seconds
 
 #: Pause between the warm-up and the measured rounds, seconds.
 SETTLE_S = 0.5
@@ -124,6 +124,7 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
             walls: list[float] = []
             successes = 0
             sampler.reset_peak()
+            threads_cpu_before = thread_cpu_seconds()
             sampler_cpu = sampler.cpu_seconds
             cpu_started = time.process_time()
             for number in range(config.rounds):
@@ -131,7 +132,9 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
                 round_started = time.perf_counter()
                 successes += driver.round(payload)
                 walls.append(time.perf_counter() - round_started)
-            cpu_s = time.process_time() - cpu_started - (sampler.cpu_seconds - sampler_cpu)
+            process_cpu_s = time.process_time() - cpu_started
+            cpu_s = process_cpu_s - (sampler.cpu_seconds - sampler_cpu)
+            threads_cpu = cpu_by_thread(threads_cpu_before, thread_cpu_seconds(), process_cpu_s)
             peak_threads = sampler.peak
             threads_at_peak = sampler.census
         finally:
@@ -157,6 +160,7 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
         "overhead_p50_ms": (p50 - latency_s) * 1000,
         "cpu_per_call_us": cpu_s / calls * 1e6,
         "cpu_s": cpu_s,
+        "cpu_by_thread_s": threads_cpu,
         "peak_threads": peak_threads,
         "threads_at_peak": threads_at_peak,
         "threads_before_init": threads_before,

@@ -60,7 +60,8 @@ class ReferenceDriver:
 
     async def _round(self, payload: dict[str, Any]) -> int:
         value = json.dumps(payload).encode("utf-8")
-        arguments = ([Argument(position=1, data=Variant(type=VariantType.JSON, value=value))], [])
+        argument = Argument(position=1, data=Variant(type=VariantType.JSON, value=value))
+        arguments: tuple[list[Any], list[Any]] = ([argument], [])
         results = await self.runner.call(self.config.method, arguments)
         return sum(
             1 for result in results.values() if result.status.name == "SUCCESS" and result.result == payload

@@ -19,7 +19,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -27,6 +26,7 @@ from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
 from .listeners import ListenerDispatcher
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
+from .pools import BurstPool
 from .runners.base import ErrorType, ModelRunner
 
 __all__ = ["ModelCluster", "RunnerFactory"]
@@ -68,7 +68,7 @@ class ModelCluster:
         runner_factory: RunnerFactory,
         report_failure: bool = True,
         *,
-        setup_workers: int = 32,
+        setup_workers: int = 64,
         settings: OrchestratorSettings | None = None,
         listener_join_timeout: float = 5.0,
     ) -> None:
@@ -85,7 +85,7 @@ class ModelCluster:
         self._initial_error: InvalidCoordinatorUsageError | None = None
         self._started = False
         self._closed = False
-        self._pool = ThreadPoolExecutor(max_workers=setup_workers, thread_name_prefix="mrclient-setup")
+        self._pool = BurstPool(setup_workers, thread_name_prefix="mrclient-setup")
         self._listeners: ListenerDispatcher[ModelRunner] = ListenerDispatcher(
             "mrclient-listeners", join_timeout=listener_join_timeout
         )
@@ -144,7 +144,7 @@ class ModelCluster:
             self._changed.notify_all()
         self._connection.close()
         self._retire((runner, runner in ready) for runner in runners)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()
         self._listeners.close()
         logger.info("model cluster for %s closed", self.crunch_id)
 

@@ -100,6 +100,7 @@ def test_setup_passes_instance_arguments(local_node: Callable[..., LocalModelNod
     node = local_node(classes=[RunnerBase, Model])
     plain = ready(runners, node, instance_args=[2.0], instance_kwargs={"offset": 1.0})
     assert plain.call("compute", (to_arguments([3.0]), []), timeout=WAIT) == (7.0, None)
+    assert plain.health_channel is None  # opened on first use
     assert plain.health() is True
     assert plain.channel is not None and plain.health_channel is not None and plain.channel is not plain.health_channel
 

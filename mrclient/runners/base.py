@@ -2,8 +2,8 @@
 
 A ``ModelRunner`` owns two channels to its node, each with its own TCP
 connection: the main channel carries Setup and model calls, the health channel
-carries ``grpc.health.v1`` checks, so a stuck model call cannot hide whether the
-node is alive. Everything here is blocking; the concurrent runner and the
+(opened when first needed) carries ``grpc.health.v1`` checks, so a stuck model
+call cannot hide whether the node is alive. Everything here is blocking; the concurrent runner and the
 cluster decide which thread does the waiting.
 """
 
@@ -104,6 +104,14 @@ def port_speaks_tls(host: str, port: int, timeout: float = 2.0) -> bool:
         return "ALERT" in str(error.reason or "").upper()
     except OSError:
         return False
+
+
+def _health_check_method(channel: grpc.Channel) -> Any:
+    return channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
 
 
 class ModelRunner(abc.ABC):
@@ -229,9 +237,9 @@ class ModelRunner(abc.ABC):
             raise _Aborted()
 
     def _connect_and_setup(self) -> tuple[bool, ErrorType | None]:
-        channel = self._open_channels()
+        channel = self._open_channel()
         try:
-            self._wait_until_reachable()
+            self._wait_until_reachable(channel)
             return self.setup(channel, self.setup_timeout)
         except grpc.RpcError as error:
             if self.closed:
@@ -256,20 +264,13 @@ class ModelRunner(abc.ABC):
                 ) from None
             raise
 
-    def _open_channels(self) -> grpc.Channel:
+    def _open_channel(self) -> grpc.Channel:
         channel = self.create_channel()
-        health_channel = self.create_channel()
         with self._lock:
             if self.closed:
                 channel.close()
-                health_channel.close()
                 raise _Aborted()
-            self.channel, self.health_channel = channel, health_channel
-            self._health_check = health_channel.unary_unary(
-                "/grpc.health.v1.Health/Check",
-                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-                response_deserializer=health_pb2.HealthCheckResponse.FromString,
-            )
+            self.channel = channel
         self.bind(channel)
         return channel
 
@@ -280,8 +281,8 @@ class ModelRunner(abc.ABC):
     def bind(self, channel: grpc.Channel) -> None:
         """Create the stubs a flavour needs on a freshly opened channel."""
 
-    def _wait_until_reachable(self) -> None:
-        """Block until the node answers on the health channel, at most ``ready_timeout``.
+    def _wait_until_reachable(self, channel: grpc.Channel) -> None:
+        """Block until the node answers a health check, at most ``ready_timeout``.
 
         Any answer proves the connection works. A refused or broken connection
         fails the RPC at once, so an attempt against a dead port costs
@@ -290,11 +291,8 @@ class ModelRunner(abc.ABC):
         subscription, which a thousand models cannot afford, and which fails if
         ``close()`` closes the channel under it.)
         """
-        check = self._health_check
-        if check is None:
-            raise _Aborted()
         try:
-            check(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout)
+            _health_check_method(channel)(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout)
         except grpc.RpcError as error:
             if self.closed:
                 raise _Aborted() from error
@@ -308,10 +306,20 @@ class ModelRunner(abc.ABC):
     # -- health and shutdown ----------------------------------------------------------------
 
     def health(self, timeout: float = 5.0) -> bool:
-        """Whether the node answers SERVING over the health channel."""
-        check = self._health_check
-        if check is None or self.closed:
-            return False
+        """Whether the node answers SERVING over the health channel.
+
+        The health channel is opened on first use: health is asked only after
+        repeated timeouts, and a thousand idle connections cost start-up time
+        and file descriptors for nothing. It is still its own TCP connection,
+        so a stuck model call cannot block it.
+        """
+        with self._lock:
+            if self.closed or self.channel is None:
+                return False
+            if self._health_check is None:
+                self.health_channel = self.create_channel()
+                self._health_check = _health_check_method(self.health_channel)
+            check = self._health_check
         try:
             response = check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         except (grpc.RpcError, ValueError):  # ValueError: channel closed meanwhile

@@ -68,7 +68,7 @@ class ModelCluster:
         runner_factory: RunnerFactory,
         report_failure: bool = True,
         *,
-        setup_workers: int = 64,
+        setup_workers: int = 256,
         settings: OrchestratorSettings | None = None,
         listener_join_timeout: float = 5.0,
     ) -> None:

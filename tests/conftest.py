@@ -35,6 +35,16 @@ NODE_START_TIMEOUT = 60.0  # importing pandas, pyarrow and river takes a while o
 VENV_INSTALL_TIMEOUT = 900.0
 
 
+#: Marks of the threads of the servers tests run in-process (LocalModelNode, and
+#: the websockets threads of LocalOrchestrator), as opposed to the client's.
+SERVER_THREAD_MARKS = ("sock_handler", "recv_events", "keepalive", "local-model-node")
+
+
+def client_threads_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since ``before`` that are not the in-process servers'."""
+    return [t for t in threading.enumerate() if t not in before and not any(m in t.name for m in SERVER_THREAD_MARKS)]
+
+
 def free_port() -> int:
     """A port nothing listens on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -27,7 +27,7 @@ from _orchestrator_fixtures import (
     node,
     orchestrator,
 )
-from conftest import free_port
+from conftest import client_threads_since, free_port
 from mrclient.cluster import ModelCluster
 from mrclient.errors import InvalidCoordinatorUsageError
 from mrclient.runners import ModelRunner
@@ -568,7 +568,6 @@ def test_models_is_a_snapshot_and_wait_for_models_is_bounded(orchestrator: Local
 def test_close_leaves_no_thread_and_the_orchestrator_sees_the_connection_close(
     orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit
 ) -> None:
-    server_side = ("sock_handler", "recv_events", "keepalive", "local-model-node")
     before = set(threading.enumerate())
     for _ in range(3):
         orchestrator.add_model(port=node.port)
@@ -583,7 +582,7 @@ def test_close_leaves_no_thread_and_the_orchestrator_sees_the_connection_close(
     assert ours == [], "close() returned with its own threads still running"
     assert orchestrator.wait_for_clients(0, WAIT)
     assert orchestrator.client_close_codes == [1000], "the client closed with a normal closing handshake"
-    leftovers = [t for t in threading.enumerate() if t not in before and not any(s in t.name for s in server_side)]
+    leftovers = client_threads_since(before)
     for thread in leftovers:  # gRPC's connectivity pollers end shortly after their channel closes
         thread.join(WAIT)
     assert [t.name for t in leftovers if t.is_alive()] == []

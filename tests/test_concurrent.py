@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conftest import client_threads_since
 from mrclient import (
     Argument,
     DynamicSubclassModelConcurrentRunner,
@@ -417,8 +418,7 @@ def test_close_leaves_no_thread(crunch: Crunch) -> None:
         runner.close()
         runner.close()  # idempotent
     Held.release.set()
-    # The nodes' own server threads start on demand; every other new thread is the client's.
-    leftover = [t for t in threading.enumerate() if t not in before and not t.name.startswith("local-model-node")]
+    leftover = client_threads_since(before)
     assert leftover == [], leftover
     assert crunch.orchestrator.wait_for_clients(0, WAIT)
 

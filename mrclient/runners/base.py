@@ -34,13 +34,16 @@ from ..errors import InvalidCoordinatorUsageError
 logger = logging.getLogger(__name__)
 
 #: Channel options shared by every runner. A local subchannel pool gives each
-#: channel its own TCP connection (gRPC otherwise shares one per target), and a
-#: short reconnect backoff brings a restarted node back quickly.
+#: channel its own TCP connection (gRPC otherwise shares one per target). A
+#: short initial reconnect backoff brings a restarted node back quickly; the
+#: minimum backoff is also gRPC's bound on one connect attempt (TCP and HTTP/2
+#: handshake), so a node that accepts connections but never answers fails an
+#: attempt within a second instead of hanging a setup.
 CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.use_local_subchannel_pool", 1),
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.min_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.keepalive_time_ms", 300_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -142,7 +145,6 @@ class ModelRunner(abc.ABC):
         *,
         retry_backoff_factor: float = 2.0,
         connect_attempts: int = 5,
-        ready_timeout: float = 10.0,
         setup_timeout: float = 120.0,
     ) -> None:
         self.runner_id = uuid.uuid4().hex
@@ -154,7 +156,6 @@ class ModelRunner(abc.ABC):
         self.infos: dict[str, Any] = dict(infos or {})
         self.retry_backoff_factor = retry_backoff_factor
         self.connect_attempts = connect_attempts
-        self.ready_timeout = ready_timeout
         self.setup_timeout = setup_timeout
 
         self.consecutive_failures = 0
@@ -237,10 +238,14 @@ class ModelRunner(abc.ABC):
             raise _Aborted()
 
     def _connect_and_setup(self) -> tuple[bool, ErrorType | None]:
+        # Setup is also the connection check: without wait_for_ready, a refused,
+        # broken or silent connection fails it at once (gRPC bounds each connect
+        # attempt, see CHANNEL_OPTIONS) and the retry policy decides what next.
         channel = self._open_channel()
         try:
-            self._wait_until_reachable(channel)
             return self.setup(channel, self.setup_timeout)
+        except ValueError as error:  # close() closed the channel as the call started
+            raise _Aborted() from error
         except grpc.RpcError as error:
             if self.closed:
                 raise _Aborted() from error
@@ -248,21 +253,16 @@ class ModelRunner(abc.ABC):
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 logger.warning("model %s: setup did not answer within %ss", self.model_id, self.setup_timeout)
                 return False, ErrorType.GRPC_CONNECTION_FAILED
-            if code in NO_ANSWER_CODES:
-                self._close_channels()
-                raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
-            logger.warning("model %s: setup failed with %s: %s", self.model_id, code.name, error.details())
-            return False, ErrorType.FAILED
-        except _AttemptFailed:
+            if code not in NO_ANSWER_CODES:
+                logger.warning("model %s: setup failed with %s: %s", self.model_id, code.name, error.details())
+                return False, ErrorType.FAILED
             self._close_channels()
-            if self.closed:
-                raise _Aborted() from None
-            if port_speaks_tls(self.ip, self.port):
+            if code == grpc.StatusCode.UNAVAILABLE and port_speaks_tls(self.ip, self.port):
                 raise InvalidCoordinatorUsageError(
                     f"the model node at {self.target} is in secure mode (it speaks TLS) "
                     "and no credentials were given"
                 ) from None
-            raise
+            raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
 
     def _open_channel(self) -> grpc.Channel:
         channel = self.create_channel()
@@ -280,28 +280,6 @@ class ModelRunner(abc.ABC):
 
     def bind(self, channel: grpc.Channel) -> None:
         """Create the stubs a flavour needs on a freshly opened channel."""
-
-    def _wait_until_reachable(self, channel: grpc.Channel) -> None:
-        """Block until the node answers a health check, at most ``ready_timeout``.
-
-        Any answer proves the connection works. A refused or broken connection
-        fails the RPC at once, so an attempt against a dead port costs
-        milliseconds and the retry policy decides when to try again. (An RPC
-        rather than a connectivity subscription: gRPC runs a polling thread per
-        subscription, which a thousand models cannot afford, and which fails if
-        ``close()`` closes the channel under it.)
-        """
-        try:
-            _health_check_method(channel)(health_pb2.HealthCheckRequest(service=""), timeout=self.ready_timeout)
-        except grpc.RpcError as error:
-            if self.closed:
-                raise _Aborted() from error
-            code = error.code()
-            if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
-                return  # a node without the health service still answered
-            raise _AttemptFailed(f"cannot reach {self.target}: {code.name}: {error.details()}") from error
-        except ValueError as error:  # the channel was closed by close()
-            raise _Aborted() from error
 
     # -- health and shutdown ----------------------------------------------------------------
 

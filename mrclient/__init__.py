@@ -17,11 +17,16 @@ from .concurrent import (
 )
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
+from .security import GatewayCredentials, SecureCredentials
 
 __all__ = [
+    "__version__",
     "Argument",
+    "decode_data",
     "DynamicSubclassModelConcurrentRunner",
     "DynamicSubclassModelRunner",
+    "encode_data",
+    "GatewayCredentials",
     "InvalidCoordinatorUsageError",
     "KwArgument",
     "ModelCluster",
@@ -29,11 +34,9 @@ __all__ = [
     "ModelPredictResult",
     "ModelRunner",
     "MrclientError",
+    "SecureCredentials",
     "TrainInferModelConcurrentRunner",
     "TrainInferModelRunner",
     "Variant",
     "VariantType",
-    "__version__",
-    "decode_data",
-    "encode_data",
 ]

@@ -37,6 +37,7 @@ from .runners import (
 )
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
+from .security import GatewayCredentials, SecureCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,14 @@ _STATUS_OF_ERROR = {
     None: ModelPredictResult.Status.SUCCESS,
     ErrorType.TIMEOUT: ModelPredictResult.Status.TIMEOUT,
 }
+#: A model resting after timeouts is answered TIMEOUT without being contacted.
+_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail="SKIPPED: resting after consecutive timeouts")
+
+
+def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> ModelPredictResult:
+    status = _STATUS_OF_ERROR.get(outcome.error, ModelPredictResult.Status.FAILED)
+    detail = outcome.detail or (outcome.error.value if outcome.error else None)
+    return ModelPredictResult(runner, outcome.result, status, exec_time_us, detail)
 
 
 def _execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
@@ -107,12 +116,14 @@ class ModelConcurrentRunner(abc.ABC):
         port: int,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         max_consecutive_timeouts: int = MAX_CONSECUTIVE_TIMEOUTS,
-        secure_credentials: Any = None,
-        gateway_credentials: Any = None,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
         report_failure: bool = True,
         *,
         retry_backoff_factor: float = 2.0,
     ) -> None:
+        if secure_credentials is not None and gateway_credentials is not None:
+            raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
         if secure_credentials is not None or gateway_credentials is not None:
             raise NotImplementedError("secure mode (SecureCredentials, GatewayCredentials) is not supported yet")
         self.timeout = timeout
@@ -223,15 +234,12 @@ class ModelConcurrentRunner(abc.ABC):
         started = time.perf_counter()
         deadline = started + timeout
         pool = self._pool_for(len(runners))
-        take_rest = self.policy.take_rest if penalize else None
         futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {}
-        rested: set[ModelRunner] = set()
         for runner in runners:
-            if take_rest is not None and take_rest(runner):
-                rested.add(runner)
-            else:
+            if not (penalize and self.policy.take_rest(runner)):
                 futures[runner] = pool.submit(_timed, invoke, runner, request_of(runner), deadline)
         wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
+        late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
         late_us = int((time.perf_counter() - started) * 1_000_000)
 
         results: dict[ModelRunner, ModelPredictResult] = {}
@@ -239,28 +247,24 @@ class ModelConcurrentRunner(abc.ABC):
         for runner in runners:
             future = futures.get(runner)
             if future is None:
-                results[runner] = ModelPredictResult(
-                    runner, None, ModelPredictResult.Status.TIMEOUT, 0, "SKIPPED: resting after consecutive timeouts"
-                )
+                results[runner] = _result(runner, _RESTED, 0)
                 continue
             if not future.done():
-                outcome, exec_us = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s"), late_us
+                outcome, exec_us = late, late_us
             else:
                 try:
                     outcome, exec_us = future.result()
-                except InvalidCoordinatorUsageError as error:
+                except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
                     logger.error("model %s rejected the call: %s", runner.model_id, error)
                     usage_errors.append(str(error))
-                    results[runner] = ModelPredictResult(runner, None, ModelPredictResult.Status.FAILED, 0, str(error))
+                    results[runner] = _result(runner, CallOutcome(error=ErrorType.FAILED, detail=str(error)), 0)
                     continue
                 except Exception as error:  # a bug must cost one result, not the round
                     logger.exception("unexpected error calling model %s", runner.model_id)
                     outcome, exec_us = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
-            status = _STATUS_OF_ERROR.get(outcome.error, ModelPredictResult.Status.FAILED)
-            detail = outcome.detail or (outcome.error.value if outcome.error else None)
-            results[runner] = ModelPredictResult(runner, outcome.result, status, exec_us, detail)
+            result = results[runner] = _result(runner, outcome, exec_us)
             if penalize:
-                self._apply_penalty(runner, outcome.error, detail)
+                self._apply_penalty(runner, outcome.error, result.detail)
         if usage_errors and len(usage_errors) == len(futures):
             raise InvalidCoordinatorUsageError(f"every model rejected the call: {usage_errors[0]}")
         return results
@@ -274,7 +278,7 @@ class ModelConcurrentRunner(abc.ABC):
             if verdict is TimeoutVerdict.REPORT:
                 self.report_failure(runner, "MULTIPLE_TIMEOUT", detail)
             elif verdict is TimeoutVerdict.CHECK_HEALTH:
-                self._pool_for(0).submit(self._check_health, runner)
+                self._pool_for(0).submit(self._check_health, runner)  # off the coordinator's thread
         elif error is ErrorType.BAD_IMPLEMENTATION:
             self.report_failure(runner, "BAD_IMPLEMENTATION", detail)
         elif error is ErrorType.ABORTED:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +65,45 @@ def test_call_against_an_unreachable_orchestrator_fails_clearly() -> None:
                     "--init-timeout", "1", "predict")
     assert done.returncode != 0
     assert "mrclient: error:" in done.stderr and "ws://127.0.0.1:1/c" in done.stderr
+
+
+class LineReader:
+    """Lines a process prints, read on a thread so that each wait is bounded."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+        self.thread = threading.Thread(target=lambda: [self.lines.put(line) for line in stdout], daemon=True)
+        self.thread.start()
+
+    def next(self, timeout: float = 30.0) -> str:
+        return self.lines.get(timeout=timeout)
+
+
+def test_watch_prints_models_as_they_join_until_interrupted(local_node: Any) -> None:
+    from mrclient.testing import LocalOrchestrator
+    from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
+
+    with LocalOrchestrator(crunch_id="watched") as orchestrator:
+        first = orchestrator.add_model(host="127.0.0.1", port=local_node(classes=[TrackerBase, EwmaTracker]).port)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mrclient.cli", "watch", "--host", "127.0.0.1", "--port", str(orchestrator.port),
+             "--crunch-id", "watched", "--base-classname", BASE_CLASSNAME],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        lines = LineReader(process)
+        try:
+            assert first in lines.next()  # already there: "ready"
+            second = orchestrator.add_model(host="127.0.0.1", port=local_node(classes=[TrackerBase, EwmaTracker]).port)
+            line = lines.next()
+            assert "joined" in line and second in line
+            orchestrator.stop_model(first)
+            line = lines.next()
+            assert "left" in line and first in line
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=RUN_TIMEOUT) == 0
+        finally:
+            process.kill()
+            process.wait(timeout=RUN_TIMEOUT)
+            lines.thread.join(RUN_TIMEOUT)

@@ -1,5 +1,6 @@
-# The two commands: `make demo` and `make test`. Each creates its own virtual
-# environment and installs what it needs, so a fresh clone needs nothing else.
+# The two commands are `make demo` and `make test`; `make bench` measures. Each
+# creates its own virtual environment and installs what it needs, so a fresh
+# clone needs nothing else.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return run_watch(args)
         return run_call(args)
-    except (MrclientError, ConnectionError, ValueError) as error:
+    except (MrclientError, ConnectionError, ImportError, ValueError) as error:
         print(f"mrclient: error: {error}", file=sys.stderr)
         return 1
 

@@ -215,6 +215,21 @@ def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
     }
 
 
+def test_a_previous_rounds_straggler_does_not_delay_the_next_round(crunch: Crunch) -> None:
+    held, _ = crunch.add(Held, name="held")
+    echo_ids = [crunch.add(Echo, name=f"echo-{i}")[0] for i in range(3)]
+    runner = crunch.runner(timeout=0.5, max_consecutive_timeouts=10)
+    assert runner.wait_for_models(4, WAIT)
+    assert by_model_id(runner.call("work"))[held].status is TIMEOUT  # its node is still computing
+
+    for _ in range(3):  # round after round while the held call is still running on the node
+        started = time.monotonic()
+        results = by_model_id(runner.call("work", timeout=0.5))
+        assert time.monotonic() - started < 0.5 + 0.5
+        assert [results[model_id].status for model_id in echo_ids] == [SUCCESS] * 3
+        assert results[held].status is TIMEOUT  # skipped while resting, or refused as busy
+
+
 def test_a_node_killed_mid_call(crunch: Crunch) -> None:
     held, node = crunch.add(Held)
     runner = crunch.runner(timeout=30.0, report_failure=False)

@@ -74,3 +74,18 @@ def test_secure_mode_is_refused_clearly_until_it_is_supported(tls_material: TlsM
         mrclient.DynamicSubclassModelConcurrentRunner(
             secure_credentials=credentials, gateway_credentials=mrclient.GatewayCredentials(object()), **options
         )
+
+
+def test_local_orchestrator_without_websockets_names_the_extra(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['websockets'] = None\n"
+        "try:\n"
+        "    from mrclient.testing import LocalOrchestrator\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "pip install 'mrclient[testing]'" in done.stdout, done.stderr

@@ -25,8 +25,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import Server, ServerConnection, serve
+try:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.server import Server, ServerConnection, serve
+except ImportError as error:  # pragma: no cover - depends on the installed extras
+    raise ImportError("LocalOrchestrator needs websockets: pip install 'mrclient[testing]'") from error
 
 __all__ = ["LocalOrchestrator"]
 

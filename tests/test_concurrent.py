@@ -70,10 +70,11 @@ class Slow(Echo):
 
     delay = 0.6
     done = threading.Event()
+    interrupt = threading.Event()  # set at teardown so no slow call outlives its test
 
     def slow(self) -> str:
         Slow.done.clear()
-        time.sleep(Slow.delay)
+        Slow.interrupt.wait(Slow.delay)  # the model's work: it takes `delay` seconds
         Slow.done.set()
         return "late"
 
@@ -113,12 +114,14 @@ class Crunch:
 def crunch(local_node: Callable[..., LocalModelNode]) -> Iterator[Crunch]:
     Held.started.clear()
     Held.release.clear()
+    Slow.interrupt.clear()
     with LocalOrchestrator(crunch_id="concurrent") as orchestrator:
         kit = Crunch(orchestrator, local_node)
         try:
             yield kit
         finally:
             Held.release.set()
+            Slow.interrupt.set()
             for runner in kit.runners:
                 runner.close()
 

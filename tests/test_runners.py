@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -173,6 +174,39 @@ def test_retries_then_gives_up_on_a_closed_port(runners: Callable[..., ModelRunn
     assert time.monotonic() - started < WAIT
     assert sum("Retrying" in record.getMessage() for record in caplog.records) == 3
     assert runner.channel is None and runner.health() is False
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:  # the server socket was closed
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+    server.close()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    for connection in accepted:
+        connection.close()
+
+
+def test_a_node_that_never_answers_fails_each_attempt_quickly(runners: Callable[..., ModelRunner], silent_port: int) -> None:
+    runner = runners(silent_port, connect_attempts=2)
+    started = time.monotonic()
+    assert runner.init() == (False, ErrorType.GRPC_CONNECTION_FAILED)
+    # Each attempt is bounded by gRPC's connect timeout (1 s), plus one TLS probe (1 s) per init.
+    assert time.monotonic() - started < 2 * 1.0 + 1.0 + 2.0
+    assert runner.channel is None
 
 
 def test_connects_once_the_node_comes_up(runners: Callable[..., ModelRunner]) -> None:

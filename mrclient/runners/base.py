@@ -88,7 +88,7 @@ class _Aborted(Exception):
     """``close()`` was called while connecting."""
 
 
-def port_speaks_tls(host: str, port: int, timeout: float = 2.0) -> bool:
+def port_speaks_tls(host: str, port: int, timeout: float = 1.0) -> bool:
     """Whether ``host:port`` answers a TLS handshake (a secure model node).
 
     Certificates are not checked: the question is only which protocol the port
@@ -168,6 +168,7 @@ class ModelRunner(abc.ABC):
         self._health_check: Any = None
         self._closing = threading.Event()
         self._lock = threading.Lock()  # guards the channel fields against close()
+        self._tls_checked = False  # this init() already probed the port for TLS
 
     def __repr__(self) -> str:
         return (
@@ -204,6 +205,7 @@ class ModelRunner(abc.ABC):
         ``InvalidCoordinatorUsageError`` when the node speaks TLS and this runner
         has no credentials, since retrying cannot help.
         """
+        self._tls_checked = False
         retrying = Retrying(
             stop=stop_after_attempt(self.connect_attempts),
             wait=wait_exponential(multiplier=self.retry_backoff_factor, max=60),
@@ -257,12 +259,17 @@ class ModelRunner(abc.ABC):
                 logger.warning("model %s: setup failed with %s: %s", self.model_id, code.name, error.details())
                 return False, ErrorType.FAILED
             self._close_channels()
-            if code == grpc.StatusCode.UNAVAILABLE and port_speaks_tls(self.ip, self.port):
+            if code == grpc.StatusCode.UNAVAILABLE and self._first_tls_check() and port_speaks_tls(self.ip, self.port):
                 raise InvalidCoordinatorUsageError(
                     f"the model node at {self.target} is in secure mode (it speaks TLS) "
                     "and no credentials were given"
                 ) from None
             raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
+
+    def _first_tls_check(self) -> bool:
+        """Whether to probe the port for TLS: once per ``init()``, it costs a handshake."""
+        first, self._tls_checked = not self._tls_checked, True
+        return first
 
     def _open_channel(self) -> grpc.Channel:
         channel = self.create_channel()

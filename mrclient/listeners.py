@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Listener = Callable[[T], None]
 
+
 class ListenerDispatcher(Generic[T]):
     """Posts ``(kind, item)`` events to the listeners of that kind, in order.
 

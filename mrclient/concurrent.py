@@ -345,7 +345,9 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         protobuf ``Argument``/``KwArgument`` lists; ``arguments=fn`` where
         ``fn(model_runner)`` returns that tuple for one model; or plain Python
         values as ``args=[...]`` and ``kwargs={...}``. Shared arguments are
-        encoded and serialized once for the whole round.
+        encoded and serialized once for the whole round. ``fn`` runs on the
+        caller's thread before any model is called, so an exception it raises
+        ends the round before it starts.
         """
         if not method_name:
             raise InvalidCoordinatorUsageError("method_name cannot be empty")

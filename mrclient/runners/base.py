@@ -288,6 +288,21 @@ class ModelRunner(abc.ABC):
     def bind(self, channel: grpc.Channel) -> None:
         """Create the stubs a flavour needs on a freshly opened channel."""
 
+    def send(self, rpc: Any, request: Any, timeout: float | None) -> tuple[Any, CallOutcome | None]:
+        """Send ``request`` on ``rpc`` (a method of the main channel) with a deadline.
+
+        ``(response, None)``, or ``(None, outcome)`` when no response came: a
+        gRPC error classified, or the runner closed before or during the call.
+        """
+        if rpc is None or self.closed:
+            return None, CLOSED_OUTCOME
+        try:
+            return rpc(request, timeout=timeout), None
+        except grpc.RpcError as error:
+            return None, outcome_of_rpc_error(error)
+        except ValueError:  # the channel was closed while the call was starting
+            return None, CLOSED_OUTCOME
+
     # -- health and shutdown ----------------------------------------------------------------
 
     def health(self, timeout: float = 5.0) -> bool:

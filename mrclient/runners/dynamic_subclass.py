@@ -12,7 +12,7 @@ from ..codec import decode_variant, to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
 from ..proto.commons_pb2 import Argument, KwArgument
 from ..proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
-from .base import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner, outcome_of_rpc_error
+from .base import CallOutcome, ErrorType, ModelRunner
 
 logger = logging.getLogger(__name__)
 
@@ -104,16 +104,8 @@ class DynamicSubclassModelRunner(ModelRunner):
         return outcome.result, outcome.error
 
     def execute(self, request: CallRequest | bytes, timeout: float | None) -> CallOutcome:
-        call = self._call
-        if call is None or self.closed:
-            return CLOSED_OUTCOME
-        try:
-            response: CallResponse = call(request, timeout=timeout)
-        except grpc.RpcError as error:
-            return outcome_of_rpc_error(error)
-        except ValueError:  # the channel was closed while the call was starting
-            return CLOSED_OUTCOME
-        return self._outcome_of_response(response)
+        response, failed = self.send(self._call, request, timeout)
+        return failed or self._outcome_of_response(response)
 
     def _outcome_of_response(self, response: CallResponse) -> CallOutcome:
         status = response.status

@@ -9,7 +9,7 @@ from google.protobuf.empty_pb2 import Empty
 
 from ..codec import decode_variant, to_variant
 from ..proto.train_infer_pb2 import InferRequest, InferResponse
-from .base import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner, outcome_of_rpc_error
+from .base import CallOutcome, ErrorType, ModelRunner
 from .dynamic_subclass import serialize_request
 
 #: The service the reference client uses; ``TrainInferService`` has the same RPCs.
@@ -46,15 +46,9 @@ class TrainInferModelRunner(ModelRunner):
         return outcome.result, outcome.error
 
     def execute(self, request: InferRequest | bytes, timeout: float | None) -> CallOutcome:
-        infer = self._infer
-        if infer is None or self.closed:
-            return CLOSED_OUTCOME
-        try:
-            response: InferResponse = infer(request, timeout=timeout)
-        except grpc.RpcError as error:
-            return outcome_of_rpc_error(error)
-        except ValueError:
-            return CLOSED_OUTCOME
+        response, failed = self.send(self._infer, request, timeout)
+        if failed is not None:
+            return failed
         try:
             return CallOutcome(result=decode_variant(response.prediction))
         except ValueError as error:
@@ -62,14 +56,5 @@ class TrainInferModelRunner(ModelRunner):
 
     def reinitialize(self, timeout: float | None = None) -> tuple[bool, ErrorType | None]:
         """Restart the participant's ``infer`` generator."""
-        reinitialize = self._reinitialize
-        if reinitialize is None or self.closed:
-            return False, ErrorType.ABORTED
-        try:
-            reinitialize(Empty(), timeout=timeout)
-        except grpc.RpcError as error:
-            outcome = outcome_of_rpc_error(error)
-            return False, outcome.error
-        except ValueError:
-            return False, ErrorType.ABORTED
-        return True, None
+        _, failed = self.send(self._reinitialize, Empty(), timeout)
+        return (True, None) if failed is None else (False, failed.error)

@@ -25,9 +25,10 @@ from typing import Any
 from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
 from .listeners import ListenerDispatcher
+from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
 from .pools import BurstPool
-from .runners.base import ErrorType, ModelRunner
+from .runners.base import CallOutcome, ErrorType, ModelRunner
 
 __all__ = ["ModelCluster", "RunnerFactory"]
 
@@ -48,6 +49,42 @@ SETUP_FAILURE_CODES = {
 }
 
 _JOINED, _LEFT = "joined", "left"
+
+
+class _FirstSetups:
+    """The setups of the first ``init``'s models, which ``start()`` waits for and then judges.
+
+    Guarded by the cluster's lock. A failure that may be the coordinator's
+    mistake (a node refusing the coordinator) is not reported while the burst
+    lasts: if every model says the same, ``start()`` raises and nobody is
+    reported; otherwise the held reports are sent then.
+    """
+
+    def __init__(self, runners: Iterable[ModelRunner]) -> None:
+        self.pending = set(runners)
+        self.count = len(self.pending)
+        self.outcomes: list[CallOutcome] = []
+        self.held: list[tuple[ModelRunner, str, str | None]] = []
+        self.usage_error: InvalidCoordinatorUsageError | None = None
+        self.judged = False
+
+    def settle(self, runner: ModelRunner, outcome: CallOutcome, usage_error: InvalidCoordinatorUsageError | None) -> None:
+        if runner not in self.pending:
+            return
+        self.pending.discard(runner)
+        self.outcomes.append(outcome)
+        if usage_error is not None and self.usage_error is None:
+            self.usage_error = usage_error
+
+    def hold(self, outcome: CallOutcome) -> bool:
+        """Whether to hold the report of this failure until the burst is judged."""
+        return not self.judged and outcome.code in COORDINATOR_MISTAKES
+
+    def judge(self) -> tuple[str | None, list[tuple[ModelRunner, str, str | None]]]:
+        """The coordinator's mistake the settled setups show (or None), and the reports held."""
+        self.judged = True
+        held, self.held = self.held, []
+        return coordinator_mistake(self.outcomes, self.count), held
 
 
 class ModelCluster:
@@ -81,8 +118,7 @@ class ModelCluster:
         self._ready: dict[str, ModelRunner] = {}  # those whose setup succeeded
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
-        self._initial: set[ModelRunner] | None = None  # first init's runners still setting up
-        self._initial_error: InvalidCoordinatorUsageError | None = None
+        self._first: _FirstSetups | None = None  # the first init's setups, from that init on
         self._started = False
         self._closed = False
         self._pool = BurstPool(setup_workers, thread_name_prefix="mrclient-setup")
@@ -101,8 +137,9 @@ class ModelCluster:
 
         Bounded by ``timeout`` overall; models whose setup is still running then
         join later. Raises ``ConnectionError`` when the orchestrator cannot be
-        reached in time, and the first ``InvalidCoordinatorUsageError`` an
-        initial setup raised. On any error the cluster is closed.
+        reached in time, the first ``InvalidCoordinatorUsageError`` an initial
+        setup raised, and one when every model refused the coordinator (see
+        ``misuse``; nobody is reported then). On any error the cluster is closed.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -115,9 +152,17 @@ class ModelCluster:
             self._connection.connect(timeout)
             with self._changed:
                 settled = self._changed.wait_for(self._initial_settled, max(0.0, deadline - time.monotonic()))
-                error, unsettled = self._initial_error, len(self._initial or ())
+                first = self._first
+                if first is None:  # closed meanwhile
+                    return
+                error, unsettled = first.usage_error, len(first.pending)
+                mistake, held = first.judge()
             if error is not None:
                 raise error
+            if mistake is not None:
+                raise InvalidCoordinatorUsageError(mistake)
+            for runner, code, reason in held:
+                self._report_setup_failure(runner, code, reason)
             if not settled:
                 logger.warning("%d models still setting up after %ss; they join when ready", unsettled, timeout)
         except BaseException:
@@ -125,7 +170,7 @@ class ModelCluster:
             raise
 
     def _initial_settled(self) -> bool:
-        return self._closed or (self._initial is not None and not self._initial)
+        return self._closed or (self._first is not None and not self._first.pending)
 
     def close(self) -> None:
         """Stop the connection, the setup pool and the listeners; close every runner.
@@ -208,6 +253,18 @@ class ModelCluster:
         self._connection.report_failure(runner.model_id, code, reason, runner.ip)
         self._retire([(runner, was_ready)])
 
+    def reject(self, runner: ModelRunner, code: str, reason: str | None = None) -> None:
+        """Report and drop a model that cannot be used safely (a failed identity check).
+
+        Unlike ``report_failure``, the model leaves the table even with
+        reporting off: it is logged, and kept out of rounds.
+        """
+        if self.reporting:
+            self.report_failure(runner, code, reason)
+            return
+        logger.warning("reporting is off; not reporting model %s: %s (%s); dropping it", runner.model_id, code, reason)
+        self.remove(runner)
+
     def remove(self, runner: ModelRunner) -> None:
         """Close ``runner`` and drop it from the table, without reporting it."""
         with self._lock:
@@ -246,8 +303,8 @@ class ModelCluster:
                 kept = self._runners[entry.model_id]
                 kept.infos, kept.model_name = dict(entry.infos), entry.model_name
             started = [runner for runner in map(self._create, plan.start) if runner is not None]
-            if event == "init" and self._initial is None:
-                self._initial = set(started)
+            if event == "init" and self._first is None:
+                self._first = _FirstSetups(started)
                 self._changed.notify_all()
         for problem in plan.problems:
             logger.warning("%s frame: %s", event, problem)
@@ -324,12 +381,13 @@ class ModelCluster:
         usage_error: InvalidCoordinatorUsageError | None,
     ) -> None:
         """Record a finished setup: the runner joins, or leaves the table (and may be reported)."""
+        outcome = CallOutcome() if ok else runner.init_failure or CallOutcome(error=error)
+        reason = outcome.detail or f"setup failed: {error.name if error else ''}"
         with self._lock:
             current = not self._closed and self._runners.get(runner.model_id) is runner
-            if self._initial is not None and runner in self._initial:
-                self._initial.discard(runner)
-                if usage_error is not None and self._initial_error is None:
-                    self._initial_error = usage_error
+            first = self._first
+            if first is not None:
+                first.settle(runner, outcome, usage_error)
             if current and ok:
                 self._ready[runner.model_id] = runner
                 self._snapshot = tuple(self._ready.values())
@@ -338,6 +396,9 @@ class ModelCluster:
             elif current:
                 del self._runners[runner.model_id]
             code = SETUP_FAILURE_CODES.get(error) if error is not None and current and not ok else None
+            if code is not None and first is not None and first.hold(outcome):
+                first.held.append((runner, code, reason))
+                code = None
             if code is not None and self.reporting:
                 self._reported.add(runner)
             self._changed.notify_all()
@@ -345,9 +406,10 @@ class ModelCluster:
             logger.info("model %s (%s) joined", runner.model_id, runner.model_name)
             return
         runner.close()
-        if code is None:
-            return
-        reason = f"setup failed: {error.name if error else ''}"
+        if code is not None:
+            self._report_setup_failure(runner, code, reason)
+
+    def _report_setup_failure(self, runner: ModelRunner, code: str, reason: str | None) -> None:
         if self.reporting:
             self._connection.report_failure(runner.model_id, code, reason, runner.ip)
         else:

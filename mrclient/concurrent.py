@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 from .cluster import ModelCluster
 from .codec import to_arguments, to_kw_arguments, to_variant
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .misuse import coordinator_mistake
 from .penalties import PenaltyPolicy, TimeoutVerdict
 from .proto.train_infer_pb2 import InferRequest
 from .runners import (
@@ -35,6 +36,7 @@ from .runners import (
     ModelRunner,
     TrainInferModelRunner,
 )
+from .runners.base import CERTIFICATE_CHANGED
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
 from .security import GatewayCredentials, SecureCredentials
@@ -124,10 +126,20 @@ class ModelConcurrentRunner(abc.ABC):
     ) -> None:
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
-        if secure_credentials is not None or gateway_credentials is not None:
-            raise NotImplementedError("secure mode (SecureCredentials, GatewayCredentials) is not supported yet")
+        if secure_credentials is not None and not isinstance(secure_credentials, SecureCredentials):
+            raise InvalidCoordinatorUsageError(
+                f"secure_credentials must be SecureCredentials (e.g. SecureCredentials.from_directory(path)), "
+                f"not {type(secure_credentials).__name__}"
+            )
+        if gateway_credentials is not None and not isinstance(gateway_credentials, GatewayCredentials):
+            raise InvalidCoordinatorUsageError(
+                f"gateway_credentials must be GatewayCredentials (e.g. GatewayCredentials.from_files(key_path)), "
+                f"not {type(gateway_credentials).__name__}"
+            )
         self.timeout = timeout
         self.retry_backoff_factor = retry_backoff_factor
+        self.secure_credentials = secure_credentials
+        self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
             crunch_id, host, port, self.create_model_runner, report_failure=report_failure
@@ -141,6 +153,14 @@ class ModelConcurrentRunner(abc.ABC):
     @abc.abstractmethod
     def create_model_runner(self, **kwargs: Any) -> ModelRunner:
         """A runner for one model; the cluster passes the model's identity and address."""
+
+    def runner_options(self) -> dict[str, Any]:
+        """What every runner of this crunch shares: retry pacing and credentials."""
+        return {
+            "retry_backoff_factor": self.retry_backoff_factor,
+            "secure_credentials": self.secure_credentials,
+            "gateway_credentials": self.gateway_credentials,
+        }
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -234,39 +254,53 @@ class ModelConcurrentRunner(abc.ABC):
         started = time.perf_counter()
         deadline = started + timeout
         pool = self._pool_for(len(runners))
-        futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {}
-        for runner in runners:
-            if not (penalize and self.policy.take_rest(runner)):
-                futures[runner] = pool.submit(_timed, invoke, runner, request_of(runner), deadline)
+        resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
+        futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {
+            runner: pool.submit(_timed, invoke, runner, request_of(runner), deadline)
+            for runner in runners
+            if runner not in resting
+        }
         wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
         late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
         late_us = int((time.perf_counter() - started) * 1_000_000)
 
+        answers: dict[ModelRunner, tuple[CallOutcome, int]] = {}
+        usage_errors: dict[ModelRunner, str] = {}
+        for runner, future in futures.items():
+            if not future.done():
+                answers[runner] = late, late_us
+                continue
+            try:
+                answers[runner] = future.result()
+            except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
+                logger.error("model %s rejected the call: %s", runner.model_id, error)
+                usage_errors[runner] = str(error)
+                answers[runner] = CallOutcome(error=ErrorType.FAILED, detail=str(error)), 0
+            except Exception as error:  # a bug must cost one result, not the round
+                logger.exception("unexpected error calling model %s", runner.model_id)
+                answers[runner] = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
+        if usage_errors and len(usage_errors) == len(futures):
+            raise InvalidCoordinatorUsageError(f"every model rejected the call: {next(iter(usage_errors.values()))}")
+        mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(futures))
+        if mistake is not None:  # nobody is penalized for the coordinator's mistake
+            raise InvalidCoordinatorUsageError(mistake)
+
         results: dict[ModelRunner, ModelPredictResult] = {}
-        usage_errors: list[str] = []
         for runner in runners:
-            future = futures.get(runner)
-            if future is None:
+            if runner in resting:
+                self.policy.record_rest(runner)
                 results[runner] = _result(runner, _RESTED, 0)
                 continue
-            if not future.done():
-                outcome, exec_us = late, late_us
-            else:
-                try:
-                    outcome, exec_us = future.result()
-                except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
-                    logger.error("model %s rejected the call: %s", runner.model_id, error)
-                    usage_errors.append(str(error))
-                    results[runner] = _result(runner, CallOutcome(error=ErrorType.FAILED, detail=str(error)), 0)
-                    continue
-                except Exception as error:  # a bug must cost one result, not the round
-                    logger.exception("unexpected error calling model %s", runner.model_id)
-                    outcome, exec_us = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
+            outcome, exec_us = answers[runner]
             result = results[runner] = _result(runner, outcome, exec_us)
-            if penalize:
+            if runner in usage_errors:
+                continue
+            if outcome.error is ErrorType.AUTH_ERROR:  # not a penalty: the model cannot be trusted or reached
+                self.model_cluster.reject(runner, "CONNECTION_FAILED", result.detail)
+            elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
+                self._pool_for(0).submit(self.model_cluster.reconnect, runner)
+            elif penalize:
                 self._apply_penalty(runner, outcome.error, result.detail)
-        if usage_errors and len(usage_errors) == len(futures):
-            raise InvalidCoordinatorUsageError(f"every model rejected the call: {usage_errors[0]}")
         return results
 
     def _apply_penalty(self, runner: ModelRunner, error: ErrorType | None, detail: str | None) -> None:
@@ -325,7 +359,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             base_classname=self.base_classname,
             instance_args=self.instance_args,
             instance_kwargs=self.instance_kwargs,
-            retry_backoff_factor=self.retry_backoff_factor,
+            **self.runner_options(),
             **kwargs,
         )
 
@@ -389,9 +423,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         super().__init__(timeout, crunch_id, host, port, **kwargs)
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
-        return TrainInferModelRunner(
-            service_name=self.service_name, retry_backoff_factor=self.retry_backoff_factor, **kwargs
-        )
+        return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
 
     def predict(
         self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None

@@ -40,12 +40,13 @@ class PenaltyPolicy:
     max_consecutive_failures: int = 3
     max_consecutive_timeouts: int = 3
 
-    def take_rest(self, runner: ModelRunner) -> bool:
-        """Whether ``runner`` skips this call; a skip uses up one call of its rest."""
-        if runner.cooldown_calls_remaining > 0:
-            runner.cooldown_calls_remaining -= 1
-            return True
-        return False
+    def resting(self, runner: ModelRunner) -> bool:
+        """Whether ``runner`` skips this call (``record_rest`` then uses up one call of its rest)."""
+        return runner.cooldown_calls_remaining > 0
+
+    def record_rest(self, runner: ModelRunner) -> None:
+        """A call skipped: one call less to rest."""
+        runner.cooldown_calls_remaining = max(0, runner.cooldown_calls_remaining - 1)
 
     def record_success(self, runner: ModelRunner) -> None:
         runner.consecutive_failures = 0

@@ -30,6 +30,8 @@ from tenacity import (
 )
 
 from ..errors import InvalidCoordinatorUsageError
+from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
+from ..security.transport import Transport, connect_transport
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 )
 
+#: The code of an outcome where the node no longer presents the certificate its channel is
+#: pinned to (it rotated it): not the model's fault, the runner must reconnect to pin the new one.
+CERTIFICATE_CHANGED = "CERTIFICATE_CHANGED"
+
 #: gRPC codes that mean "no answer in time": the node is busy (it serves one call
 #: at a time), slow, unreachable, or the call was cancelled by a close.
 NO_ANSWER_CODES = frozenset(
@@ -64,20 +70,37 @@ NO_ANSWER_CODES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    """What one model call produced: a result, or an error with its detail."""
+    """What one model call produced: a result, or an error with its detail.
+
+    ``code`` is the status code the node or gRPC answered when it says more
+    than ``error`` does (``security.REFUSED``: the node did not accept the
+    coordinator).
+    """
 
     result: Any = None
     error: ModelRunner.ErrorType | None = None
     detail: str | None = None
+    code: str | None = None
 
 
 def outcome_of_rpc_error(error: grpc.RpcError) -> CallOutcome:
-    """Classify a gRPC error: no answer in time, or a failure."""
+    """Classify a gRPC error: no answer in time, a refusal of the coordinator, or a failure."""
     code = error.code()
     detail = f"{code.name}: {error.details()}"
     if code in NO_ANSWER_CODES:
         return CallOutcome(error=ErrorType.TIMEOUT, detail=detail)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return auth_outcome(AuthError(f"the node refused the coordinator ({detail})", code=REFUSED))
     return CallOutcome(error=ErrorType.FAILED, detail=detail)
+
+
+def auth_outcome(error: AuthError) -> CallOutcome:
+    """The outcome of a failed identity check or of a node refusing the coordinator."""
+    return CallOutcome(
+        error=ErrorType.AUTH_ERROR,
+        detail=f"AUTH_ERROR: {error.reason}",
+        code=error.code,
+    )
 
 
 class _AttemptFailed(Exception):
@@ -146,7 +169,11 @@ class ModelRunner(abc.ABC):
         retry_backoff_factor: float = 2.0,
         connect_attempts: int = 5,
         setup_timeout: float = 120.0,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
     ) -> None:
+        if secure_credentials is not None and gateway_credentials is not None:
+            raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
         self.runner_id = uuid.uuid4().hex
         self.deployment_id = deployment_id
         self.model_id = model_id
@@ -157,6 +184,12 @@ class ModelRunner(abc.ABC):
         self.retry_backoff_factor = retry_backoff_factor
         self.connect_attempts = connect_attempts
         self.setup_timeout = setup_timeout
+        #: How calls to the node are secured: None (plain), mutual TLS or a gateway.
+        self.credentials: SecureCredentials | GatewayCredentials | None = secure_credentials or gateway_credentials
+        #: Why the last ``init()`` failed (error, detail, code), for the failure report.
+        self.init_failure: CallOutcome | None = None
+        #: What the node said when ``setup`` last failed, if a flavour knows more than an ErrorType.
+        self.setup_detail: str | None = None
 
         self.consecutive_failures = 0
         self.consecutive_timeouts = 0
@@ -165,6 +198,7 @@ class ModelRunner(abc.ABC):
 
         self.channel: grpc.Channel | None = None
         self.health_channel: grpc.Channel | None = None
+        self._transport: Transport = Transport()  # replaced at each connection attempt
         self._health_check: Any = None
         self._closing = threading.Event()
         self._lock = threading.Lock()  # guards the channel fields against close()
@@ -201,11 +235,14 @@ class ModelRunner(abc.ABC):
         """Connect both channels and run ``setup``, retrying connection errors.
 
         Returns ``(True, None)`` when the model is ready to be called, otherwise
-        ``(False, reason)``; ``ABORTED`` when ``close()`` interrupted it. Raises
-        ``InvalidCoordinatorUsageError`` when the node speaks TLS and this runner
-        has no credentials, since retrying cannot help.
+        ``(False, reason)`` with the details in ``init_failure``; ``ABORTED``
+        when ``close()`` interrupted it. An identity check that fails or a node
+        that refuses the coordinator (``AUTH_ERROR``) is not retried. Raises
+        ``InvalidCoordinatorUsageError`` when the node speaks TLS and this
+        runner has no credentials, since retrying cannot help.
         """
         self._tls_checked = False
+        self.init_failure = None
         retrying = Retrying(
             stop=stop_after_attempt(self.connect_attempts),
             wait=wait_exponential(multiplier=self.retry_backoff_factor, max=60),
@@ -215,56 +252,85 @@ class ModelRunner(abc.ABC):
             reraise=True,
         )
         try:
-            outcome: tuple[bool, ErrorType | None] = retrying(self._connect_and_setup)
+            failure: CallOutcome | None = retrying(self._connect_and_setup)
         except InvalidCoordinatorUsageError:
             self._close_channels()
             raise
         except _Aborted:
-            self._close_channels()
-            return False, ErrorType.ABORTED
+            failure = CallOutcome(error=ErrorType.ABORTED, detail="the runner was closed while connecting")
         except _AttemptFailed as error:
-            self._close_channels()
             if self.closed:
-                return False, ErrorType.ABORTED
-            logger.warning("model %s at %s: giving up after %d attempts: %s",
-                           self.model_id, self.target, self.connect_attempts, error)
-            return False, ErrorType.GRPC_CONNECTION_FAILED
-        if outcome[0]:
+                failure = CallOutcome(error=ErrorType.ABORTED, detail="the runner was closed while connecting")
+            else:
+                logger.warning("model %s at %s: giving up after %d attempts: %s",
+                               self.model_id, self.target, self.connect_attempts, error)
+                failure = CallOutcome(
+                    error=ErrorType.GRPC_CONNECTION_FAILED,
+                    detail=f"no connection after {self.connect_attempts} attempts: {error}",
+                )
+        if failure is None:
             logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)
-        else:
-            self._close_channels()
-        return outcome
+            return True, None
+        self._close_channels()
+        self.init_failure = failure
+        return False, failure.error
 
     def _sleep_unless_closed(self, seconds: float) -> None:
         if self._closing.wait(seconds):
             raise _Aborted()
 
-    def _connect_and_setup(self) -> tuple[bool, ErrorType | None]:
+    def _connect_and_setup(self) -> CallOutcome | None:
+        """One attempt: None when the model is ready, else why not; ``_AttemptFailed`` to retry."""
         # Setup is also the connection check: without wait_for_ready, a refused,
         # broken or silent connection fails it at once (gRPC bounds each connect
         # attempt, see CHANNEL_OPTIONS) and the retry policy decides what next.
-        channel = self._open_channel()
+        self.setup_detail = None
         try:
-            return self.setup(channel, self.setup_timeout)
-        except ValueError as error:  # close() closed the channel as the call started
-            raise _Aborted() from error
-        except grpc.RpcError as error:
+            channel = self._open_channel()
+            ok, error = self.setup(channel, self.setup_timeout)
+        except AuthError as refusal:
             if self.closed:
-                raise _Aborted() from error
-            code = error.code()
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                logger.warning("model %s: setup did not answer within %ss", self.model_id, self.setup_timeout)
-                return False, ErrorType.GRPC_CONNECTION_FAILED
-            if code not in NO_ANSWER_CODES:
-                logger.warning("model %s: setup failed with %s: %s", self.model_id, code.name, error.details())
-                return False, ErrorType.FAILED
+                raise _Aborted() from refusal
+            logger.warning("model %s at %s: %s", self.model_id, self.target, refusal.reason)
+            return auth_outcome(refusal)
+        except OSError as unreachable:  # the TLS probe could not reach the node
             self._close_channels()
-            if code == grpc.StatusCode.UNAVAILABLE and self._first_tls_check() and port_speaks_tls(self.ip, self.port):
-                raise InvalidCoordinatorUsageError(
-                    f"the model node at {self.target} is in secure mode (it speaks TLS) "
-                    "and no credentials were given"
-                ) from None
-            raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
+            raise _AttemptFailed(f"TLS probe: {unreachable}") from unreachable
+        except ValueError as closed:
+            if self.closed:  # close() closed the channel as the call started
+                raise _Aborted() from closed
+            raise
+        except grpc.RpcError as rpc_error:
+            return self._setup_rpc_failure(rpc_error)
+        if ok:
+            return None
+        return CallOutcome(error=error, detail=self.setup_detail or f"setup failed: {error.name if error else ''}")
+
+    def _setup_rpc_failure(self, error: grpc.RpcError) -> CallOutcome:
+        """What a gRPC error of Setup means: give up, retry (``_AttemptFailed``), or the coordinator's mistake."""
+        if self.closed:
+            raise _Aborted() from error
+        code = error.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            logger.warning("model %s: setup did not answer within %ss", self.model_id, self.setup_timeout)
+            return CallOutcome(
+                error=ErrorType.GRPC_CONNECTION_FAILED, detail=f"setup did not answer within {self.setup_timeout}s"
+            )
+        if code not in NO_ANSWER_CODES:
+            outcome = outcome_of_rpc_error(error)
+            logger.warning("model %s: setup failed: %s", self.model_id, outcome.detail)
+            return outcome
+        self._close_channels()
+        if (
+            code == grpc.StatusCode.UNAVAILABLE
+            and self.credentials is None  # a gateway or a secure node speaks TLS on purpose
+            and self._first_tls_check()
+            and port_speaks_tls(self.ip, self.port)
+        ):
+            raise InvalidCoordinatorUsageError(
+                f"the model node at {self.target} is in secure mode (it speaks TLS) and no credentials were given"
+            ) from None
+        raise _AttemptFailed(f"setup: {code.name}: {error.details()}") from error
 
     def _first_tls_check(self) -> bool:
         """Whether to probe the port for TLS: once per ``init()``, it costs a handshake."""
@@ -272,34 +338,57 @@ class ModelRunner(abc.ABC):
         return first
 
     def _open_channel(self) -> grpc.Channel:
-        channel = self.create_channel()
+        """Secure the connection (in mutual TLS: probe and pin the node's certificate) and open the channel."""
+        transport = connect_transport(
+            self.credentials, host=self.ip, port=self.port, model_id=self.model_id, infos=self.infos
+        )
+        channel = transport.open_channel(self.target, CHANNEL_OPTIONS)
         with self._lock:
             if self.closed:
                 channel.close()
                 raise _Aborted()
-            self.channel = channel
+            self.channel, self._transport = channel, transport
         self.bind(channel)
         return channel
-
-    def create_channel(self) -> grpc.Channel:
-        """A new channel to the node (overridden by secure flavours)."""
-        return grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
 
     def bind(self, channel: grpc.Channel) -> None:
         """Create the stubs a flavour needs on a freshly opened channel."""
 
+    def invoke(self, rpc: Any, request: Any, timeout: float | None) -> Any:
+        """One main-channel call: the response, once the node's identity checked out.
+
+        In secure mode the call carries the gateway token, and the response's
+        initial metadata must prove the node's identity. Raises
+        ``grpc.RpcError``, or ``AuthError`` when the identity check fails.
+        """
+        transport = self._transport
+        if transport.plain:
+            return rpc(request, timeout=timeout)
+        response, call = rpc.with_call(request, timeout=timeout, metadata=transport.call_metadata())
+        transport.check_response(call.initial_metadata())
+        return response
+
     def send(self, rpc: Any, request: Any, timeout: float | None) -> tuple[Any, CallOutcome | None]:
         """Send ``request`` on ``rpc`` (a method of the main channel) with a deadline.
 
-        ``(response, None)``, or ``(None, outcome)`` when no response came: a
-        gRPC error classified, or the runner closed before or during the call.
+        ``(response, None)``, or ``(None, outcome)`` when no usable response
+        came: a gRPC error classified, a failed identity check, or the runner
+        closed before or during the call.
         """
         if rpc is None or self.closed:
             return None, CLOSED_OUTCOME
         try:
-            return rpc(request, timeout=timeout), None
+            return self.invoke(rpc, request, timeout), None
         except grpc.RpcError as error:
+            if self._transport.certificate_changed(error):
+                return None, CallOutcome(
+                    error=ErrorType.TIMEOUT,
+                    detail=f"the node presents a new TLS certificate; reconnecting to pin it ({error.details()})",
+                    code=CERTIFICATE_CHANGED,
+                )
             return None, outcome_of_rpc_error(error)
+        except AuthError as error:
+            return None, auth_outcome(error)
         except ValueError:  # the channel was closed while the call was starting
             return None, CLOSED_OUTCOME
 
@@ -316,8 +405,8 @@ class ModelRunner(abc.ABC):
         with self._lock:
             if self.closed or self.channel is None:
                 return False
-            if self._health_check is None:
-                self.health_channel = self.create_channel()
+            if self._health_check is None:  # same TLS as the main channel; no token, no identity check
+                self.health_channel = self._transport.open_channel(self.target, CHANNEL_OPTIONS)
                 self._health_check = _health_check_method(self.health_channel)
             check = self._health_check
         try:

@@ -76,11 +76,12 @@ class DynamicSubclassModelRunner(ModelRunner):
             instanceArguments=self.instance_args,
             instanceKwArguments=self.instance_kwargs,
         )
-        response: SetupResponse = setup_rpc(request, timeout=timeout)
+        response: SetupResponse = self.invoke(setup_rpc, request, timeout)
         code, message = response.status.code, response.status.message
         if code == "SUCCESS":
             return True, None
         logger.warning("model %s: setup answered %s: %s", self.model_id, code, message)
+        self.setup_detail = f"setup answered {code}: {message}"
         if code == "INVALID_ARGUMENT":
             raise InvalidCoordinatorUsageError(f"Setup of {self.base_classname!r} rejected: {message}")
         if code == "BAD_IMPLEMENTATION":

@@ -37,7 +37,7 @@ class TrainInferModelRunner(ModelRunner):
         self._reinitialize = self._method(channel, "Reinitialize", Empty.FromString)
 
     def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
-        self._method(channel, "Setup", Empty.FromString)(Empty(), timeout=timeout)
+        self.invoke(self._method(channel, "Setup", Empty.FromString), Empty(), timeout)
         return True, None
 
     def infer(self, value: Any, timeout: float | None = None) -> tuple[Any, ErrorType | None]:

@@ -1,5 +1,10 @@
-"""Credentials for model nodes in secure mode (PROTOCOL.md, section 4)."""
+"""Secure mode (PROTOCOL.md section 4, SECURE-MODE.md): credentials, the TLS probe, identity checks.
+
+Only ``credentials`` is imported with the package; the rest needs the
+``secure`` extra and is imported when a runner connects in secure mode.
+"""
 
 from .credentials import GatewayCredentials, SecureCredentials
+from .errors import PLAINTEXT_NODE, REFUSED, AuthError
 
-__all__ = ["GatewayCredentials", "SecureCredentials"]
+__all__ = ["AuthError", "GatewayCredentials", "PLAINTEXT_NODE", "REFUSED", "SecureCredentials"]

@@ -1,58 +1,199 @@
 """What a coordinator holds to reach model nodes in secure mode.
 
-Two ways, never both: ``SecureCredentials`` (mutual TLS, the coordinator's
-``ca.crt``, ``tls.crt`` and ``tls.key``) and ``GatewayCredentials`` (an RSA
-key that signs a token for a TLS-terminating gateway). Loading them needs
-nothing beyond the standard library, except the gateway's key, which needs the
-``secure`` extra (``cryptography``).
+Two ways, never both (SECURE-MODE.md): ``SecureCredentials`` (mutual TLS: the
+CA that signs model nodes, the coordinator's certificate and key) and
+``GatewayCredentials`` (an RSA key that signs a short-lived token for a
+TLS-terminating gateway). Both are checked when they are made, so a wrong file
+or a mismatched key fails at start-up with the file's name rather than on the
+first model. Both need the ``secure`` extra (``cryptography``, ``base58``);
+importing this module does not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+import os
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..errors import MrclientError
+
+__all__ = ["GatewayCredentials", "SecureCredentials", "require_secure_extra"]
+
+#: The metadata a gateway token travels in (SECURE-MODE.md B).
+GATEWAY_MESSAGE_HEADER = "x-gateway-auth-message"
+GATEWAY_SIGNATURE_HEADER = "x-gateway-auth-signature"
+GATEWAY_PUBKEY_HEADER = "x-gateway-auth-pubkey"
+
+
+def require_secure_extra() -> None:
+    """Raise an ImportError naming the ``secure`` extra when its packages are missing."""
+    try:
+        import base58  # noqa: F401
+        import cryptography  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"secure mode needs the 'secure' extra ({error.name} is missing): pip install 'mrclient[secure]'"
+        ) from error
+
+
+def _read(path: str | Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise MrclientError(f"cannot read the {what} {str(path)!r}: {error.strerror or error}") from error
 
 
 @dataclass(frozen=True)
 class SecureCredentials:
-    """PEM bytes of the CA that signs model nodes, and the coordinator's certificate and key."""
+    """Mutual TLS: PEM bytes of the CA that signs model nodes, and the coordinator's certificate and key.
+
+    The CA is used only to check each node's certificate when the runner first
+    reaches it (the TLS probe); the gRPC channel then trusts that one
+    certificate. ``check_expiry=False`` accepts node identity messages whose
+    ``expires_at`` has passed (the reference client never checks it; mrclient
+    does by default).
+    """
 
     ca_bytes: bytes
     cert_bytes: bytes
     key_bytes: bytes
+    check_expiry: bool = True
+    ssl_context: ssl.SSLContext = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        require_secure_extra()
+        object.__setattr__(self, "ssl_context", _client_ssl_context(self.ca_bytes, self.cert_bytes, self.key_bytes))
 
     @classmethod
     def from_files(
-        cls, ca_cert_path: str | Path, tls_cert_path: str | Path, tls_key_path: str | Path
+        cls,
+        ca_cert_path: str | Path,
+        tls_cert_path: str | Path,
+        tls_key_path: str | Path,
+        *,
+        check_expiry: bool = True,
     ) -> SecureCredentials:
-        return cls(Path(ca_cert_path).read_bytes(), Path(tls_cert_path).read_bytes(), Path(tls_key_path).read_bytes())
+        """Read the three PEM files; an unreadable one is named in the error."""
+        return cls(
+            _read(ca_cert_path, "CA certificate"),
+            _read(tls_cert_path, "coordinator certificate"),
+            _read(tls_key_path, "coordinator key"),
+            check_expiry,
+        )
 
     @classmethod
-    def from_directory(cls, path: str | Path) -> SecureCredentials:
-        """``ca.crt``, ``tls.crt`` and ``tls.key`` from one directory."""
+    def from_directory(cls, path: str | Path, *, check_expiry: bool = True) -> SecureCredentials:
+        """``ca.crt``, ``tls.crt`` and ``tls.key`` from one directory (as the issuer tool writes them)."""
         directory = Path(path)
-        return cls.from_files(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+        return cls.from_files(
+            directory / "ca.crt", directory / "tls.crt", directory / "tls.key", check_expiry=check_expiry
+        )
+
+
+def _client_ssl_context(ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
+    """The probe's TLS settings (SECURE-MODE.md A1): verify the node with the CA, show our certificate, ALPN h2."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and hostname checks by default
+    context.set_alpn_protocols(["h2"])
+    try:
+        context.load_verify_locations(cadata=ca_pem.decode("ascii"))
+    except (ssl.SSLError, ValueError) as error:
+        raise MrclientError(f"the CA certificate is not a PEM certificate: {error}") from error
+    # load_cert_chain reads files only: a private file that lives just long enough.
+    fd, path = tempfile.mkstemp(prefix="mrclient-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as chain:  # mkstemp makes it 0600
+            chain.write(key_pem.rstrip(b"\n") + b"\n" + cert_pem)
+        context.load_cert_chain(path)
+    except ssl.SSLError as error:
+        raise MrclientError(
+            f"the coordinator certificate and key do not load together (not PEM, or not a pair): {error}"
+        ) from error
+    finally:
+        os.unlink(path)
+    return context
 
 
 @dataclass(frozen=True)
 class GatewayCredentials:
-    """The coordinator's RSA private key (a ``cryptography`` key object); only RSA is accepted."""
+    """The coordinator's RSA private key, which signs a token on every call to a gateway.
+
+    ``private_key`` is a ``cryptography`` RSA key object; only RSA is accepted,
+    as by the gateway. ``root_certificates`` (PEM) replaces gRPC's default
+    roots for a gateway behind a private CA; the default (None) is gRPC's
+    roots, as the reference client uses.
+    """
 
     private_key: Any
+    root_certificates: bytes | None = None
+    public_key_b64: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        require_secure_extra()
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if not isinstance(self.private_key, rsa.RSAPrivateKey):
+            raise TypeError(f"gateway credentials need an RSA private key, got {_key_kind(self.private_key)}")
+        spki = self.private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        object.__setattr__(self, "public_key_b64", base64.b64encode(spki).decode("ascii"))
 
     @classmethod
-    def from_pem(cls, key_pem: bytes) -> GatewayCredentials:
+    def from_pem(cls, key_pem: bytes, *, root_certificates: bytes | None = None) -> GatewayCredentials:
+        """An unencrypted PEM private key; a non-RSA key is a TypeError naming its type."""
+        require_secure_extra()
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         try:
-            from cryptography.hazmat.primitives.asymmetric import rsa
-            from cryptography.hazmat.primitives.serialization import load_pem_private_key
-        except ImportError as error:
-            raise ImportError("gateway credentials need cryptography: pip install 'mrclient[secure]'") from error
-        key = load_pem_private_key(key_pem, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise TypeError(f"gateway credentials need an RSA key, got {type(key).__name__}")
-        return cls(key)
+            key = load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError) as error:
+            raise MrclientError(f"the gateway key is not an unencrypted PEM private key: {error}") from error
+        return cls(key, root_certificates)
 
     @classmethod
-    def from_files(cls, key_path: str | Path) -> GatewayCredentials:
-        return cls.from_pem(Path(key_path).read_bytes())
+    def from_files(
+        cls,
+        cert_or_key_path: str | Path,
+        key_path: str | Path | None = None,
+        *,
+        root_certificates: bytes | None = None,
+    ) -> GatewayCredentials:
+        """``from_files(key_path)``, or the reference's ``from_files(cert_path, key_path)`` (the certificate is not used)."""
+        path = cert_or_key_path if key_path is None else key_path
+        return cls.from_pem(_read(path, "gateway key"), root_certificates=root_certificates)
+
+    def token(self, model_id: str, now: float | None = None) -> tuple[tuple[str, str], ...]:
+        """The three ``x-gateway-auth-*`` headers for one call to ``model_id``.
+
+        The message is the compact JSON ``{"model_id": ..., "timestamp": <unix
+        seconds>}`` (that key order), signed with RSA PKCS#1 v1.5 and SHA-256;
+        the gateway accepts it for about 30 seconds.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        timestamp = int(time.time() if now is None else now)
+        message = json.dumps({"model_id": model_id, "timestamp": timestamp}, separators=(",", ":")).encode()
+        signature = self.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+        return (
+            (GATEWAY_MESSAGE_HEADER, base64.b64encode(message).decode("ascii")),
+            (GATEWAY_SIGNATURE_HEADER, base64.b64encode(signature).decode("ascii")),
+            (GATEWAY_PUBKEY_HEADER, self.public_key_b64),
+        )
+
+
+def _key_kind(key: Any) -> str:
+    """The name of a key's type as ``cryptography`` documents it (its classes are Rust bindings)."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519
+
+    for kind in (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey, dsa.DSAPrivateKey):
+        if isinstance(key, kind):
+            return kind.__name__
+    return type(key).__name__

@@ -2,27 +2,33 @@
 
 Coordinators use these in their own test suites instead of mocks. Each class is
 imported on first use, so ``LocalModelNode`` works without the ``testing``
-extra (``websockets``) that ``LocalOrchestrator`` needs.
+extra (``websockets``) that ``LocalOrchestrator`` needs, and without the
+``secure`` extra that ``LocalCertificateAuthority`` and ``Cruncher`` (secure
+mode on loopback, ``mrclient.testing.secure``) need.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .node import LocalModelNode
     from .orchestrator import LocalOrchestrator
+    from .secure import Cruncher, LocalCertificateAuthority
 
-__all__ = ["LocalModelNode", "LocalOrchestrator"]
+__all__ = ["Cruncher", "LocalCertificateAuthority", "LocalModelNode", "LocalOrchestrator"]
+
+_MODULE_OF = {
+    "Cruncher": ".secure",
+    "LocalCertificateAuthority": ".secure",
+    "LocalModelNode": ".node",
+    "LocalOrchestrator": ".orchestrator",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LocalModelNode":
-        from .node import LocalModelNode
-
-        return LocalModelNode
-    if name == "LocalOrchestrator":
-        from .orchestrator import LocalOrchestrator
-
-        return LocalOrchestrator
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

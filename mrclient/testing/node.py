@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2
@@ -44,6 +44,9 @@ from ..proto.dynamic_subclass_pb2 import (
     SetupResponse,
 )
 from ..proto.train_infer_pb2 import InferRequest, InferResponse
+
+if TYPE_CHECKING:
+    from .secure import GatewayNodeSecurity, MutualTlsNodeSecurity
 
 __all__ = ["InferFunction", "LocalModelNode"]
 
@@ -68,6 +71,13 @@ class LocalModelNode:
     submission directory the way the reference node does. ``infer`` is the
     generator function the TrainInfer services feed (default: ``main.py`` of
     ``code_directory``).
+
+    ``secure`` serves secure mode as the secure node does (see
+    ``mrclient.testing.secure``): mutual TLS with the participant's identity
+    on every response, or a gateway token check. A new ``secure`` applies to
+    the next call for what is checked per call (identity, accepted
+    coordinators, tokens) and at the next ``start()`` for the TLS certificate.
+    ``server_credentials`` only puts plain TLS on the port.
     """
 
     def __init__(
@@ -79,19 +89,23 @@ class LocalModelNode:
         host: str = "127.0.0.1",
         port: int = 0,
         server_credentials: grpc.ServerCredentials | None = None,
+        secure: MutualTlsNodeSecurity | GatewayNodeSecurity | None = None,
         max_workers: int = 4,
         grace: float = 0.2,
         join_timeout: float = 5.0,
     ) -> None:
         if classes is not None and code_directory is not None:
             raise ValueError("give the participant's classes or its code_directory, not both")
+        if secure is not None and server_credentials is not None:
+            raise ValueError("give secure= or server_credentials=, not both")
         if max_workers < 2:
             raise ValueError("max_workers must be at least 2 so health checks answer during a model call")
         self.classes: list[type] | None = None if classes is None else list(classes)
         self.code_directory = None if code_directory is None else str(Path(code_directory).resolve())
         self.infer = infer
         self.host = host
-        self.server_credentials = server_credentials  # TLS on the port, for tests of secure mode
+        self.server_credentials = server_credentials  # plain TLS on the port, no client certificate
+        self.secure = secure
         self.max_workers = max_workers
         self.grace = grace
         self.join_timeout = join_timeout
@@ -122,8 +136,15 @@ class LocalModelNode:
                 thread_name_prefix="local-model-node",
                 initializer=self._record_thread,
             )
+            secure = self.secure
+            interceptors = None
+            if secure is not None:
+                from .secure import UnaryInterceptor
+
+                interceptors = [UnaryInterceptor(self._check_secure_call)]
             server = grpc.server(
                 executor,
+                interceptors=interceptors,
                 options=[
                     ("grpc.max_send_message_length", _MAX_MESSAGE_LENGTH),
                     ("grpc.max_receive_message_length", _MAX_MESSAGE_LENGTH),
@@ -136,10 +157,11 @@ class LocalModelNode:
             port = self._port if self._port is not None else self._requested_port
             host = f"[{self.host}]" if ":" in self.host else self.host
             try:
-                if self.server_credentials is None:
+                credentials = secure.server_credentials() if secure is not None else self.server_credentials
+                if credentials is None:
                     bound = server.add_insecure_port(f"{host}:{port}")
                 else:
-                    bound = server.add_secure_port(f"{host}:{port}", self.server_credentials)
+                    bound = server.add_secure_port(f"{host}:{port}", credentials)
                 if not bound:
                     raise RuntimeError(f"could not bind {host}:{port}")
                 server.start()
@@ -176,6 +198,12 @@ class LocalModelNode:
         if stuck:
             logger.warning("local model node on port %s stopped with model calls still running: %s", self._port, stuck)
         logger.info("local model node on port %s stopped", self._port)
+
+    def _check_secure_call(self, method: str, context: Any) -> None:
+        """Secure mode's per-call checks, read from ``secure`` at each call so a test can change them live."""
+        secure = self.secure
+        if secure is not None:
+            secure.check_call(method, context)
 
     def _record_thread(self) -> None:
         self._threads.append(threading.current_thread())

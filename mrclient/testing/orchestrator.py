@@ -158,13 +158,20 @@ class LocalOrchestrator:
         port: int | None = None,
         name: str | None = None,
         infos: Mapping[str, Any] | None = None,
+        model_id: str | None = None,
     ) -> str:
-        """Add a RUNNING model served at ``host:port``; returns its new model_id."""
+        """Add a RUNNING model served at ``host:port``; returns its model_id.
+
+        ``model_id`` is chosen here unless given (a secure node's certificate
+        and identity name its model, so they are made first).
+        """
         if port is None:
             raise TypeError("add_model() needs the model node's port")
         with self._changed:
             number = next(self._ids)
-            model_id = f"model-{number}"
+            model_id = model_id or f"model-{number}"
+            if model_id in self._models:
+                raise ValueError(f"model {model_id!r} already exists")
             details = {
                 "model_name": name or f"local-model-{number}",
                 "cruncher_id": f"cruncher-{number}",

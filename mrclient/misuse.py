@@ -1,0 +1,53 @@
+"""The misuse breaker: when every model answers with the same refusal, the mistake is the coordinator's.
+
+A model node cannot tell a coordinator's mistake from a participant's: it
+refuses the coordinator's certificate the same way whoever is wrong. But a
+client that sees *every* model refuse it at once can tell. This module
+decides, from the outcomes of one burst (one round, or the setups of
+``init()``), whether that happened; callers then raise
+``InvalidCoordinatorUsageError`` and report nobody, instead of reporting every
+participant.
+
+The rule: among the models that answered (no answer in time, no connection
+and a closed runner say nothing either way), every one gave the same
+coordinator-shaped refusal, and there were at least two of them, or the model
+was the only one called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .runners.base import CallOutcome, ErrorType
+from .security import PLAINTEXT_NODE, REFUSED
+
+__all__ = ["COORDINATOR_MISTAKES", "coordinator_mistake"]
+
+#: Outcomes that carry no answer from the node, so no evidence either way.
+_NO_ANSWER = frozenset({ErrorType.TIMEOUT, ErrorType.ABORTED, ErrorType.GRPC_CONNECTION_FAILED})
+
+#: Outcome codes that, from every model at once, are the coordinator's mistake: what to tell it.
+COORDINATOR_MISTAKES = {
+    REFUSED: (
+        "every model node refused the coordinator: the coordinator's certificate or key is not accepted "
+        "(is it the one registered for this crunch?)"
+    ),
+    PLAINTEXT_NODE: "the model nodes do not speak TLS: they are not in secure mode, so give no credentials",
+}
+
+
+def coordinator_mistake(outcomes: Iterable[CallOutcome], called: int) -> str | None:
+    """The coordinator's mistake that ``outcomes`` show, as a message; None when there is none.
+
+    ``called`` is how many models the burst involved, answered or not.
+    """
+    answered = [outcome for outcome in outcomes if outcome.error not in _NO_ANSWER]
+    if not answered or (len(answered) < 2 and called != 1):
+        return None
+    codes = {outcome.code for outcome in answered}
+    if len(codes) != 1:
+        return None
+    code = codes.pop()
+    if code not in COORDINATOR_MISTAKES:
+        return None
+    return f"{COORDINATOR_MISTAKES[code]}; the node said: {answered[0].detail}"

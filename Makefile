@@ -6,11 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test protos typecheck clean bench bench-quick
+.PHONY: demo demo-secure test protos typecheck clean bench bench-quick
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[testing]'
+	$(PIP) install -e '.[testing,secure]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
@@ -19,6 +19,9 @@ $(VENV)/.test: $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(VENV)/bin/mrclient demo
+
+demo-secure: $(VENV)/.base
+	$(VENV)/bin/mrclient demo --secure
 
 test: $(VENV)/.test typecheck
 	$(PY) -m pytest

@@ -2,7 +2,9 @@
 
 ``demo`` runs the README's coordinator loop on an embedded local cluster (a
 ``LocalOrchestrator`` and a few ``LocalModelNode`` processes' worth of nodes in
-this process); ``watch`` and ``call`` talk to a real orchestrator.
+this process), in secure mode with ``--secure``; ``watch`` and ``call`` talk
+to a real orchestrator, with ``--credentials`` or ``--gateway-key`` for
+secure nodes.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 
+from typing import Any
+
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .errors import MrclientError
 from .runners import ModelRunner
+from .security import GatewayCredentials, SecureCredentials
 
 
 def format_results(results: dict[ModelRunner, ModelPredictResult]) -> str:
@@ -42,7 +47,7 @@ def format_results(results: dict[ModelRunner, ModelPredictResult]) -> str:
     )
 
 
-def run_demo(models: int, rounds: int, timeout: float) -> int:
+def run_demo(models: int, rounds: int, timeout: float, secure: bool = False) -> int:
     from .testing import LocalModelNode, LocalOrchestrator
     from .testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, SlowTracker, TrackerBase
 
@@ -50,12 +55,21 @@ def run_demo(models: int, rounds: int, timeout: float) -> int:
     kinds += [(f"ewma-tracker-{i + 1}", EwmaTracker) for i in range(max(0, models - len(kinds)))]
     kinds = kinds[:models]
     SlowTracker.delay = timeout * 3
+    security = _DemoSecurity() if secure else None
     with ExitStack() as stack:
         orchestrator = stack.enter_context(LocalOrchestrator(crunch_id="demo"))
-        for name, tracker in kinds:
-            node = stack.enter_context(LocalModelNode(classes=[TrackerBase, tracker]))
-            orchestrator.add_model(host="127.0.0.1", port=node.port, name=name)
-        print(f"local orchestrator on port {orchestrator.port}, {len(kinds)} model nodes")
+        for number, (name, tracker) in enumerate(kinds, start=1):
+            model_id = f"model-{number}"
+            node_security, infos = security.node(model_id) if security else (None, None)
+            node = stack.enter_context(LocalModelNode(classes=[TrackerBase, tracker], secure=node_security))
+            orchestrator.add_model(host="127.0.0.1", port=node.port, name=name, infos=infos, model_id=model_id)
+        if security:
+            # A node whose identity is signed by a wallet that is not the participant's.
+            node_security, infos = security.impostor("model-impostor")
+            node = stack.enter_context(LocalModelNode(classes=[TrackerBase, EwmaTracker], secure=node_security))
+            orchestrator.add_model(port=node.port, name="impostor", infos=infos, model_id="model-impostor")
+            print("secure mode: mutual TLS, every node's identity checked (a throwaway CA and wallets)")
+        print(f"local orchestrator on port {orchestrator.port}, {len(orchestrator.running_models)} model nodes")
         runner = stack.enter_context(
             DynamicSubclassModelConcurrentRunner(
                 timeout=timeout,
@@ -63,6 +77,7 @@ def run_demo(models: int, rounds: int, timeout: float) -> int:
                 host="127.0.0.1",
                 port=orchestrator.port,
                 base_classname=BASE_CLASSNAME,
+                secure_credentials=security.credentials() if security else None,
                 retry_backoff_factor=0.1,
             )
         )
@@ -72,7 +87,37 @@ def run_demo(models: int, rounds: int, timeout: float) -> int:
             results = runner.call("predict")
             print(f"\nround {round_number}: {len(results)} models")
             print(format_results(results))
+        if security:
+            orchestrator.wait_for_reports(1, timeout=5.0)  # the impostor's, sent in the background
+        if orchestrator.reports:
+            print("\nthe orchestrator received these failure reports:")
+            for report in orchestrator.reports:
+                print(f"  {report['model_id']}: {report['failure_code']} ({report['failure_reason']})")
     return 0
+
+
+class _DemoSecurity:
+    """The demo's secure crunch: one CA, the coordinator's certificate, a wallet per participant."""
+
+    def __init__(self) -> None:
+        from .testing.secure import LocalCertificateAuthority
+
+        self.authority = LocalCertificateAuthority("mrclient demo CA")
+
+    def credentials(self) -> SecureCredentials:
+        return self.authority.coordinator_credentials()
+
+    def node(self, model_id: str) -> tuple[Any, dict[str, str]]:
+        from .testing.secure import Cruncher
+
+        cruncher = Cruncher.generate()
+        return self.authority.mutual_tls_node(model_id, cruncher), cruncher.infos()
+
+    def impostor(self, model_id: str) -> tuple[Any, dict[str, str]]:
+        from .testing.secure import Cruncher
+
+        participant, impostor = Cruncher.generate(), Cruncher.generate()
+        return self.authority.mutual_tls_node(model_id, impostor), participant.infos()
 
 
 def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunner:
@@ -84,6 +129,8 @@ def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunn
         port=args.port,
         base_classname=args.base_classname,
         report_failure=args.report_failure,
+        secure_credentials=SecureCredentials.from_directory(args.credentials) if args.credentials else None,
+        gateway_credentials=GatewayCredentials.from_files(args.gateway_key) if args.gateway_key else None,
     )
     runner.init(timeout=args.init_timeout)
     return runner
@@ -122,6 +169,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-failure", action="store_true", help="report failing models to the orchestrator (off by default)"
     )
+    secure = parser.add_mutually_exclusive_group()
+    secure.add_argument(
+        "--credentials", metavar="DIR", help="secure mode (mutual TLS): a directory with ca.crt, tls.crt and tls.key"
+    )
+    secure.add_argument("--gateway-key", metavar="PATH", help="secure mode behind a gateway: the coordinator's RSA key (PEM)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--models", type=int, default=4, help="number of model nodes (one slow, one broken)")
     demo.add_argument("--rounds", type=int, default=3, help="number of rounds")
     demo.add_argument("--timeout", type=float, default=0.5, help="per-call deadline in seconds")
+    demo.add_argument("--secure", action="store_true", help="run the nodes in secure mode (mutual TLS, identity checks)")
 
     watch = commands.add_parser("watch", help="print models as they join and leave, until Ctrl-C")
     _add_connection_options(watch)
@@ -150,11 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
-            return run_demo(args.models, args.rounds, args.timeout)
+            return run_demo(args.models, args.rounds, args.timeout, args.secure)
         if args.command == "watch":
             return run_watch(args)
         return run_call(args)
-    except (MrclientError, ConnectionError, ImportError, ValueError) as error:
+    except (MrclientError, ConnectionError, ImportError, ValueError, TypeError) as error:
         print(f"mrclient: error: {error}", file=sys.stderr)
         return 1
 

@@ -260,9 +260,11 @@ class ModelCluster:
         reporting off: it is logged, and kept out of rounds.
         """
         if self.reporting:
+            logger.warning("model %s at %s rejected, reporting %s: %s", runner.model_id, runner.target, code, reason)
             self.report_failure(runner, code, reason)
             return
-        logger.warning("reporting is off; not reporting model %s: %s (%s); dropping it", runner.model_id, code, reason)
+        logger.warning("model %s at %s rejected (reporting is off, not reporting %s): %s; dropping it",
+                       runner.model_id, runner.target, code, reason)
         self.remove(runner)
 
     def remove(self, runner: ModelRunner) -> None:

@@ -403,8 +403,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
 
 def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
     assert isinstance(runner, TrainInferModelRunner)
-    ok, error = runner.reinitialize(timeout)
-    return CallOutcome() if ok else CallOutcome(error=error)
+    return runner.execute_reinitialize(timeout)
 
 
 class TrainInferModelConcurrentRunner(ModelConcurrentRunner):

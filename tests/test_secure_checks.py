@@ -289,3 +289,21 @@ def test_the_coordinator_is_at_fault_when_every_answer_is_the_same_refusal(
         assert found is None
     else:
         assert found is not None and mistake in found and outcomes[0].detail in found
+
+
+# -- the TLS probe's bound ----------------------------------------------------------------------
+
+
+def test_the_probe_gives_up_on_a_node_that_never_answers_and_says_it_may_be_retried(authority: LocalCertificateAuthority) -> None:
+    import socket
+    import time
+
+    from mrclient.security.probe import probe_node_certificate
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the backlog does) and never speaks
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(OSError):  # not an AuthError: the retry policy tries again
+            probe_node_certificate("127.0.0.1", port, "model-node-m1.crunchdao.internal",
+                                   authority.coordinator_credentials().ssl_context, timeout=0.5)
+        assert time.monotonic() - started < 0.5 + 1.0

@@ -513,3 +513,14 @@ def test_certificates_and_messages_from_the_official_issuer_tool(crunch: SecureC
     # The older message shape (no model_id, as in the node's own test fixtures) is refused.
     (report,) = crunch.reports_after(1)
     assert report["model_id"] == old_shape.model_id and "for model None" in report["failure_reason"]
+
+
+def test_a_secure_node_that_is_not_listening_is_retried_then_reported_unreachable(crunch: SecureCrunch) -> None:
+    from conftest import free_port
+
+    model_id = crunch.orchestrator.add_model(port=free_port(), infos=Cruncher.generate().infos())
+    runner = crunch.runner()
+    assert runner.models == []
+    (report,) = crunch.reports_after(1)
+    assert (report["model_id"], report["failure_code"]) == (model_id, "CONNECTION_FAILED")
+    assert "no connection after 5 attempts: TLS probe" in report["failure_reason"]

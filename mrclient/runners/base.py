@@ -3,8 +3,10 @@
 A ``ModelRunner`` owns two channels to its node, each with its own TCP
 connection: the main channel carries Setup and model calls, the health channel
 (opened when first needed) carries ``grpc.health.v1`` checks, so a stuck model
-call cannot hide whether the node is alive. Everything here is blocking; the concurrent runner and the
-cluster decide which thread does the waiting.
+call cannot hide whether the node is alive. In secure mode each connection
+attempt gets a ``security.Transport`` that opens both channels and checks
+every main-channel answer. Everything here is blocking; the concurrent runner
+and the cluster decide which thread does the waiting.
 """
 
 from __future__ import annotations

@@ -56,5 +56,10 @@ class TrainInferModelRunner(ModelRunner):
 
     def reinitialize(self, timeout: float | None = None) -> tuple[bool, ErrorType | None]:
         """Restart the participant's ``infer`` generator."""
+        outcome = self.execute_reinitialize(timeout)
+        return outcome.error is None, outcome.error
+
+    def execute_reinitialize(self, timeout: float | None) -> CallOutcome:
+        """``reinitialize`` as an outcome, with the error's detail."""
         _, failed = self.send(self._reinitialize, Empty(), timeout)
-        return (True, None) if failed is None else (False, failed.error)
+        return failed or CallOutcome()

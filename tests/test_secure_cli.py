@@ -1,0 +1,83 @@
+"""The ``mrclient`` command in secure mode: the secure demo, and ``call`` with credentials."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mrclient.testing import LocalModelNode, LocalOrchestrator
+from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
+from mrclient.testing.secure import Cruncher, LocalCertificateAuthority
+
+RUN_TIMEOUT = 120.0
+
+
+def mrclient(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mrclient.cli", *args],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, env={**os.environ, **(env or {})},
+    )
+
+
+def test_the_secure_demo_checks_identities_and_shows_a_rejection() -> None:
+    done = mrclient("demo", "--secure", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    assert "secure mode: mutual TLS" in done.stdout
+    assert "SUCCESS" in done.stdout and "impostor" not in done.stdout.split("round 1")[1].split("reports")[0]
+    assert "model-impostor: CONNECTION_FAILED (AUTH_ERROR: the node is signed by wallet" in done.stdout
+
+
+def call(orchestrator: LocalOrchestrator, *options: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return mrclient(
+        "call", "--host", "127.0.0.1", "--port", str(orchestrator.port), "--crunch-id", orchestrator.crunch_id,
+        "--base-classname", BASE_CLASSNAME, "--init-timeout", "10", *options, "predict", env=env,
+    )
+
+
+def test_call_with_a_credentials_directory(tmp_path: Path, local_node: Callable[..., LocalModelNode]) -> None:
+    authority = LocalCertificateAuthority()
+    cruncher = Cruncher.generate()
+    with LocalOrchestrator(crunch_id="secure-cli") as orchestrator:
+        node = local_node(classes=[TrackerBase, EwmaTracker], secure=authority.mutual_tls_node("m1", cruncher))
+        orchestrator.add_model(port=node.port, model_id="m1", name="secure-one", infos=cruncher.infos())
+
+        done = call(orchestrator, "--credentials", str(authority.write_coordinator_files(tmp_path / "certs")))
+        assert done.returncode == 0, done.stderr
+        assert "secure-one" in done.stdout and "SUCCESS" in done.stdout
+
+        without = call(orchestrator)
+        assert without.returncode == 1 and "secure mode (it speaks TLS) and no credentials" in without.stderr
+
+        missing = call(orchestrator, "--credentials", str(tmp_path / "nowhere"))
+        assert missing.returncode == 1 and "nowhere/ca.crt" in missing.stderr
+
+
+def test_call_through_a_gateway_trusts_grpc_default_roots(tmp_path: Path, local_node: Callable[..., LocalModelNode]) -> None:
+    """No roots given: gRPC's defaults, which GRPC_DEFAULT_SSL_ROOTS_FILE_PATH points at the test CA here."""
+    authority = LocalCertificateAuthority()
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(authority.ca_pem)
+    with LocalOrchestrator(crunch_id="gateway-cli") as orchestrator:
+        security = authority.gateway_node()
+        node = local_node(classes=[TrackerBase, EwmaTracker], secure=security)
+        orchestrator.add_model(port=node.port, name="behind-a-gateway")
+        key = authority.write_gateway_key(tmp_path / "gateway.key")
+
+        done = call(orchestrator, "--gateway-key", str(key), env={"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(roots)})
+        assert done.returncode == 0, done.stderr
+        assert "behind-a-gateway" in done.stdout and "SUCCESS" in done.stdout
+        assert [token.method.rsplit("/", 1)[1] for token in security.accepted] == ["Setup", "Call"]
+
+
+def test_the_secure_mode_page_example_runs_as_written(tmp_path: Path) -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "secure-mode.rst"
+    (block,) = re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", page.read_text(), re.MULTILINE)
+    script = tmp_path / "example.py"
+    script.write_text(re.sub(r"^    ", "", block, flags=re.MULTILINE))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("model-1 SUCCESS {'location': 19.2"), done.stdout

@@ -26,6 +26,7 @@ class SecureCredentials:
     def from_files(
         cls, ca_cert_path: str | Path, tls_cert_path: str | Path, tls_key_path: str | Path
     ) -> SecureCredentials:
+        """Read the three PEM files (the CA's certificate, the coordinator's certificate and key)."""
         return cls(Path(ca_cert_path).read_bytes(), Path(tls_cert_path).read_bytes(), Path(tls_key_path).read_bytes())
 
     @classmethod
@@ -43,6 +44,7 @@ class GatewayCredentials:
 
     @classmethod
     def from_pem(cls, key_pem: bytes) -> GatewayCredentials:
+        """Load an unencrypted PEM private key; TypeError unless it is RSA."""
         try:
             from cryptography.hazmat.primitives.asymmetric import rsa
             from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -55,4 +57,5 @@ class GatewayCredentials:
 
     @classmethod
     def from_files(cls, key_path: str | Path) -> GatewayCredentials:
+        """Load the RSA private key from a PEM file (see :meth:`from_pem`)."""
         return cls.from_pem(Path(key_path).read_bytes())

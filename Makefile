@@ -4,17 +4,19 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip --disable-pip-version-check -q
+PIP_FLAGS := --disable-pip-version-check -q
+PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test protos typecheck clean bench bench-quick
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -e '.[testing,secure]'
 	touch $@
 
-$(VENV)/.test: $(VENV)/.base
-	$(PIP) install -e '.[test]'
+# The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build.
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) install -e '.[dev]'
 	touch $@
 
 demo: $(VENV)/.base
@@ -23,17 +25,62 @@ demo: $(VENV)/.base
 demo-secure: $(VENV)/.base
 	$(VENV)/bin/mrclient demo --secure
 
-test: $(VENV)/.test typecheck
+# Everything, cheapest checks first. `pins` reruns the unit tests against the
+# oldest and the newest supported dependency versions, each in its own venv.
+test: lint typecheck unit docs pins
+
+unit: $(VENV)/.dev
 	$(PY) -m pytest
 
-typecheck: $(VENV)/.test
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.dev
 	$(PY) -m mypy mrclient
 
-protos: $(VENV)/.test
-	$(PY) protos/generate.py
+# The docs, warnings as errors; the notebook is executed as part of the build.
+docs: $(VENV)/.dev
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+# -- the supported range: oldest and newest pins --------------------------------------------
+# Each pin venv installs the package with .ci/pins-*.txt as constraints, on the
+# oldest or newest supported Python, and runs the unit tests that exercise the
+# generated code, grpcio and websockets (real local peers, no benchmarks, no
+# reference node).
+PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
+	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
+	tests/test_pools.py tests/test_public_api.py
+OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
+NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
+
+.venv-oldest/.ready: setup.cfg setup.py .ci/pins-oldest.txt
+	rm -rf .venv-oldest
+	$(OLDEST_PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-oldest.txt -e '.[test]' grpcio-tools
+	touch $@
+
+.venv-newest/.ready: setup.cfg setup.py .ci/pins-newest.txt
+	rm -rf .venv-newest
+	$(NEWEST_PYTHON) -m venv .venv-newest
+	.venv-newest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-newest.txt -e '.[test]'
+	touch $@
+
+pins: test-oldest test-newest
+
+test-oldest: .venv-oldest/.ready
+	MRCLIENT_PINS=.ci/pins-oldest.txt .venv-oldest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+
+test-newest: .venv-newest/.ready
+	MRCLIENT_PINS=.ci/pins-newest.txt .venv-newest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+
+# The committed mrclient/proto comes from the grpcio-tools pinned in
+# .ci/pins-oldest.txt: code that old protoc writes imports on every supported
+# protobuf, and tests/test_protos.py checks it is current in that venv.
+protos: .venv-oldest/.ready
+	.venv-oldest/bin/python protos/generate.py
 
 clean:
-	rm -rf $(VENV) .venv-* build *.egg-info .pytest_cache .mypy_cache
+	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache docs/_build docs/jupyter_execute
 
 # The fan-out benchmark (benchmarks/, docs/performance.rst) in its own venv, so
 # matplotlib never enters the package's. The async reference client gets a

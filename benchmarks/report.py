@@ -323,7 +323,7 @@ def render(records: Sequence[Record]) -> str:
     figures = _align([[name for name, _, _ in COLUMNS], *_rows(records)])
     ratio_rows = _ratio_rows(records)
     widths = [max(len(row[i]) for row in ratio_rows) for i in range(len(ratio_rows[0]))]
-    ratio_text = "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths)) for row in ratio_rows)
+    ratio_text = "\n".join("  ".join(f"{c:>{w}}" for c, w in zip(row, widths, strict=True)) for row in ratio_rows)
     goal_text = "\n".join(
         f"[{_verdict(goal['met'])}] {goal['goal']}\n      {goal['detail']}"
         for goal in records
@@ -331,7 +331,8 @@ def render(records: Sequence[Record]) -> str:
     )
     breakdown = cpu_breakdown(records)
     breakdown = f"\n\n{breakdown}" if breakdown else ""
-    return f"{_run_header(records)}{figures}\n\n{NOTES}{breakdown}\n\nmrclient ratios (lower is better):\n{ratio_text}\n\nGoals:\n{goal_text}"
+    ratios = f"mrclient ratios (lower is better):\n{ratio_text}"
+    return f"{_run_header(records)}{figures}\n\n{NOTES}{breakdown}\n\n{ratios}\n\nGoals:\n{goal_text}"
 
 
 def rst(records: Sequence[Record]) -> str:
@@ -373,7 +374,7 @@ def plot(records: Sequence[Record], path: Path) -> bool:
     if not latencies:
         return False
     figure, axes = plt.subplots(1, len(latencies), figsize=(6 * len(latencies), 4.5), squeeze=False)
-    for axis, latency in zip(axes[0], latencies):
+    for axis, latency in zip(axes[0], latencies, strict=True):
         for client in CLIENTS:
             points = sorted(
                 (record["n"], record["overhead_p50_ms"])
@@ -381,7 +382,7 @@ def plot(records: Sequence[Record], path: Path) -> bool:
                 if record["client"] == client and record["latency_ms"] == latency and "error" not in record
             )
             if points:
-                axis.plot(*zip(*points), marker="o", label=client)
+                axis.plot(*zip(*points, strict=True), marker="o", label=client)
         axis.set_xscale("log")
         axis.set_yscale("log")
         ns = sorted({n for n, _ in cases(records)})

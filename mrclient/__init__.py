@@ -1,11 +1,14 @@
 """mrclient: a synchronous client for CrunchDAO coordinators.
 
 This module is the whole public surface; the modules behind it are private.
+mrclient logs under the ``mrclient`` logger and its children and, as a library
+should, configures no output: a ``NullHandler`` keeps its warnings off stderr
+until the application configures logging (``logging.basicConfig()``).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import logging
 
 from .cluster import ModelCluster
 from .codec import Argument, KwArgument, Variant, VariantType, decode_data, encode_data
@@ -18,6 +21,10 @@ from .concurrent import (
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",

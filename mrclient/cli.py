@@ -4,7 +4,7 @@
 ``LocalOrchestrator`` and a few ``LocalModelNode`` processes' worth of nodes in
 this process), in secure mode with ``--secure``; ``watch`` and ``call`` talk
 to a real orchestrator, with ``--credentials`` or ``--gateway-key`` for
-secure nodes.
+secure nodes. Also run as ``python -m mrclient``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from contextlib import ExitStack
 
 from typing import Any
 
+from . import __version__
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .errors import MrclientError
 from .runners import ModelRunner
@@ -43,7 +44,8 @@ def format_results(results: dict[ModelRunner, ModelPredictResult]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths)) + "  " + row[4] for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)) + f"  {row[4]}"
+        for row in rows
     )
 
 
@@ -82,7 +84,12 @@ def run_demo(models: int, rounds: int, timeout: float, secure: bool = False) -> 
             )
         )
         for round_number in range(1, rounds + 1):
-            payload = {"falcon_location": 21.18, "time": 230.96 + round_number, "dove_location": 19.16 + round_number, "falcon_id": 1}
+            payload = {
+                "falcon_location": 21.18,
+                "time": 230.96 + round_number,
+                "dove_location": 19.16 + round_number,
+                "falcon_id": 1,
+            }
             runner.call("tick", args=[payload])
             results = runner.call("predict")
             print(f"\nround {round_number}: {len(results)} models")
@@ -136,14 +143,18 @@ def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunn
     return runner
 
 
+def _print_model(event: str, model: ModelRunner) -> None:
+    print(f"{time.strftime('%X')} {event:<6} {model.model_id} {model.model_name} {model.target}", flush=True)
+
+
 def run_watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with _runner_from(args) as runner:
-        runner.on_model_joined(lambda m: print(f"{time.strftime('%X')} joined {m.model_id} {m.model_name} {m.target}", flush=True))
-        runner.on_model_left(lambda m: print(f"{time.strftime('%X')} left   {m.model_id} {m.model_name} {m.target}", flush=True))
+        runner.on_model_joined(lambda m: _print_model("joined", m))
+        runner.on_model_left(lambda m: _print_model("left", m))
         for model in runner.models:
-            print(f"{time.strftime('%X')} ready  {model.model_id} {model.model_name} {model.target}", flush=True)
+            _print_model("ready", model)
         stop.wait()
     return 0
 
@@ -177,7 +188,13 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mrclient", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="mrclient",
+        description="Drive the models of a CrunchDAO crunch from the command line: "
+        "try the whole loop on a local cluster (demo), follow a crunch's models (watch), "
+        "or call a method on all of them once (call).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the client does")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -200,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         if args.command == "demo":
             return run_demo(args.models, args.rounds, args.timeout, args.secure)

@@ -18,8 +18,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
-from types import TracebackType
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from .cluster_plan import RUNNING, ModelEntry, plan_event
@@ -211,6 +211,11 @@ class ModelCluster:
     def models(self) -> list[ModelRunner]:
         """The runners ready to be called, as a new list (cheap: no lock, no scan)."""
         return list(self._snapshot)
+
+    @property
+    def models_run(self) -> Mapping[str, ModelRunner]:
+        """``model_id -> runner`` of the ready models: a read-only snapshot (the reference client's name)."""
+        return MappingProxyType({runner.model_id: runner for runner in self._snapshot})
 
     @property
     def connected(self) -> bool:

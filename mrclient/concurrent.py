@@ -56,9 +56,11 @@ _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
 @dataclass
 class ModelPredictResult:
-    """One model's answer in a round."""
+    """One model's answer in a round: its status, its decoded result and how long it took."""
 
     class Status(enum.Enum):
+        """How a model's call ended: answered, failed, or no answer by the deadline."""
+
         SUCCESS = "SUCCESS"
         FAILED = "FAILED"
         TIMEOUT = "TIMEOUT"
@@ -69,6 +71,25 @@ class ModelPredictResult:
     exec_time_us: int
     #: The gRPC code or the model's message when the call did not succeed.
     detail: str | None = None
+
+    # The reference client's constructors, kept so that coordinators' code and tests that build results still run.
+
+    @staticmethod
+    def of_success(
+        model_runner: ModelRunner, result: Any, exec_time: int, *, detail: str | None = None
+    ) -> ModelPredictResult:
+        """A ``SUCCESS`` result holding ``result``; ``exec_time`` in microseconds."""
+        return ModelPredictResult(model_runner, result, ModelPredictResult.Status.SUCCESS, exec_time, detail)
+
+    @staticmethod
+    def of_failed(model_runner: ModelRunner, exec_time: int, *, detail: str | None = None) -> ModelPredictResult:
+        """A ``FAILED`` result (no value); ``exec_time`` in microseconds."""
+        return ModelPredictResult(model_runner, None, ModelPredictResult.Status.FAILED, exec_time, detail)
+
+    @staticmethod
+    def of_timeout(model_runner: ModelRunner, exec_time: int, *, detail: str | None = None) -> ModelPredictResult:
+        """A ``TIMEOUT`` result (no value); ``exec_time`` in microseconds."""
+        return ModelPredictResult(model_runner, None, ModelPredictResult.Status.TIMEOUT, exec_time, detail)
 
 
 _STATUS_OF_ERROR = {
@@ -103,8 +124,11 @@ class ModelConcurrentRunner(abc.ABC):
     """Keeps the crunch's live models and calls them all at once.
 
     Construct, ``init()``, call rounds, ``close()`` (or use it as a context
-    manager). Failure reports and health checks follow PROTOCOL.md section 3;
-    ``report_failure=False`` turns every report off while a coordinator debugs.
+    manager). Failure reports and health checks follow the wire contract's
+    penalty rules; ``report_failure=False`` turns every report off while a
+    coordinator debugs. The two subclasses add the rounds themselves:
+    :class:`DynamicSubclassModelConcurrentRunner` and
+    :class:`TrainInferModelConcurrentRunner`.
     """
 
     MAX_CONSECUTIVE_FAILURES = 3
@@ -124,6 +148,24 @@ class ModelConcurrentRunner(abc.ABC):
         *,
         retry_backoff_factor: float = 2.0,
     ) -> None:
+        """Set up the runner; nothing connects before :meth:`init`.
+
+        Args:
+            timeout: default deadline of one round, in seconds (``call(timeout=...)`` overrides it).
+            crunch_id: the crunch whose models to follow (the orchestrator URL's path).
+            host: the orchestrator's host.
+            port: the orchestrator's WebSocket port.
+            max_consecutive_failures: a model that fails more times in a row than
+                this is reported ``MULTIPLE_FAILED`` and dropped; 0 never reports.
+            max_consecutive_timeouts: likewise for timeouts and ``MULTIPLE_TIMEOUT``.
+            secure_credentials: mutual TLS with the model nodes (secure mode).
+            gateway_credentials: a signed token for nodes behind a TLS gateway
+                (not both; see docs/secure-mode.rst).
+            report_failure: False logs failures instead of reporting them, so a
+                coordinator's own mistakes never stop participants' models.
+            retry_backoff_factor: seconds of the first wait between connection
+                attempts to a model node; the waits double from there.
+        """
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
         if secure_credentials is not None and not isinstance(secure_credentials, SecureCredentials):
@@ -137,6 +179,8 @@ class ModelConcurrentRunner(abc.ABC):
                 f"not {type(gateway_credentials).__name__}"
             )
         self.timeout = timeout
+        self.host = host
+        self.port = port
         self.retry_backoff_factor = retry_backoff_factor
         self.secure_credentials = secure_credentials
         self.gateway_credentials = gateway_credentials
@@ -149,6 +193,16 @@ class ModelConcurrentRunner(abc.ABC):
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
         self._closed = threading.Event()
+
+    @property
+    def max_consecutive_failures(self) -> int:
+        """Failures in a row a model may have before it is reported (0: never); read-only."""
+        return self.policy.max_consecutive_failures
+
+    @property
+    def max_consecutive_timeouts(self) -> int:
+        """Timeouts in a row a model may have before it is reported (0: never); read-only."""
+        return self.policy.max_consecutive_timeouts
 
     @abc.abstractmethod
     def create_model_runner(self, **kwargs: Any) -> ModelRunner:
@@ -209,9 +263,16 @@ class ModelConcurrentRunner(abc.ABC):
         return self.model_cluster.models
 
     def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
+        """Call ``listener(model_runner)`` each time a model becomes ready to be called.
+
+        It runs on mrclient's listener thread, never on the WebSocket thread nor
+        under a lock, so it may be slow or call the runner; use it to send a new
+        model the history it missed. An exception it raises is logged.
+        """
         self.model_cluster.on_model_joined(listener)
 
     def on_model_left(self, listener: Callable[[ModelRunner], None]) -> None:
+        """Call ``listener(model_runner)`` each time a ready model leaves (after it is closed)."""
         self.model_cluster.on_model_left(listener)
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
@@ -325,9 +386,13 @@ class ModelConcurrentRunner(abc.ABC):
         if runner.closed:
             return
         if runner.health(timeout=HEALTH_CHECK_TIMEOUT):
-            logger.info("model %s timed out %d times in a row but is SERVING", runner.model_id, runner.consecutive_timeouts)
+            logger.info(
+                "model %s timed out %d times in a row but is SERVING", runner.model_id, runner.consecutive_timeouts
+            )
             return
-        logger.warning("model %s is not serving after %d timeouts: reconnecting", runner.model_id, runner.consecutive_timeouts)
+        logger.warning(
+            "model %s is not serving after %d timeouts: reconnecting", runner.model_id, runner.consecutive_timeouts
+        )
         self.model_cluster.reconnect(runner)
 
     def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
@@ -346,15 +411,53 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         base_classname: str,
         instance_args: Sequence[Any] | None = None,
         instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
-        **kwargs: Any,
+        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
+        report_failure: bool = True,
+        *,
+        retry_backoff_factor: float = 2.0,
     ) -> None:
+        """Set up the runner; nothing connects before :meth:`init`.
+
+        Args:
+            timeout: default deadline of one round, in seconds.
+            crunch_id: the crunch whose models to follow.
+            host: the orchestrator's host.
+            port: the orchestrator's WebSocket port.
+            base_classname: the fully qualified base class (``"package.module.Class"``)
+                whose subclass each model node finds in the participant's code and instantiates.
+            instance_args: the constructor's positional arguments, plain values
+                or ``Argument`` messages; encoded once, sent in every model's Setup.
+            instance_kwargs: its keyword arguments, a mapping of plain values or a
+                list of ``KwArgument`` messages.
+            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
+            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
+            secure_credentials: see :class:`ModelConcurrentRunner`.
+            gateway_credentials: see :class:`ModelConcurrentRunner`.
+            report_failure: see :class:`ModelConcurrentRunner`.
+            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+        """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
         self.instance_args = to_arguments(instance_args)
         self.instance_kwargs = to_kw_arguments(instance_kwargs)
-        super().__init__(timeout, crunch_id, host, port, **kwargs)
+        super().__init__(
+            timeout,
+            crunch_id,
+            host,
+            port,
+            max_consecutive_failures=max_consecutive_failures,
+            max_consecutive_timeouts=max_consecutive_timeouts,
+            secure_credentials=secure_credentials,
+            gateway_credentials=gateway_credentials,
+            report_failure=report_failure,
+            retry_backoff_factor=retry_backoff_factor,
+        )
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
+        """A runner that sets up ``base_classname`` on the model's node."""
         return DynamicSubclassModelRunner(
             base_classname=self.base_classname,
             instance_args=self.instance_args,
@@ -382,6 +485,11 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         encoded and serialized once for the whole round. ``fn`` runs on the
         caller's thread before any model is called, so an exception it raises
         ends the round before it starts.
+
+        ``timeout`` is the round's deadline in seconds (default: the runner's).
+        ``model_runs`` restricts the round to those models; an empty list calls
+        none. Returns one :class:`ModelPredictResult` per model called; never
+        raises because a model misbehaves.
         """
         if not method_name:
             raise InvalidCoordinatorUsageError("method_name cannot be empty")
@@ -416,12 +524,46 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         host: str,
         port: int,
         service_name: str = DEFAULT_SERVICE,
-        **kwargs: Any,
+        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
+        report_failure: bool = True,
+        *,
+        retry_backoff_factor: float = 2.0,
     ) -> None:
+        """Set up the runner; nothing connects before :meth:`init`.
+
+        Args:
+            timeout: default deadline of one round, in seconds.
+            crunch_id: the crunch whose models to follow.
+            host: the orchestrator's host.
+            port: the orchestrator's WebSocket port.
+            service_name: ``"TrainInferStreamService"`` (the reference client's
+                choice) or ``"TrainInferService"``; both serve the same calls.
+            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
+            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
+            secure_credentials: see :class:`ModelConcurrentRunner`.
+            gateway_credentials: see :class:`ModelConcurrentRunner`.
+            report_failure: see :class:`ModelConcurrentRunner`.
+            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+        """
         self.service_name = service_name
-        super().__init__(timeout, crunch_id, host, port, **kwargs)
+        super().__init__(
+            timeout,
+            crunch_id,
+            host,
+            port,
+            max_consecutive_failures=max_consecutive_failures,
+            max_consecutive_timeouts=max_consecutive_timeouts,
+            secure_credentials=secure_credentials,
+            gateway_credentials=gateway_credentials,
+            report_failure=report_failure,
+            retry_backoff_factor=retry_backoff_factor,
+        )
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
+        """A runner that feeds the model node's ``infer`` generator."""
         return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
 
     def predict(

@@ -37,12 +37,23 @@ VENV_INSTALL_TIMEOUT = 900.0
 
 #: Marks of the threads of the servers tests run in-process (LocalModelNode, and
 #: the websockets threads of LocalOrchestrator), as opposed to the client's.
-SERVER_THREAD_MARKS = ("sock_handler", "recv_events", "keepalive", "local-model-node")
+SERVER_THREAD_MARKS = ("sock_handler", "conn_handler", "recv_events", "keepalive", "local-model-node")
 
 
 def client_threads_since(before: set[threading.Thread]) -> list[threading.Thread]:
     """Threads started since ``before`` that are not the in-process servers'."""
     return [t for t in threading.enumerate() if t not in before and not any(m in t.name for m in SERVER_THREAD_MARKS)]
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """``name -> version`` of a constraints file of ``name==version`` lines (.ci/pins-*.txt)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        requirement = line.partition("#")[0].strip()
+        if requirement:
+            name, _, version = requirement.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
 
 
 def free_port() -> int:

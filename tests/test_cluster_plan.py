@@ -136,7 +136,7 @@ def test_each_bad_entry_is_described_once_and_the_rest_of_the_frame_applies() ->
         "entry 6 (model 'm6') skipped: port is True (bool), not a number",
         "entry 7 (model 'm7') skipped: port 70000 is out of range",
     ]
-    for problem, start in zip(plan.problems, expected):
+    for problem, start in zip(plan.problems, expected, strict=True):
         assert problem.startswith(start), problem
 
 

@@ -214,11 +214,13 @@ class ModelRunner(abc.ABC):
 
     @property
     def target(self) -> str:
+        """``ip:port`` as gRPC wants it (an IPv6 address in brackets)."""
         host = f"[{self.ip}]" if ":" in self.ip else self.ip
         return f"{host}:{self.port}"
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` was called: the runner never connects nor calls again."""
         return self._closing.is_set()
 
     # -- what a flavour of runner provides -------------------------------------------------
@@ -353,7 +355,7 @@ class ModelRunner(abc.ABC):
         self.bind(channel)
         return channel
 
-    def bind(self, channel: grpc.Channel) -> None:
+    def bind(self, channel: grpc.Channel) -> None:  # noqa: B027 (a hook: flavours without stubs keep it empty)
         """Create the stubs a flavour needs on a freshly opened channel."""
 
     def invoke(self, rpc: Any, request: Any, timeout: float | None) -> Any:

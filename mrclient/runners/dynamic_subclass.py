@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import grpc
 
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 ArgsAndKwargs = tuple[Sequence[Argument] | None, Sequence[KwArgument] | None]
 #: Either one ``(args, kwargs)`` tuple of protobuf lists for every model, or a
 #: function that builds it for one model.
-ArgumentsType = Union[ArgsAndKwargs, Callable[["DynamicSubclassModelRunner"], ArgsAndKwargs]]
+ArgumentsType = ArgsAndKwargs | Callable[["DynamicSubclassModelRunner"], ArgsAndKwargs]
 
 _SERVICE = "/dynamic_subclass.DynamicSubclassService/"
 
@@ -43,7 +43,12 @@ def build_call_request(method_name: str, arguments: ArgsAndKwargs) -> CallReques
 
 
 class DynamicSubclassModelRunner(ModelRunner):
-    """Instantiates the participant's subclass of ``base_classname`` and calls its methods."""
+    """Instantiates the participant's subclass of ``base_classname`` and calls its methods.
+
+    ``instance_args`` and ``instance_kwargs`` are the constructor's arguments
+    (plain values or protobuf messages); the other keyword arguments are
+    :class:`ModelRunner`'s.
+    """
 
     def __init__(
         self,
@@ -59,6 +64,7 @@ class DynamicSubclassModelRunner(ModelRunner):
         self._call: Any = None
 
     def bind(self, channel: grpc.Channel) -> None:
+        """Prepare the ``Call`` method on a new channel (requests may come pre-serialized)."""
         self._call = channel.unary_unary(
             _SERVICE + "Call",
             request_serializer=serialize_request,
@@ -66,6 +72,11 @@ class DynamicSubclassModelRunner(ModelRunner):
         )
 
     def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
+        """Ask the node to instantiate the participant's subclass of ``base_classname``.
+
+        ``BAD_IMPLEMENTATION`` when the participant's code has no such class;
+        raises ``InvalidCoordinatorUsageError`` when the node rejects the request itself.
+        """
         setup_rpc = channel.unary_unary(
             _SERVICE + "Setup",
             request_serializer=SetupRequest.SerializeToString,
@@ -105,6 +116,7 @@ class DynamicSubclassModelRunner(ModelRunner):
         return outcome.result, outcome.error
 
     def execute(self, request: CallRequest | bytes, timeout: float | None) -> CallOutcome:
+        """Send one ``Call`` and classify the node's status (see :meth:`call`)."""
         response, failed = self.send(self._call, request, timeout)
         return failed or self._outcome_of_response(response)
 

@@ -17,7 +17,11 @@ DEFAULT_SERVICE = "TrainInferStreamService"
 
 
 class TrainInferModelRunner(ModelRunner):
-    """Feeds values to the participant's ``infer`` and returns its predictions."""
+    """Feeds values to the participant's ``infer`` and returns its predictions.
+
+    ``service_name`` picks one of the node's two identical services; the other
+    keyword arguments are :class:`ModelRunner`'s.
+    """
 
     def __init__(self, service_name: str = DEFAULT_SERVICE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -33,10 +37,12 @@ class TrainInferModelRunner(ModelRunner):
         )
 
     def bind(self, channel: grpc.Channel) -> None:
+        """Prepare the ``Infer`` and ``Reinitialize`` methods on a new channel."""
         self._infer = self._method(channel, "Infer", InferResponse.FromString)
         self._reinitialize = self._method(channel, "Reinitialize", Empty.FromString)
 
     def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
+        """Ask the node to load the participant's ``infer``; its errors come back as gRPC errors."""
         self.invoke(self._method(channel, "Setup", Empty.FromString), Empty(), timeout)
         return True, None
 
@@ -46,6 +52,7 @@ class TrainInferModelRunner(ModelRunner):
         return outcome.result, outcome.error
 
     def execute(self, request: InferRequest | bytes, timeout: float | None) -> CallOutcome:
+        """Send one ``Infer`` and decode the prediction."""
         response, failed = self.send(self._infer, request, timeout)
         if failed is not None:
             return failed

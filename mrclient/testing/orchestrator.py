@@ -116,6 +116,14 @@ class LocalOrchestrator:
         if server is None:
             return
         server.shutdown()
+        # websockets >= 17 closes the open connections at shutdown and waits for
+        # their handlers; older versions leave them open, so close them here.
+        with self._changed:
+            clients = list(self._clients)
+        for client in clients:
+            client.close(code=1001)
+        with self._changed:
+            self._changed.wait_for(lambda: not self._clients, 10.0)
         if thread is not None:
             thread.join(10.0)
         logger.info("local orchestrator on port %s stopped", self._port)
@@ -138,16 +146,19 @@ class LocalOrchestrator:
 
     @property
     def port(self) -> int:
+        """The bound port (kept across ``stop()`` and ``start()``); RuntimeError before the first start."""
         if not self._port:
             raise RuntimeError("the orchestrator has not been started")
         return self._port
 
     @property
     def url(self) -> str:
+        """The WebSocket URL a client connects to, ``ws://host:port/<crunch_id>``."""
         return f"ws://{self.host}:{self.port}/{self.crunch_id}"
 
     @property
     def running(self) -> bool:
+        """Whether it is listening (between ``start()`` and ``stop()``)."""
         return self._server is not None
 
     # -- the model set ----------------------------------------------------------------------

@@ -31,8 +31,8 @@ from typing import Any
 from . import reference_venv, report
 from .clients import CLIENTS, ClientSpec
 from .clients.common import RESULT_MARKER, ClientConfig
-from .measure import percentile
 from .cluster import BenchCluster, default_shards
+from .measure import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"

@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-
 from typing import Any
 
 from . import __version__
@@ -184,7 +183,9 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     secure.add_argument(
         "--credentials", metavar="DIR", help="secure mode (mutual TLS): a directory with ca.crt, tls.crt and tls.key"
     )
-    secure.add_argument("--gateway-key", metavar="PATH", help="secure mode behind a gateway: the coordinator's RSA key (PEM)")
+    secure.add_argument(
+        "--gateway-key", metavar="PATH", help="secure mode behind a gateway: the coordinator's RSA key (PEM)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--models", type=int, default=4, help="number of model nodes (one slow, one broken)")
     demo.add_argument("--rounds", type=int, default=3, help="number of rounds")
     demo.add_argument("--timeout", type=float, default=0.5, help="per-call deadline in seconds")
-    demo.add_argument("--secure", action="store_true", help="run the nodes in secure mode (mutual TLS, identity checks)")
+    demo.add_argument(
+        "--secure", action="store_true", help="run the nodes in secure mode (mutual TLS, identity checks)"
+    )
 
     watch = commands.add_parser("watch", help="print models as they join and leave, until Ctrl-C")
     _add_connection_options(watch)

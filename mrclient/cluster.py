@@ -68,7 +68,9 @@ class _FirstSetups:
         self.usage_error: InvalidCoordinatorUsageError | None = None
         self.judged = False
 
-    def settle(self, runner: ModelRunner, outcome: CallOutcome, usage_error: InvalidCoordinatorUsageError | None) -> None:
+    def settle(
+        self, runner: ModelRunner, outcome: CallOutcome, usage_error: InvalidCoordinatorUsageError | None
+    ) -> None:
         if runner not in self.pending:
             return
         self.pending.discard(runner)

@@ -39,7 +39,8 @@ def check_host(value: Any) -> str:
     host = value.strip()
     if "://" in host or "/" in host:
         raise InvalidCoordinatorUsageError(
-            f"host must be the host only, not a URL: got {value!r}; pass e.g. host='orchestrator.example.com', port=8000"
+            f"host must be the host only, not a URL: got {value!r}; "
+            "pass e.g. host='orchestrator.example.com', port=8000"
         )
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -50,7 +51,8 @@ def check_host(value: Any) -> str:
         pass
     if ":" in host:
         raise InvalidCoordinatorUsageError(
-            f"host must be a host name or an IP address, got {value!r}; pass the port separately, e.g. host='localhost', port=8000"
+            f"host must be a host name or an IP address, got {value!r}; "
+            "pass the port separately, e.g. host='localhost', port=8000"
         )
     if not _HOST_NAME.match(host):
         raise InvalidCoordinatorUsageError(f"host must be a host name or an IP address, got {value!r}")

@@ -52,7 +52,8 @@ def _calls_until_reported(max_consecutive_timeouts: int) -> tuple[list[int], int
 
     policy, runner, timed_out = PenaltyPolicy(max_consecutive_timeouts=max_consecutive_timeouts), Runner(), []
     for call in range(1, 100):
-        if policy.take_rest(runner):  # type: ignore[arg-type]
+        if policy.resting(runner):  # type: ignore[arg-type]
+            policy.record_rest(runner)  # type: ignore[arg-type]
             continue
         timed_out.append(call)
         if policy.record_timeout(runner) is TimeoutVerdict.REPORT:  # type: ignore[arg-type]

@@ -131,7 +131,9 @@ def test_an_expired_message_fails_unless_expiry_is_not_checked(cruncher: Crunche
         (("bWVzc2FnZQ==", "c2ln", "0OIl"), "not base58"),
     ],
 )
-def test_malformed_headers_are_identity_failures(cruncher: Cruncher, node_cert: bytes, values: tuple[object, object, object], reason: str) -> None:
+def test_malformed_headers_are_identity_failures(
+    cruncher: Cruncher, node_cert: bytes, values: tuple[object, object, object], reason: str
+) -> None:
     with pytest.raises(AuthError, match=reason):
         check(values, expected(cruncher, node_cert))
 

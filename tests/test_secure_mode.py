@@ -129,12 +129,13 @@ def by_model_id(results: dict[ModelRunner, ModelPredictResult]) -> dict[str, Mod
 # -- what makes a node's identity wrong, at setup or in a round ------------------------------
 
 Identity = Callable[[LocalCertificateAuthority, MutualTlsNodeSecurity, str, Cruncher], SignedIdentity | None]
+Authority, Security = LocalCertificateAuthority, MutualTlsNodeSecurity
 
 
 def _signed(**changes: Any) -> Identity:
     """An identity signed by the right cruncher over the right certificate, with ``changes`` to the message."""
 
-    def make(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity:
+    def make(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> SignedIdentity:
         fields: dict[str, Any] = {"model_id": model_id}
         fields.update(changes)
         return cruncher.sign_identity(security.server_cert, **fields)
@@ -142,26 +143,26 @@ def _signed(**changes: Any) -> Identity:
     return make
 
 
-def _other_wallet(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity:
+def _other_wallet(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> SignedIdentity:
     return Cruncher.generate(hotkey=cruncher.hotkey).sign_identity(security.server_cert, model_id)
 
 
-def _bad_signature(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity:
+def _bad_signature(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> SignedIdentity:
     good = cruncher.sign_identity(security.server_cert, model_id)
     other = cruncher.sign(good.message.replace(b'"hotkey"', b'"hotkey" '))  # signs other bytes
     return dataclasses.replace(good, signature_b64=other.signature_b64)
 
 
-def _other_key(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity:
+def _other_key(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> SignedIdentity:
     _, other_cert = authority.issue("another node", dns_names=[node_server_name(model_id)])
     return cruncher.sign_identity(other_cert, model_id)
 
 
-def _other_hotkey(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity:
+def _other_hotkey(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> SignedIdentity:
     return dataclasses.replace(cruncher, hotkey="not-the-announced-hotkey").sign_identity(security.server_cert, model_id)
 
 
-def _missing(authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> None:
+def _missing(authority: Authority, security: Security, model_id: str, cruncher: Cruncher) -> None:
     return None
 
 
@@ -178,7 +179,9 @@ IDENTITY_FAULTS: dict[str, tuple[Identity, str]] = {
 }
 
 
-def _identity_for(kind: str, authority: LocalCertificateAuthority, security: MutualTlsNodeSecurity, model_id: str, cruncher: Cruncher) -> SignedIdentity | None:
+def _identity_for(
+    kind: str, authority: Authority, security: Security, model_id: str, cruncher: Cruncher
+) -> SignedIdentity | None:
     make, _ = IDENTITY_FAULTS[kind]
     return make(authority, security, model_id, cruncher)
 

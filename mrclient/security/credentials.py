@@ -165,7 +165,7 @@ class GatewayCredentials:
         *,
         root_certificates: bytes | None = None,
     ) -> GatewayCredentials:
-        """``from_files(key_path)``, or the reference's ``from_files(cert_path, key_path)`` (the certificate is not used)."""
+        """``from_files(key_path)``, or the reference's ``from_files(cert_path, key_path)`` (the certificate unused)."""
         path = cert_or_key_path if key_path is None else key_path
         return cls.from_pem(_read(path, "gateway key"), root_certificates=root_certificates)
 

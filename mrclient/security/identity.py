@@ -81,7 +81,7 @@ def check_node_identity(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     message_b64, signature_b64, wallet_b58 = headers
-    missing = [name for name, value in zip(IDENTITY_HEADERS, headers) if not value]
+    missing = [name for name, value in zip(IDENTITY_HEADERS, headers, strict=True) if not value]
     if missing:
         raise AuthError(f"the node sent no identity: missing {', '.join(missing)}")
     if not all(isinstance(value, str) for value in headers):
@@ -101,7 +101,9 @@ def check_node_identity(
     try:
         Ed25519PublicKey.from_public_bytes(wallet).verify(signature, message)
     except InvalidSignature:
-        raise AuthError("the signature of the node's identity message does not verify with the participant's wallet") from None
+        raise AuthError(
+            "the signature of the node's identity message does not verify with the participant's wallet"
+        ) from None
     except ValueError as error:  # not a 32-byte Ed25519 key
         raise AuthError(f"the participant's wallet key is not an Ed25519 key: {error}") from None
 
@@ -116,7 +118,9 @@ def check_node_identity(
     if cert_pub != expected.cert_pub:
         raise AuthError("the node's identity message is for another TLS key than the certificate it presented")
     if payload.get("model_id") != expected.model_id:
-        raise AuthError(f"the node's identity message is for model {payload.get('model_id')!r}, not {expected.model_id!r}")
+        raise AuthError(
+            f"the node's identity message is for model {payload.get('model_id')!r}, not {expected.model_id!r}"
+        )
     if payload.get("hotkey") != expected.hotkey:
         raise AuthError(f"the node's identity message is for hotkey {payload.get('hotkey')!r}, not {expected.hotkey!r}")
 

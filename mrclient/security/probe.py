@@ -103,7 +103,9 @@ def _left(deadline: float) -> float:
 def _classify_ssl_error(error: ssl.SSLError) -> Exception:
     reason = str(error.reason or error)
     if any(alert in reason.upper() for alert in _REFUSAL_ALERTS):
-        return AuthError(f"the node refused the coordinator's certificate in the TLS handshake ({reason})", code=REFUSED)
+        return AuthError(
+            f"the node refused the coordinator's certificate in the TLS handshake ({reason})", code=REFUSED
+        )
     if any(sign in reason.upper() for sign in _NOT_TLS):
         return AuthError(f"the node does not speak TLS: it is not in secure mode ({reason})", code=PLAINTEXT_NODE)
     if isinstance(error, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):

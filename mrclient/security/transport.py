@@ -67,7 +67,9 @@ class MutualTlsTransport(Transport):
 
     plain = False
 
-    def __init__(self, credentials: SecureCredentials, server_name: str, certificate_pem: bytes, identity: NodeIdentity) -> None:
+    def __init__(
+        self, credentials: SecureCredentials, server_name: str, certificate_pem: bytes, identity: NodeIdentity
+    ) -> None:
         self.server_name = server_name
         self.identity = identity
         self._channel_credentials = grpc.ssl_channel_credentials(
@@ -86,7 +88,8 @@ class MutualTlsTransport(Transport):
     def certificate_changed(self, error: grpc.RpcError) -> bool:
         # The channel trusts one certificate: a node that restarted with a new one
         # fails every handshake, and only a new probe (a reconnect) can pin it.
-        return bool(error.code() == grpc.StatusCode.UNAVAILABLE and "CERTIFICATE_VERIFY_FAILED" in (error.details() or ""))
+        details = error.details() or ""
+        return bool(error.code() == grpc.StatusCode.UNAVAILABLE and "CERTIFICATE_VERIFY_FAILED" in details)
 
 
 class GatewayTransport(Transport):

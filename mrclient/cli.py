@@ -150,19 +150,38 @@ def run_watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with _runner_from(args) as runner:
+
+        def left(model: ModelRunner) -> None:
+            if not stop.is_set():  # on Ctrl-C every model "leaves" as the runner closes: not news
+                _print_model("left", model)
+
         runner.on_model_joined(lambda m: _print_model("joined", m))
-        runner.on_model_left(lambda m: _print_model("left", m))
+        runner.on_model_left(left)
         for model in runner.models:
             _print_model("ready", model)
         stop.wait()
     return 0
 
 
+def _json_option(text: str | None, what: str) -> Any:
+    """The JSON value of a command-line argument; a ValueError naming the argument when it is not JSON."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"{what} is not valid JSON ({error}): {text!r}") from None
+
+
 def run_call(args: argparse.Namespace) -> int:
-    positional = json.loads(args.args) if args.args else []
-    if not isinstance(positional, list):
+    positional = _json_option(args.args, "the positional arguments (ARGS)")
+    if positional is None:
+        positional = []
+    elif not isinstance(positional, list):
         positional = [positional]
-    keywords = json.loads(args.kwargs) if args.kwargs else None
+    keywords = _json_option(args.kwargs, "--kwargs")
+    if keywords is not None and not isinstance(keywords, dict):
+        raise ValueError(f"--kwargs must be a JSON object of keyword arguments, got {args.kwargs!r}")
     with _runner_from(args) as runner:
         results = runner.call(args.method, args=positional, kwargs=keywords)
         print(format_results(results))

@@ -176,7 +176,9 @@ def to_arguments(values: Iterable[Any] | None) -> list[Argument]:
         # iterating would silently make one argument per character or key
         raise TypeError(f"positional arguments must be a list or tuple, got {type(values).__name__}")
     return [
-        value if isinstance(value, Argument) else Argument(position=position, data=to_variant(value))
+        value
+        if isinstance(value, Argument)
+        else Argument(position=position, data=_encoded(value, f"argument {position}"))
         for position, value in enumerate(values, start=1)
     ]
 
@@ -187,10 +189,20 @@ def to_kw_arguments(values: Mapping[str, Any] | Iterable[KwArgument] | None) -> 
         return []
     if isinstance(values, Mapping):
         return [
-            value if isinstance(value, KwArgument) else KwArgument(keyword=key, data=to_variant(value))
+            value
+            if isinstance(value, KwArgument)
+            else KwArgument(keyword=key, data=_encoded(value, f"keyword {key!r}"))
             for key, value in values.items()
         ]
     return [_require_kw_argument(value) for value in values]
+
+
+def _encoded(value: Any, name: str) -> Variant:
+    """``to_variant(value)``, with the argument's name in the error when it cannot be encoded."""
+    try:
+        return to_variant(value)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from error
 
 
 def _require_kw_argument(value: Any) -> KwArgument:

@@ -307,3 +307,10 @@ def test_core_import_needs_neither_pandas_nor_pyarrow() -> None:
     import mrclient
 
     assert done.stdout.strip() == mrclient.__version__
+
+
+def test_an_argument_that_cannot_be_encoded_is_named() -> None:
+    with pytest.raises(ValueError, match="^argument 2: cannot encode a value of type object"):
+        to_arguments([1, object()])
+    with pytest.raises(ValueError, match="^keyword 'metrics': cannot encode a value of type dict as JSON"):
+        to_kw_arguments({"ok": 1, "metrics": {"x": object()}})

@@ -60,6 +60,17 @@ def test_help(command: list[str]) -> None:
     assert done.returncode == 0 and "usage: mrclient" in done.stdout
 
 
+@pytest.mark.parametrize(
+    "arguments, named",
+    [(["{oops"], "the positional arguments (ARGS) is not valid JSON"), (["--kwargs", "[1"], "--kwargs is not valid JSON"),
+     (["--kwargs", "[1]"], "--kwargs must be a JSON object")],
+)
+def test_call_names_the_argument_whose_json_is_bad(arguments: list[str], named: str) -> None:
+    done = mrclient("call", "--host", "127.0.0.1", "--port", "1", "--crunch-id", "c", "--base-classname", "a.B",
+                    "predict", *arguments)
+    assert done.returncode == 1 and named in done.stderr, done.stderr
+
+
 def test_call_against_an_unreachable_orchestrator_fails_clearly() -> None:
     done = mrclient("call", "--host", "127.0.0.1", "--port", "1", "--crunch-id", "c", "--base-classname", "a.B",
                     "--init-timeout", "1", "predict")
@@ -103,6 +114,8 @@ def test_watch_prints_models_as_they_join_until_interrupted(local_node: Any) -> 
             assert "left" in line and first in line
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=RUN_TIMEOUT) == 0
+            lines.thread.join(RUN_TIMEOUT)
+            assert lines.lines.empty(), lines.next()  # stopping is not every model leaving
         finally:
             process.kill()
             process.wait(timeout=RUN_TIMEOUT)

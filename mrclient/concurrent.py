@@ -7,6 +7,11 @@ deadline, so a hung model costs its own slot and nothing else: the round
 returns by the deadline (plus a small margin), and a straggler's thread is
 freed when its gRPC deadline expires. Penalties are applied afterwards, on the
 coordinator's thread, from the results the coordinator actually received.
+
+A model whose runner is closed during the round (it left the table, or
+``close()`` was called from another thread) is answered ``FAILED`` with the one
+``MODEL_LEFT`` detail and costs it nothing; a round under way when ``close()``
+is called returns its results instead of raising.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -25,9 +30,11 @@ from typing import Any, TypeVar, cast
 from .cluster import ModelCluster
 from .codec import to_arguments, to_kw_arguments, to_variant
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .orchestrator import OrchestratorSettings
 from .penalties import PenaltyPolicy, TimeoutVerdict
 from .proto.train_infer_pb2 import InferRequest
 from .runners import (
+    CLOSED_OUTCOME,
     ArgumentsType,
     CallOutcome,
     DynamicSubclassModelRunner,
@@ -83,8 +90,25 @@ def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> Mod
     return ModelPredictResult(runner, outcome.result, status, exec_time_us, detail)
 
 
+def _departed(runner: ModelRunner, outcome: CallOutcome) -> CallOutcome:
+    """A call that did not succeed because its runner was closed meanwhile: the model left."""
+    return CLOSED_OUTCOME if outcome.error is not None and runner.closed else outcome
+
+
 def _execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
     return runner.execute(request, timeout)
+
+
+def _submit(
+    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, deadline: float
+) -> Future[tuple[CallOutcome, int]]:
+    """Start one call; a pool that ``close()`` shut down meanwhile gives MODEL_LEFT instead of raising."""
+    try:
+        return pool.submit(_timed, invoke, runner, request, deadline)
+    except RuntimeError:
+        future: Future[tuple[CallOutcome, int]] = Future()
+        future.set_result((CLOSED_OUTCOME, 0))
+        return future
 
 
 def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> tuple[CallOutcome, int]:
@@ -103,6 +127,8 @@ class ModelConcurrentRunner(abc.ABC):
     Construct, ``init()``, call rounds, ``close()`` (or use it as a context
     manager). Failure reports and health checks follow PROTOCOL.md section 3;
     ``report_failure=False`` turns every report off while a coordinator debugs.
+    ``orchestrator_settings`` tunes the orchestrator connection's pings and
+    reconnect backoff (the defaults suit production).
     """
 
     MAX_CONSECUTIVE_FAILURES = 3
@@ -121,6 +147,7 @@ class ModelConcurrentRunner(abc.ABC):
         report_failure: bool = True,
         *,
         retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
     ) -> None:
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
@@ -130,13 +157,15 @@ class ModelConcurrentRunner(abc.ABC):
         self.retry_backoff_factor = retry_backoff_factor
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
-            crunch_id, host, port, self.create_model_runner, report_failure=report_failure
+            crunch_id, host, port, self.create_model_runner, report_failure=report_failure,
+            settings=orchestrator_settings,
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_capacity = 0
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
         self._closed = threading.Event()
+        self._told_table_frozen = False
 
     @abc.abstractmethod
     def create_model_runner(self, **kwargs: Any) -> ModelRunner:
@@ -188,6 +217,14 @@ class ModelConcurrentRunner(abc.ABC):
         """The models ready to be called, as a snapshot."""
         return self.model_cluster.models
 
+    @property
+    def connected(self) -> bool:
+        """Whether the orchestrator connection is up, so the model table is current.
+
+        False while it reconnects (the table is kept meanwhile) and after ``close()``.
+        """
+        return self.model_cluster.connected
+
     def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
         self.model_cluster.on_model_joined(listener)
 
@@ -231,13 +268,14 @@ class ModelConcurrentRunner(abc.ABC):
         penalize: bool = True,
     ) -> dict[ModelRunner, ModelPredictResult]:
         timeout = self.timeout if timeout is None else timeout
+        self._tell_if_table_frozen()
         started = time.perf_counter()
         deadline = started + timeout
         pool = self._pool_for(len(runners))
         futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {}
         for runner in runners:
             if not (penalize and self.policy.take_rest(runner)):
-                futures[runner] = pool.submit(_timed, invoke, runner, request_of(runner), deadline)
+                futures[runner] = _submit(pool, invoke, runner, request_of(runner), deadline)
         wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
         late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
         late_us = int((time.perf_counter() - started) * 1_000_000)
@@ -254,6 +292,8 @@ class ModelConcurrentRunner(abc.ABC):
             else:
                 try:
                     outcome, exec_us = future.result()
+                except CancelledError:  # close() cancelled it before it started
+                    outcome, exec_us = CLOSED_OUTCOME, 0
                 except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
                     logger.error("model %s rejected the call: %s", runner.model_id, error)
                     usage_errors.append(str(error))
@@ -262,6 +302,7 @@ class ModelConcurrentRunner(abc.ABC):
                 except Exception as error:  # a bug must cost one result, not the round
                     logger.exception("unexpected error calling model %s", runner.model_id)
                     outcome, exec_us = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
+            outcome = _departed(runner, outcome)
             result = results[runner] = _result(runner, outcome, exec_us)
             if penalize:
                 self._apply_penalty(runner, outcome.error, result.detail)
@@ -278,13 +319,47 @@ class ModelConcurrentRunner(abc.ABC):
             if verdict is TimeoutVerdict.REPORT:
                 self.report_failure(runner, "MULTIPLE_TIMEOUT", detail)
             elif verdict is TimeoutVerdict.CHECK_HEALTH:
-                self._pool_for(0).submit(self._check_health, runner)  # off the coordinator's thread
+                self._in_background(self._check_health, runner)
         elif error is ErrorType.BAD_IMPLEMENTATION:
             self.report_failure(runner, "BAD_IMPLEMENTATION", detail)
         elif error is ErrorType.ABORTED:
-            pass  # the runner was closed (removed or replaced) during the round
+            pass  # MODEL_LEFT: the runner was closed (removed, replaced, close()) during the round
+        elif error is ErrorType.SETUP_LOST:
+            self._set_up_again(runner, detail)
         elif policy.record_failure(runner):
             self.report_failure(runner, "MULTIPLE_FAILED", detail)
+
+    def _in_background(self, task: Callable[[ModelRunner], None], runner: ModelRunner) -> None:
+        """Run ``task(runner)`` on the call pool, off the coordinator's thread; never raises."""
+        try:
+            self._pool_for(0).submit(task, runner)
+        except (MrclientError, RuntimeError):  # close() came first: nothing left to look after
+            logger.debug("closed: not running %s for model %s", getattr(task, "__name__", task), runner.model_id)
+
+    def _set_up_again(self, runner: ModelRunner, detail: str | None) -> None:
+        """The node lost the model's instance (restarted in place): connect and set it up again.
+
+        It counts as one failure, carried over to the fresh runner, so a node
+        that keeps losing its instance is reported ``MULTIPLE_FAILED`` in the
+        end instead of being set up again forever. The setup itself runs on the
+        cluster's pool, off the coordinator's thread.
+        """
+        if self.policy.record_failure(runner) and self.model_cluster.reporting:
+            self.report_failure(runner, "MULTIPLE_FAILED", detail)
+            return
+        logger.warning("model %s lost its instance on the node (%s): setting it up again", runner.model_id, detail)
+        fresh = self.model_cluster.reconnect(runner)
+        if fresh is not None:
+            self.policy.carry_failures(runner, fresh)
+
+    def _tell_if_table_frozen(self) -> None:
+        """Log once if the orchestrator thread stopped without close(): the table is no longer updated."""
+        failure = self.model_cluster.sync_failure
+        if failure is None or self._told_table_frozen:
+            return
+        self._told_table_frozen = True
+        logger.error("the orchestrator connection stopped (%s): the model table is no longer updated; "
+                     "calls go to the models known when it stopped", failure)
 
     def _check_health(self, runner: ModelRunner) -> None:
         """After repeated timeouts: keep a SERVING node, reconnect any other."""

@@ -133,6 +133,8 @@ class ModelRunner(abc.ABC):
         ABORTED = "ABORTED"
         AUTH_ERROR = "AUTH_ERROR"
         TIMEOUT = "TIMEOUT"
+        #: The node lost the instance a successful Setup made (it restarted in place).
+        SETUP_LOST = "SETUP_LOST"
 
     def __init__(
         self,
@@ -158,6 +160,8 @@ class ModelRunner(abc.ABC):
         self.connect_attempts = connect_attempts
         self.setup_timeout = setup_timeout
 
+        #: This runner's Setup succeeded once; a node answering "no instance" later lost it.
+        self.setup_succeeded = False
         self.consecutive_failures = 0
         self.consecutive_timeouts = 0
         #: Calls still to skip while the model rests after a timeout.
@@ -230,6 +234,7 @@ class ModelRunner(abc.ABC):
                            self.model_id, self.target, self.connect_attempts, error)
             return False, ErrorType.GRPC_CONNECTION_FAILED
         if outcome[0]:
+            self.setup_succeeded = True
             logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)
         else:
             self._close_channels()
@@ -298,8 +303,8 @@ class ModelRunner(abc.ABC):
             return None, CLOSED_OUTCOME
         try:
             return rpc(request, timeout=timeout), None
-        except grpc.RpcError as error:
-            return None, outcome_of_rpc_error(error)
+        except grpc.RpcError as error:  # CANCELLED by close(), if closed: the model left
+            return None, CLOSED_OUTCOME if self.closed else outcome_of_rpc_error(error)
         except ValueError:  # the channel was closed while the call was starting
             return None, CLOSED_OUTCOME
 
@@ -343,4 +348,7 @@ class ModelRunner(abc.ABC):
 
 
 ErrorType = ModelRunner.ErrorType
-CLOSED_OUTCOME = CallOutcome(error=ErrorType.ABORTED, detail="the runner is closed")
+#: The one detail of a call whose runner was closed before or during it: the model left the
+#: table (stopped, replaced, reported, or ``close()``). FAILED in a round, never a penalty.
+MODEL_LEFT = "MODEL_LEFT: the model left the table during the round"
+CLOSED_OUTCOME = CallOutcome(error=ErrorType.ABORTED, detail=MODEL_LEFT)

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test protos typecheck clean bench bench-quick
+.PHONY: demo test protos typecheck clean bench bench-quick soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,8 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# The long soak of the fault suite (tests/faults/test_soak.py): opt-in, minutes
+# long; MRCLIENT_SOAK_ROUNDS sets its length. Figures: docs/reliability.rst.
+soak: $(VENV)/.test
+	MRCLIENT_SOAK=1 $(PY) -m pytest tests/faults/test_soak.py -k soak_with_churn -p no:cacheprovider

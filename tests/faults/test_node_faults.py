@@ -402,7 +402,10 @@ def test_close_from_another_thread_mid_round(
     (results,) = outcome
     assert isinstance(results, dict), results
     assert (results[held_id].status, results[held_id].detail) == (FAILED, MODEL_LEFT)
-    assert (results[quick_id].status, results[quick_id].result) == (SUCCESS, "quick")
+    # the quick model answered, or was still answering when close() closed it too
+    assert (results[quick_id].status, results[quick_id].result or results[quick_id].detail) in (
+        (SUCCESS, "quick"), (FAILED, MODEL_LEFT)
+    )
     assert held.consecutive_timeouts == 1 and held.consecutive_failures == 0, "no penalty"
     assert orchestrator.reports == []
 

@@ -139,6 +139,7 @@ def test_a_thread_that_dies_anyway_says_so_and_the_next_call_logs_it_once(
         assert runner.connected
         orchestrator.add_model(port=node.port, name="fatal")
         assert orchestrator.wait_for_clients(0, WAIT), "the thread died and its socket closed"
+        settle_threads("mrclient-orchestrator")  # it ended
         assert not runner.connected
         assert runner.model_cluster.sync_failure == "Doomed: the runner factory ended the thread"
 
@@ -240,7 +241,8 @@ def test_a_burst_of_10000_updates(orchestrator: LocalOrchestrator, node: LocalMo
         model_id: (e["deployment_id"], e["ip"], e["port"], e["infos"]["cruncher_name"])
         for model_id, e in orchestrator.running_models.items()
     }
-    assert table() == expected
+    # every frame is applied once the fence joined; runners they started may still be joining
+    assert recorder.wait_for(lambda _: table() == expected, timeout=60.0), (table(), expected)
     assert orchestrator.connections == 1
     if reported:
         assert orchestrator.wait_for_reports(1, WAIT)
@@ -326,12 +328,16 @@ def test_reports_written_into_a_dead_path_are_sent_again(
     with OrchestratorConnection(CRUNCH, "127.0.0.1", proxy.port, lambda event, entries: None, patient) as connection:
         connection.connect(WAIT)
         proxy.swallow()
+        frames = 0
         for n in range(20):
             connection.report_failure(f"model-{n}", "BAD_IMPLEMENTATION", f"report {n}", "10.0.0.1")
-        assert proxy.wait_swallowed(20 * 100), "the client wrote the 20 reports into the black hole"
+            item = {"model_id": f"model-{n}", "failure_code": "BAD_IMPLEMENTATION",
+                    "failure_reason": f"report {n}", "ip": "10.0.0.1"}
+            frames += len(json.dumps({"event": "report_failure", "data": [item]})) + 8  # + masked frame header
+        assert proxy.wait_swallowed(frames), "the client wrote the 20 reports into the black hole"
         assert orchestrator.reports == []
+        proxy.cut()  # still swallowing: nothing of the old connection gets through
         proxy.heal()
-        proxy.cut()
         assert orchestrator.wait_for_reports(20, WAIT)
         assert not orchestrator.wait_for_reports(21, QUIET)
         assert [r["model_id"] for r in orchestrator.reports] == [f"model-{n}" for n in range(20)]
@@ -356,7 +362,7 @@ def test_the_orchestrator_killed_and_restarted_during_rounds(
     runner.on_model_joined(recorder.joined)
     runner.on_model_left(recorder.left)
     rounds: list[tuple[float, bool, dict[str, ModelPredictResult.Status]]] = []
-    progress = Progress()
+    progress, disconnected = Progress(), Progress()
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -365,9 +371,12 @@ def test_the_orchestrator_killed_and_restarted_during_rounds(
             while not stop.is_set():
                 started = time.monotonic()
                 results = runner.call("predict")
-                rounds.append((time.monotonic() - started, runner.connected,
+                connected = runner.connected
+                rounds.append((time.monotonic() - started, connected,
                                {r.model_id: res.status for r, res in results.items()}))
                 progress.advance()
+                if not connected:
+                    disconnected.advance()
         except BaseException as error:  # noqa: BLE001 - reported by the test
             errors.append(error)
 
@@ -380,8 +389,7 @@ def test_the_orchestrator_killed_and_restarted_during_rounds(
         orchestrator.stop()
         orchestrator.stop_model(ids[0])  # while it is down: no client hears of it
         added = orchestrator.add_model(port=nodes[3].port, name="m3")
-        during = len(rounds)
-        assert progress.wait_for(during + 20), "rounds go on while the orchestrator is down"
+        assert disconnected.wait_for(10), "rounds go on while the orchestrator is down"
         orchestrator.start()
         assert recorder.wait_for(
             lambda events: ("joined", added) in [(k, r.model_id) for k, r in events]
@@ -394,9 +402,9 @@ def test_the_orchestrator_killed_and_restarted_during_rounds(
         runner.close()
     assert errors == []
     assert max(duration for duration, _, _ in rounds) < 2.0 + 0.5
-    assert any(not connected for _, connected, _ in rounds), "some rounds ran while disconnected"
-    while_down = [statuses for _, connected, statuses in rounds[during : during + 20] if not connected]
-    assert while_down and all(statuses == {i: SUCCESS for i in ids} for statuses in while_down)
+    while_down = [statuses for _, connected, statuses in rounds if not connected]
+    assert len(while_down) >= 10
+    assert all(statuses == {i: SUCCESS for i in ids} for statuses in while_down[:10]), "the table was kept"
     assert rounds[-1][2] == {ids[1]: SUCCESS, ids[2]: SUCCESS, added: SUCCESS}
     assert orchestrator.reports == []
 

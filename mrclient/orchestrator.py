@@ -75,7 +75,7 @@ class OrchestratorSettings:
     ping_interval: float | None = 5.0
     ping_timeout: float = 5.0
     open_timeout: float = 10.0  # TCP + WebSocket handshake + the first ``init``
-    close_timeout: float = 1.0  # how long ``close()`` waits for the closing handshake
+    close_timeout: float = 1.0  # what ``close()`` waits for the last reports' proof, then the closing handshake
     reconnect_wait: wait_base = field(default_factory=reconnect_backoff)
     tls: bool = False  # ``wss://`` when TLS is put in front of the orchestrator
 

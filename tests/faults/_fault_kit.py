@@ -27,7 +27,7 @@ import grpc
 import pytest
 
 from mrclient.proto.commons_pb2 import Status, Variant, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallResponse, SetupRequest, SetupResponse
+from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
 from mrclient import DynamicSubclassModelConcurrentRunner
 from mrclient.runners import CLOSED_OUTCOME, CallOutcome, DynamicSubclassModelRunner
 
@@ -192,18 +192,17 @@ GARBAGE_VARIANTS: dict[str, Variant] = {
 
 
 class _GarbageServicer:
-    """Setup succeeds; Call answers SUCCESS with the garbage Variant its method name picks."""
+    """Setup succeeds; Call answers SUCCESS with the garbage Variant its method name picks (bad JSON by default)."""
 
     def setup(self, request: SetupRequest, context: Any) -> SetupResponse:
         return SetupResponse(status=Status(code="SUCCESS"))
 
     def call(self, request: bytes, context: Any) -> bytes:
-        from mrclient.proto.dynamic_subclass_pb2 import CallRequest
-
         method = CallRequest.FromString(request).methodName
         if method == "not-protobuf":
             return b"\xff\xff\xff\xff this is no CallResponse"
-        return CallResponse(status=Status(code="SUCCESS"), methodResponse=GARBAGE_VARIANTS[method]).SerializeToString()
+        variant = GARBAGE_VARIANTS.get(method, GARBAGE_VARIANTS["json-not-json"])
+        return CallResponse(status=Status(code="SUCCESS"), methodResponse=variant).SerializeToString()
 
 
 @dataclass

@@ -277,7 +277,7 @@ def test_a_node_that_accepts_tcp_and_never_speaks_http2(
             started = time.monotonic()
             runner.init(2.0)
             assert time.monotonic() - started < 3.0
-            assert by_id(runner.call("predict")) .keys() == {good_id}
+            assert by_id(runner.call("predict")).keys() == {good_id}
             assert orchestrator.wait_for_reports(1, WAIT)
             assert [(r["model_id"], r["failure_code"]) for r in orchestrator.reports] == [(silent_id, "CONNECTION_FAILED")]
             assert [m.model_id for m in runner.models] == [good_id]

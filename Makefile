@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -99,3 +99,8 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# The long soak of the fault suite (tests/faults/test_soak.py): opt-in, minutes
+# long; MRCLIENT_SOAK_ROUNDS sets its length. Figures: docs/reliability.rst.
+soak: $(VENV)/.test
+	MRCLIENT_SOAK=1 $(PY) -m pytest tests/faults/test_soak.py -k soak_with_churn -p no:cacheprovider

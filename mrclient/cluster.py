@@ -224,6 +224,11 @@ class ModelCluster:
         """Whether the orchestrator connection is up (its ``init`` applied)."""
         return self._connection.connected
 
+    @property
+    def sync_failure(self) -> str | None:
+        """Why the orchestrator thread stopped without ``close()`` (the table is frozen), or None."""
+        return self._connection.failure
+
     def wait_for_models(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` models are ready; False after ``timeout`` or ``close()``."""
         with self._changed:

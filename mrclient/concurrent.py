@@ -7,6 +7,11 @@ deadline, so a hung model costs its own slot and nothing else: the round
 returns by the deadline (plus a small margin), and a straggler's thread is
 freed when its gRPC deadline expires. Penalties are applied afterwards, on the
 coordinator's thread, from the results the coordinator actually received.
+
+A model whose runner is closed during the round (it left the table, or
+``close()`` was called from another thread) is answered ``FAILED`` with the one
+``MODEL_LEFT`` detail and costs it nothing; a round under way when ``close()``
+is called returns its results instead of raising.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -26,9 +31,11 @@ from .cluster import ModelCluster
 from .codec import to_arguments, to_kw_arguments, to_variant
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .misuse import coordinator_mistake
+from .orchestrator import OrchestratorSettings
 from .penalties import PenaltyPolicy, TimeoutVerdict
 from .proto.train_infer_pb2 import InferRequest
 from .runners import (
+    CLOSED_OUTCOME,
     ArgumentsType,
     CallOutcome,
     DynamicSubclassModelRunner,
@@ -106,8 +113,25 @@ def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> Mod
     return ModelPredictResult(runner, outcome.result, status, exec_time_us, detail)
 
 
+def _departed(runner: ModelRunner, outcome: CallOutcome) -> CallOutcome:
+    """A call that did not succeed because its runner was closed meanwhile: the model left."""
+    return CLOSED_OUTCOME if outcome.error is not None and runner.closed else outcome
+
+
 def _execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
     return runner.execute(request, timeout)
+
+
+def _submit(
+    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, deadline: float
+) -> Future[tuple[CallOutcome, int]]:
+    """Start one call; a pool that ``close()`` shut down meanwhile gives MODEL_LEFT instead of raising."""
+    try:
+        return pool.submit(_timed, invoke, runner, request, deadline)
+    except RuntimeError:
+        future: Future[tuple[CallOutcome, int]] = Future()
+        future.set_result((CLOSED_OUTCOME, 0))
+        return future
 
 
 def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> tuple[CallOutcome, int]:
@@ -129,6 +153,8 @@ class ModelConcurrentRunner(abc.ABC):
     coordinator debugs. The two subclasses add the rounds themselves:
     :class:`DynamicSubclassModelConcurrentRunner` and
     :class:`TrainInferModelConcurrentRunner`.
+    ``orchestrator_settings`` tunes the orchestrator connection's pings and
+    reconnect backoff (the defaults suit production).
     """
 
     MAX_CONSECUTIVE_FAILURES = 3
@@ -147,6 +173,7 @@ class ModelConcurrentRunner(abc.ABC):
         report_failure: bool = True,
         *,
         retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -186,13 +213,15 @@ class ModelConcurrentRunner(abc.ABC):
         self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
-            crunch_id, host, port, self.create_model_runner, report_failure=report_failure
+            crunch_id, host, port, self.create_model_runner, report_failure=report_failure,
+            settings=orchestrator_settings,
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_capacity = 0
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
         self._closed = threading.Event()
+        self._told_table_frozen = False
 
     @property
     def max_consecutive_failures(self) -> int:
@@ -262,6 +291,14 @@ class ModelConcurrentRunner(abc.ABC):
         """The models ready to be called, as a snapshot."""
         return self.model_cluster.models
 
+    @property
+    def connected(self) -> bool:
+        """Whether the orchestrator connection is up, so the model table is current.
+
+        False while it reconnects (the table is kept meanwhile) and after ``close()``.
+        """
+        return self.model_cluster.connected
+
     def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
         """Call ``listener(model_runner)`` each time a model becomes ready to be called.
 
@@ -312,12 +349,13 @@ class ModelConcurrentRunner(abc.ABC):
         penalize: bool = True,
     ) -> dict[ModelRunner, ModelPredictResult]:
         timeout = self.timeout if timeout is None else timeout
+        self._tell_if_table_frozen()
         started = time.perf_counter()
         deadline = started + timeout
         pool = self._pool_for(len(runners))
         resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
         futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {
-            runner: pool.submit(_timed, invoke, runner, request_of(runner), deadline)
+            runner: _submit(pool, invoke, runner, request_of(runner), deadline)
             for runner in runners
             if runner not in resting
         }
@@ -329,10 +367,13 @@ class ModelConcurrentRunner(abc.ABC):
         usage_errors: dict[ModelRunner, str] = {}
         for runner, future in futures.items():
             if not future.done():
-                answers[runner] = late, late_us
+                answers[runner] = _departed(runner, late), late_us
                 continue
             try:
-                answers[runner] = future.result()
+                outcome, exec_us = future.result()
+                answers[runner] = _departed(runner, outcome), exec_us
+            except CancelledError:  # close() cancelled it before it started
+                answers[runner] = CLOSED_OUTCOME, 0
             except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
                 logger.error("model %s rejected the call: %s", runner.model_id, error)
                 usage_errors[runner] = str(error)
@@ -359,7 +400,7 @@ class ModelConcurrentRunner(abc.ABC):
             if outcome.error is ErrorType.AUTH_ERROR:  # not a penalty: the model cannot be trusted or reached
                 self.model_cluster.reject(runner, "CONNECTION_FAILED", result.detail)
             elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
-                self._pool_for(0).submit(self.model_cluster.reconnect, runner)
+                self._in_background(self.model_cluster.reconnect, runner)
             elif penalize:
                 self._apply_penalty(runner, outcome.error, result.detail)
         return results
@@ -373,13 +414,47 @@ class ModelConcurrentRunner(abc.ABC):
             if verdict is TimeoutVerdict.REPORT:
                 self.report_failure(runner, "MULTIPLE_TIMEOUT", detail)
             elif verdict is TimeoutVerdict.CHECK_HEALTH:
-                self._pool_for(0).submit(self._check_health, runner)  # off the coordinator's thread
+                self._in_background(self._check_health, runner)
         elif error is ErrorType.BAD_IMPLEMENTATION:
             self.report_failure(runner, "BAD_IMPLEMENTATION", detail)
         elif error is ErrorType.ABORTED:
-            pass  # the runner was closed (removed or replaced) during the round
+            pass  # MODEL_LEFT: the runner was closed (removed, replaced, close()) during the round
+        elif error is ErrorType.SETUP_LOST:
+            self._set_up_again(runner, detail)
         elif policy.record_failure(runner):
             self.report_failure(runner, "MULTIPLE_FAILED", detail)
+
+    def _in_background(self, task: Callable[[ModelRunner], object], runner: ModelRunner) -> None:
+        """Run ``task(runner)`` on the call pool, off the coordinator's thread; never raises."""
+        try:
+            self._pool_for(0).submit(task, runner)
+        except (MrclientError, RuntimeError):  # close() came first: nothing left to look after
+            logger.debug("closed: not running %s for model %s", getattr(task, "__name__", task), runner.model_id)
+
+    def _set_up_again(self, runner: ModelRunner, detail: str | None) -> None:
+        """The node lost the model's instance (restarted in place): connect and set it up again.
+
+        It counts as one failure, carried over to the fresh runner, so a node
+        that keeps losing its instance is reported ``MULTIPLE_FAILED`` in the
+        end instead of being set up again forever. The setup itself runs on the
+        cluster's pool, off the coordinator's thread.
+        """
+        if self.policy.record_failure(runner) and self.model_cluster.reporting:
+            self.report_failure(runner, "MULTIPLE_FAILED", detail)
+            return
+        logger.warning("model %s lost its instance on the node (%s): setting it up again", runner.model_id, detail)
+        fresh = self.model_cluster.reconnect(runner)
+        if fresh is not None:
+            self.policy.carry_failures(runner, fresh)
+
+    def _tell_if_table_frozen(self) -> None:
+        """Log once if the orchestrator thread stopped without close(): the table is no longer updated."""
+        failure = self.model_cluster.sync_failure
+        if failure is None or self._told_table_frozen:
+            return
+        self._told_table_frozen = True
+        logger.error("the orchestrator connection stopped (%s): the model table is no longer updated; "
+                     "calls go to the models known when it stopped", failure)
 
     def _check_health(self, runner: ModelRunner) -> None:
         """After repeated timeouts: keep a SERVING node, reconnect any other."""

@@ -3,18 +3,20 @@
 ``OrchestratorConnection`` owns one daemon thread. The thread connects to
 ``ws://HOST:PORT/<crunch_id>``, hands each ``init`` and ``update`` frame to a
 callback, pings the orchestrator to notice a dead peer, and reconnects with
-exponential backoff and jitter (a tenacity policy) until ``close()``. Messages
-for the orchestrator go through an outbox that only this thread drains, so a
-report made while the socket is down is sent after the reconnect, in order and
-once. The thread waits in ``select`` on the socket and on a wake-up socket, so
-``close()`` and new outbox messages reach it at once.
+exponential backoff and jitter (a tenacity policy) until ``close()``; only
+``close()`` ends it. A frame that cannot be read or handled is logged with its
+first bytes and skipped; any other error ends the connection and goes through
+the reconnect policy. Messages for the orchestrator go through an ``Outbox``
+that only this thread drains: each is kept until pongs prove the orchestrator
+has it, and resent after a reconnect otherwise (at least once, in order). The
+thread reads what is waiting before it writes, and waits in ``select`` on the
+socket and on a wake-up socket, so ``close()`` and new messages reach it at once.
 
 It knows the wire format and nothing about runners: the callback decides.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import select
@@ -25,11 +27,14 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import websocket
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
+
+from .frames import Event, parse_frame
+from .outbox import Outbox
 
 __all__ = [
     "EventHandler",
@@ -43,7 +48,12 @@ logger = logging.getLogger(__name__)
 #: ``handler(event, entries)`` for every ``init`` and ``update`` frame, on the connection's thread.
 EventHandler = Callable[[str, list[Any]], None]
 
-EVENTS = ("init", "update")
+#: A long backlog (after a reconnect) asks for proof every this many messages, so that a
+#: connection that dies mid-flush has had most of it confirmed.
+_PING_EVERY = 16
+#: How long the thread waits before trying again after an error that escaped even the
+#: reconnect policy (a bug): it must never spin, and never stop.
+_LAST_RESORT_WAIT = 1.0
 
 
 def reconnect_backoff(initial: float = 0.5, maximum: float = 30.0, jitter: float = 1.0) -> wait_base:
@@ -65,7 +75,7 @@ class OrchestratorSettings:
     ping_interval: float | None = 5.0
     ping_timeout: float = 5.0
     open_timeout: float = 10.0  # TCP + WebSocket handshake + the first ``init``
-    close_timeout: float = 1.0  # how long ``close()`` waits for the closing handshake
+    close_timeout: float = 1.0  # what ``close()`` waits for the last reports' proof, then the closing handshake
     reconnect_wait: wait_base = field(default_factory=reconnect_backoff)
     tls: bool = False  # ``wss://`` when TLS is put in front of the orchestrator
 
@@ -106,7 +116,8 @@ class OrchestratorConnection:
         self._init_seen = False
         self._connected = False
         self._last_error: str | None = None
-        self._outbox: collections.deque[str] = collections.deque()
+        self._failure: str | None = None  # why the thread stopped, if not by close()
+        self._outbox = Outbox()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -123,9 +134,16 @@ class OrchestratorConnection:
 
     @property
     def pending(self) -> int:
-        """Messages waiting in the outbox."""
-        with self._state:
-            return len(self._outbox)
+        """Messages the orchestrator is not known to have received: unsent, or sent and unconfirmed."""
+        return len(self._outbox)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the thread stopped without ``close()``, or None: it should never happen.
+
+        After such a stop nothing reconnects and the model table is frozen.
+        """
+        return self._failure
 
     def start(self) -> None:
         """Start the thread (once); it connects and reconnects by itself."""
@@ -157,13 +175,17 @@ class OrchestratorConnection:
         raise ConnectionError(f"could not connect to the orchestrator at {self.url} within {timeout}s{detail}")
 
     def send(self, message: Mapping[str, Any]) -> None:
-        """Queue a JSON message for the orchestrator; never blocks on the network."""
+        """Queue a JSON message for the orchestrator; never blocks on the network.
+
+        Delivered at least once: kept until the orchestrator is known to have it,
+        resent after a reconnect otherwise.
+        """
         text = json.dumps(message)
         with self._state:
             if self._closing.is_set():
-                logger.warning("orchestrator connection closed: dropping %s", text)
+                logger.error("orchestrator connection closed: not sending %s", text)
                 return
-            self._outbox.append(text)
+            self._outbox.put(text)
         self._wake()
 
     def report_failure(self, model_id: str, failure_code: str, failure_reason: str | None, ip: str) -> None:
@@ -175,7 +197,9 @@ class OrchestratorConnection:
     def close(self) -> None:
         """Stop the thread and close the socket (with a closing handshake); idempotent.
 
-        Messages still in the outbox are sent first if the socket is open.
+        If the socket is open, messages still in the outbox are sent first and
+        get up to ``close_timeout`` to be confirmed; any left unconfirmed are
+        logged as errors, message by message.
         """
         with self._state:
             self._closing.set()
@@ -227,18 +251,35 @@ class OrchestratorConnection:
         )
         try:
             while not self._closing.is_set():
-                # One call per healthy session: the backoff restarts after an init.
-                retrying(self._session)
-        except _Closing:
-            pass
-        except Exception:  # a bug: say so rather than die silently
-            logger.exception("the orchestrator thread for %s failed", self.url)
+                try:
+                    # One call per healthy session: the backoff restarts after an init.
+                    retrying(self._session)
+                except _Closing:
+                    break
+                except Exception:  # escaped even the policy (a bug): log it, wait, go on
+                    logger.exception("the orchestrator thread for %s hit an unexpected error", self.url)
+                    if self._closing.wait(_LAST_RESORT_WAIT):
+                        break
+        except BaseException as error:  # SystemExit and the like: the thread cannot go on
+            self._failure = f"{type(error).__name__}: {error}"
+            logger.critical("the orchestrator thread for %s stopped (%s): the model table is no longer updated",
+                            self.url, self._failure, exc_info=True)
         finally:
             with self._state:
                 self._connected = False
                 self._state.notify_all()
+            self._log_undelivered()
             self._close_wake_sockets()
             logger.debug("orchestrator thread for %s stopped", self.url)
+
+    def _log_undelivered(self) -> None:
+        """No report is dropped silently: name each one the orchestrator may not have."""
+        texts = self._outbox.take_all()
+        for text in texts:
+            logger.error("the orchestrator at %s may not have received: %s", self.url, text)
+        if texts:
+            logger.error("%d messages for the orchestrator at %s were not confirmed before the connection stopped",
+                         len(texts), self.url)
 
     def _sleep_unless_closing(self, seconds: float) -> None:
         if self._closing.wait(seconds):
@@ -258,7 +299,8 @@ class OrchestratorConnection:
         """
         if self._closing.is_set():
             raise _Closing()
-        ws = websocket.WebSocket()
+        # UTF-8 is checked by the frame parser: a bad frame is skipped, not a broken connection.
+        ws = websocket.WebSocket(skip_utf8_validation=True)
         with self._state:
             self._ws, self._serving = ws, False
         try:
@@ -273,6 +315,12 @@ class OrchestratorConnection:
             if not self._connected:  # no init on this connection
                 raise _Lost(str(error)) from error
             logger.warning("connection to the orchestrator at %s lost: %s", self.url, self._last_error)
+        except Exception as error:  # a bug in the loop: this connection ends, the policy reconnects
+            if self._closing.is_set():
+                raise _Closing() from None
+            logger.exception("the connection to the orchestrator at %s failed unexpectedly", self.url)
+            self._record_error(error)
+            raise _Lost(str(error)) from error
         finally:
             self._end(ws)
         if self._closing.is_set():
@@ -281,9 +329,13 @@ class OrchestratorConnection:
     def _serve(self, ws: websocket.WebSocket) -> None:
         """Receive frames, send the outbox and pings, until closing or a failure.
 
-        Anything received proves the peer alive, and the deadlines (init, pong)
-        are only checked when nothing is waiting to be read: a backlog of
-        frames must not pass for a silent peer.
+        What is waiting to be read is read before anything is written, so a
+        peer that closed is noticed before a message is sent into the void.
+        After each burst of messages (and every ``_PING_EVERY`` messages) a
+        ping asks for proof they arrived, and a second one once the first is
+        answered (see ``Outbox``). Anything received proves the peer alive, and
+        the deadlines (init, pong) are only checked when nothing is waiting to
+        be read: a backlog of frames must not pass for a silent peer.
         """
         settings = self.settings
         ws.settimeout(settings.ping_timeout)  # bounds the read of a frame that arrived in part
@@ -295,26 +347,39 @@ class OrchestratorConnection:
         init_deadline: float | None = now + settings.open_timeout
         next_ping = now + settings.ping_interval if settings.ping_interval else None
         pong_deadline: float | None = None
+        unpinged = 0  # messages sent since the last ping
         while not self._closing.is_set():
-            self._flush(ws)
             now = time.monotonic()
-            if next_ping is not None and settings.ping_interval and now >= next_ping:
-                ws.ping()
-                next_ping = now + settings.ping_interval
+            if _has_input(sock, 0.0):
+                pong_deadline = None
+                received = self._receive(ws)
+                if received == "init":
+                    init_deadline = None
+                elif received == "pong" and self._outbox.awaiting_second_pong:
+                    ws.ping(self._outbox.ping_payload())
+                    pong_deadline = now + settings.ping_timeout
+                continue
+            text = self._outbox.peek()
+            if text is not None:
+                ws.send(text)  # a failure breaks the connection; the message is sent again, whole
+                self._outbox.mark_sent()
+                unpinged += 1
+                logger.debug("sent to %s: %s", self.url, text)
+            keepalive_due = next_ping is not None and now >= next_ping
+            if unpinged >= _PING_EVERY or (unpinged and text is None) or keepalive_due:
+                ws.ping(self._outbox.ping_payload())
+                unpinged = 0
+                if settings.ping_interval:
+                    next_ping = now + settings.ping_interval
                 pong_deadline = pong_deadline or now + settings.ping_timeout
+            if text is not None:
+                continue
             deadlines = [d for d in (init_deadline, pong_deadline, next_ping) if d is not None]
             wait = max(0.0, min(deadlines) - now) if deadlines else None
-            pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes select() cannot see
-            if pending is not None and pending() > 0:
-                readable: list[Any] = [sock]
-            else:
-                readable, _, _ = select.select([sock, self._wake_reader], [], [], wait)
+            readable, _, _ = select.select([sock, self._wake_reader], [], [], wait)
             if self._wake_reader in readable:
                 self._drain_wake()
             if sock in readable:
-                pong_deadline = None
-                if self._receive(ws):
-                    init_deadline = None
                 continue
             now = time.monotonic()
             if init_deadline is not None and now >= init_deadline:
@@ -322,58 +387,40 @@ class OrchestratorConnection:
             if pong_deadline is not None and now >= pong_deadline:
                 raise _Lost(f"no pong within {settings.ping_timeout}s")
 
-    def _receive(self, ws: websocket.WebSocket) -> bool:
-        """Read and act on one frame; True if it was an ``init``."""
+    def _receive(self, ws: websocket.WebSocket) -> Literal["init", "pong"] | None:
+        """Read and act on one frame; say whether it was an ``init`` or a pong."""
         opcode, frame = ws.recv_data_frame(control_frame=True)
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             raise _Lost(f"the orchestrator closed the connection{_close_detail(frame.data)}")
         if opcode == websocket.ABNF.OPCODE_TEXT:
-            return self._handle(frame.data)
+            return "init" if self._handle(frame.data) else None
         if opcode == websocket.ABNF.OPCODE_BINARY:
-            logger.warning("ignoring a binary frame of %d bytes from %s", len(frame.data), self.url)
-        return False  # pings are answered by recv_data_frame; pongs only prove the peer alive
-
-    def _flush(self, ws: websocket.WebSocket) -> None:
-        """Send the outbox in order; a message leaves it only once fully sent.
-
-        A send that fails breaks the connection (a frame may be half written),
-        so the message is sent again, whole, on the next connection.
-        """
-        while True:
-            with self._state:
-                if not self._outbox:
-                    return
-                text = self._outbox[0]
-            ws.send(text)
-            with self._state:
-                self._outbox.popleft()  # only this thread removes messages
-            logger.debug("sent to %s: %s", self.url, text)
+            logger.warning("ignoring a binary frame of %d bytes from %s: %.200r", len(frame.data), self.url,
+                           bytes(frame.data[:200]))
+        elif opcode == websocket.ABNF.OPCODE_PONG:
+            confirmed = self._outbox.confirm(bytes(frame.data))
+            if confirmed:
+                logger.debug("the orchestrator at %s confirmed %d messages", self.url, confirmed)
+            return "pong"
+        return None  # pings are answered by recv_data_frame
 
     def _handle(self, data: bytes) -> bool:
-        """Decode one text frame and hand it over; True if it was an ``init``."""
-        try:
-            frame = json.loads(data)
-        except ValueError:
-            logger.warning("ignoring a frame that is not JSON from %s: %.200r", self.url, data)
-            return False
-        if not isinstance(frame, dict):
-            logger.warning("ignoring a frame that is not a JSON object from %s: %.200r", self.url, data)
-            return False
-        event, entries = frame.get("event"), frame.get("data")
-        if event not in EVENTS:
-            if "error" in frame:
-                logger.error("the orchestrator at %s says: %.500s", self.url, frame["error"])
-            else:
-                logger.warning("ignoring unknown event %.100r from %s", event, self.url)
-            return False
-        if not isinstance(entries, list):
-            logger.warning("ignoring %s frame whose data is not a list: %.200r", event, entries)
+        """Parse one text frame and hand it over; True if it was an ``init``.
+
+        Never raises: a frame that cannot be parsed or handled is logged with
+        its first bytes and skipped, and the connection goes on.
+        """
+        parsed = parse_frame(data)
+        if not isinstance(parsed, Event):
+            logger.log(parsed.level, "ignoring a frame from %s: %s; it begins %.200r", self.url, parsed.reason,
+                       bytes(data[:200]))
             return False
         try:
-            self._handler(event, entries)
+            self._handler(parsed.name, parsed.entries)
         except Exception:
-            logger.exception("the handler of %s frames failed", event)
-        if event == "init":
+            logger.exception("the handler of %s frames failed; skipped the frame, which begins %.200r",
+                             parsed.name, bytes(data[:200]))
+        if parsed.name == "init":
             with self._state:
                 self._init_seen = self._connected = True
                 self._last_error = None
@@ -382,17 +429,44 @@ class OrchestratorConnection:
         return False
 
     def _end(self, ws: websocket.WebSocket) -> None:
-        """Close the socket: with a closing handshake (and the outbox sent) when closing."""
+        """Close the socket (with a closing handshake when closing); unconfirmed messages go back first."""
         with self._state:
             serving = self._serving
             self._ws, self._serving, self._connected = None, False, False
-        if self._closing.is_set() and serving and ws.connected:
-            try:
-                self._flush(ws)
+        try:
+            if self._closing.is_set() and serving and ws.connected:
+                self._deliver_before_closing(ws)
                 ws.close(timeout=self.settings.close_timeout)
-            except (OSError, websocket.WebSocketException) as error:
-                logger.debug("closing the orchestrator socket: %s", error)
-        ws.shutdown()  # type: ignore[no-untyped-call]
+        except (OSError, websocket.WebSocketException) as error:
+            logger.debug("closing the orchestrator socket: %s", error)
+        finally:
+            requeued = self._outbox.requeue()
+            if requeued and not self._closing.is_set():
+                logger.info("%d messages to %s were not confirmed: sending them again after the reconnect",
+                            requeued, self.url)
+            ws.shutdown()  # type: ignore[no-untyped-call]
+
+    def _deliver_before_closing(self, ws: websocket.WebSocket) -> None:
+        """Send what is left and wait, up to ``close_timeout``, for the pongs that prove it arrived."""
+        deadline = time.monotonic() + self.settings.close_timeout
+        while (text := self._outbox.peek()) is not None:
+            ws.send(text)
+            self._outbox.mark_sent()
+        if not self._outbox.unconfirmed:
+            return
+        ws.ping(self._outbox.ping_payload())
+        sock = ws.sock
+        while self._outbox.unconfirmed and sock is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _has_input(sock, remaining):
+                return
+            opcode, frame = ws.recv_data_frame(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_PONG:
+                self._outbox.confirm(bytes(frame.data))
+                if self._outbox.awaiting_second_pong:
+                    ws.ping(self._outbox.ping_payload())
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                return
 
     def _record_error(self, error: BaseException) -> None:
         with self._state:
@@ -416,6 +490,15 @@ class OrchestratorConnection:
     def _close_wake_sockets(self) -> None:
         self._wake_reader.close()
         self._wake_writer.close()
+
+
+def _has_input(sock: Any, timeout: float) -> bool:
+    """Whether ``sock`` has something to read (or was closed) within ``timeout`` seconds."""
+    pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes select() cannot see
+    if pending is not None and pending() > 0:
+        return True
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
 
 
 def _abort(ws: websocket.WebSocket) -> None:

@@ -13,7 +13,11 @@ this one place:
   ``ceil(consecutive_timeouts / 2)`` calls, then gets one real chance, and a
   repeated timeout asks for a health check;
 * a rest skip is answered TIMEOUT without contacting the model and counts
-  nothing: only the model's own timeouts count against it.
+  nothing: only the model's own timeouts count against it;
+* a node that lost the model's instance (restarted in place) counts one
+  failure, and the runner set up again in its place keeps that count, so a
+  node that keeps losing it is reported in the end;
+* a model that left the table during a round (``MODEL_LEFT``) counts nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +62,10 @@ class PenaltyPolicy:
         runner.consecutive_failures += 1
         limit = self.max_consecutive_failures
         return bool(limit) and runner.consecutive_failures > limit
+
+    def carry_failures(self, old: ModelRunner, fresh: ModelRunner) -> None:
+        """``fresh`` replaces ``old`` after its node lost the model's instance: keep the failure count."""
+        fresh.consecutive_failures = old.consecutive_failures
 
     def record_timeout(self, runner: ModelRunner) -> TimeoutVerdict:
         """Count a timeout, start the model's rest, and say what to do next."""

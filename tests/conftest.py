@@ -262,29 +262,59 @@ class RealNode(NamedTuple):
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def real_model_node(model_runner_venv: Path, tmp_path: Path) -> Iterator[RealNode]:
-    """The reference node serving tests/participant on 127.0.0.1; killed by PID afterwards."""
-    port = free_port()
-    log_path = tmp_path / "model-runner.log"
-    with open(log_path, "wb") as log:
+def start_real_node(venv: Path, port: int, workdir: Path) -> RealNode:
+    """Start the reference node serving tests/participant on ``127.0.0.1:port``; wait until it serves.
+
+    The caller kills the process (by PID); if it does not come up, it is killed here.
+    """
+    log_path = workdir / f"model-runner-{port}.log"
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [
-                str(model_runner_venv / "bin" / "model-runner"),
+                str(venv / "bin" / "model-runner"),
                 "--address", f"127.0.0.1:{port}",
                 "--code-directory", str(PARTICIPANT),
-                "--resource-directory", str(tmp_path / "resources"),
+                "--resource-directory", str(workdir / "resources"),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=tmp_path,
+            cwd=workdir,
         )
     try:
-        try:
-            wait_serving(f"127.0.0.1:{port}", NODE_START_TIMEOUT, alive=lambda: process.poll() is None)
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n--- model-runner log ---\n{log_path.read_text(errors='replace')}") from None
-        yield RealNode(port, process)
-    finally:
+        wait_serving(f"127.0.0.1:{port}", NODE_START_TIMEOUT, alive=lambda: process.poll() is None)
+    except AssertionError as error:
         process.kill()
         process.wait(timeout=10)
+        raise AssertionError(f"{error}\n--- model-runner log ---\n{log_path.read_text(errors='replace')}") from None
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return RealNode(port, process)
+
+
+@pytest.fixture
+def real_model_node(model_runner_venv: Path, tmp_path: Path) -> Iterator[RealNode]:
+    """The reference node serving tests/participant on 127.0.0.1; killed by PID afterwards."""
+    node = start_real_node(model_runner_venv, free_port(), tmp_path)
+    try:
+        yield node
+    finally:
+        node.process.kill()
+        node.process.wait(timeout=10)
+
+
+@pytest.fixture
+def real_nodes(model_runner_venv: Path, tmp_path: Path) -> Iterator[Callable[..., RealNode]]:
+    """Factory: ``real_nodes(port=None)`` starts a reference node (a free port by default); all killed afterwards."""
+    started: list[RealNode] = []
+
+    def start(port: int | None = None) -> RealNode:
+        node = start_real_node(model_runner_venv, port or free_port(), tmp_path)
+        started.append(node)
+        return node
+
+    yield start
+    for node in started:
+        node.process.kill()
+        node.process.wait(timeout=10)

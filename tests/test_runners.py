@@ -14,6 +14,7 @@ import pytest
 from conftest import TlsMaterial, free_port
 from mrclient import DynamicSubclassModelRunner, InvalidCoordinatorUsageError, ModelRunner, TrainInferModelRunner
 from mrclient.codec import to_arguments, to_kw_arguments
+from mrclient.runners import MODEL_LEFT, node_lost_setup
 from mrclient.testing import LocalModelNode
 
 ErrorType = ModelRunner.ErrorType
@@ -140,11 +141,54 @@ def test_call_status_codes(local_node: Callable[..., LocalModelNode], runners: C
     assert outcome.error is ErrorType.FAILED and outcome.detail and "the model broke" in outcome.detail
 
 
-def test_call_before_setup_is_coordinator_misuse(local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]) -> None:
+def test_a_node_restarted_in_place_lost_the_setup(local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]) -> None:
+    """Not the coordinator's misuse: this runner's Setup succeeded, the node forgot it (issue 11, fault 4)."""
     node = local_node(classes=[RunnerBase, Model])
     runner = ready(runners, node)
     node.stop()
-    node.start()  # same port, fresh node: Setup never happened there
+    node.start()  # same port, fresh node: gRPC reconnects, the instance is gone
+    assert runner.call("nothing", timeout=WAIT) == (None, ErrorType.SETUP_LOST)
+    outcome = runner.execute(b"\x0a\x07nothing", WAIT)
+    assert outcome.detail == (
+        "SETUP_LOST: the node lost the model's instance (FAILED_PRECONDITION: Setup has not been called yet)"
+    )
+
+
+def test_a_train_infer_node_restarted_in_place_lost_the_setup(
+    local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]
+) -> None:
+    node = local_node(infer=doubler)
+    runner = ready(runners, node, cls=TrainInferModelRunner)
+    node.stop()
+    node.start()
+    assert runner.infer(1, timeout=WAIT) == (None, ErrorType.SETUP_LOST)
+    assert runner.reinitialize(timeout=WAIT) == (False, ErrorType.SETUP_LOST)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "setup_succeeded", "lost"),
+    [
+        ("FAILED_PRECONDITION", "Setup has not been called yet", True, True),
+        ("FAILED_PRECONDITION", "Call Setup first", True, True),
+        ("FAILED_PRECONDITION", "anything", True, True),
+        ("MODEL_FAILED", "Setup has not been called yet", True, True),
+        ("FAILED_PRECONDITION", "Setup has not been called yet", False, False),  # never set up: misuse
+        ("MODEL_FAILED", "The model raised an exception: boom", True, False),
+        ("INVALID_ARGUMENT", "methodName cannot be empty", True, False),
+    ],
+)
+def test_what_counts_as_a_lost_setup(code: str, message: str, setup_succeeded: bool, lost: bool) -> None:
+    assert node_lost_setup(code, message, setup_succeeded) is lost
+
+
+def test_a_lost_setup_before_any_setup_is_coordinator_misuse(
+    local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]
+) -> None:
+    node = local_node(classes=[RunnerBase, Model])
+    runner = ready(runners, node)
+    node.stop()
+    node.start()
+    runner.setup_succeeded = False  # as if this runner had never set the model up
     with pytest.raises(InvalidCoordinatorUsageError, match="FAILED_PRECONDITION"):
         runner.call("nothing", timeout=WAIT)
 
@@ -278,7 +322,23 @@ def test_calls_after_close_are_aborted(local_node: Callable[..., LocalModelNode]
     runner.close()
     runner.close()
     assert runner.call("nothing", timeout=WAIT) == (None, ErrorType.ABORTED)
+    assert runner.execute(b"\x0a\x07nothing", WAIT).detail == MODEL_LEFT
     assert runner.health() is False
+
+
+def test_a_call_cut_by_close_is_model_left_not_a_timeout(
+    local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]
+) -> None:
+    """The CANCELLED a close() causes is a departure, not the model's timeout (issue 10 item 6)."""
+    runner = ready(runners, local_node(classes=[RunnerBase, Model]))
+    outcomes: list[Any] = []
+    thread = threading.Thread(target=lambda: outcomes.append(runner.execute(b"\x0a\x04hold", WAIT)))
+    thread.start()
+    assert Model.entered.wait(WAIT)
+    runner.close()
+    thread.join(WAIT)
+    Model.release.set()
+    assert [(o.error, o.detail) for o in outcomes] == [(ErrorType.ABORTED, MODEL_LEFT)]
 
 
 # -- train / infer ---------------------------------------------------------------------------

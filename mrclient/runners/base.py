@@ -158,6 +158,8 @@ class ModelRunner(abc.ABC):
         ABORTED = "ABORTED"
         AUTH_ERROR = "AUTH_ERROR"
         TIMEOUT = "TIMEOUT"
+        #: The node lost the instance a successful Setup made (it restarted in place).
+        SETUP_LOST = "SETUP_LOST"
 
     def __init__(
         self,
@@ -193,6 +195,8 @@ class ModelRunner(abc.ABC):
         #: What the node said when ``setup`` last failed, if a flavour knows more than an ErrorType.
         self.setup_detail: str | None = None
 
+        #: This runner's Setup succeeded once; a node answering "no instance" later lost it.
+        self.setup_succeeded = False
         self.consecutive_failures = 0
         self.consecutive_timeouts = 0
         #: Calls still to skip while the model rests after a timeout.
@@ -273,6 +277,7 @@ class ModelRunner(abc.ABC):
                     detail=f"no connection after {self.connect_attempts} attempts: {error}",
                 )
         if failure is None:
+            self.setup_succeeded = True
             logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)
             return True, None
         self._close_channels()
@@ -384,6 +389,8 @@ class ModelRunner(abc.ABC):
         try:
             return self.invoke(rpc, request, timeout), None
         except grpc.RpcError as error:
+            if self.closed:  # CANCELLED by close(): the model left
+                return None, CLOSED_OUTCOME
             if self._transport.certificate_changed(error):
                 return None, CallOutcome(
                     error=ErrorType.TIMEOUT,
@@ -436,4 +443,7 @@ class ModelRunner(abc.ABC):
 
 
 ErrorType = ModelRunner.ErrorType
-CLOSED_OUTCOME = CallOutcome(error=ErrorType.ABORTED, detail="the runner is closed")
+#: The one detail of a call whose runner was closed before or during it: the model left the
+#: table (stopped, replaced, reported, or ``close()``). FAILED in a round, never a penalty.
+MODEL_LEFT = "MODEL_LEFT: the model left the table during the round"
+CLOSED_OUTCOME = CallOutcome(error=ErrorType.ABORTED, detail=MODEL_LEFT)

@@ -23,6 +23,28 @@ ArgumentsType = ArgsAndKwargs | Callable[["DynamicSubclassModelRunner"], ArgsAnd
 
 _SERVICE = "/dynamic_subclass.DynamicSubclassService/"
 
+#: How nodes word "I have no instance" (the dynamic-subclass and the train/infer services).
+_NO_INSTANCE = ("setup has not been called", "call setup first")
+
+
+def node_lost_setup(code: str, message: str, setup_succeeded: bool) -> bool:
+    """Whether a node's answer means it lost the instance this runner's Setup made.
+
+    A node restarted in place keeps its address and loses its instance: gRPC
+    reconnects by itself and every call answers ``FAILED_PRECONDITION`` ("Setup
+    has not been called yet"). After a successful Setup that is no misuse by
+    the coordinator: the node must be set up again. Before one, it is misuse.
+    """
+    if not setup_succeeded:
+        return False
+    return code == "FAILED_PRECONDITION" or any(phrase in message.lower() for phrase in _NO_INSTANCE)
+
+
+def setup_lost_outcome(code: str, message: str) -> CallOutcome:
+    """The outcome of a call that found the node without the model's instance."""
+    detail = f"SETUP_LOST: the node lost the model's instance ({code}: {message})"
+    return CallOutcome(error=ErrorType.SETUP_LOST, detail=detail)
+
 
 def serialize_request(request: Any) -> bytes:
     """Serialize a request, passing already-serialized bytes through.
@@ -108,7 +130,8 @@ class DynamicSubclassModelRunner(ModelRunner):
         """Call ``method_name`` on this model: ``(result, None)`` or ``(None, error)``.
 
         Raises ``InvalidCoordinatorUsageError`` when the node says the call
-        itself was malformed (empty method name, Setup never done).
+        itself was malformed (empty method name, Setup never done). A node that
+        lost a successful Setup (restarted in place) gives ``SETUP_LOST``.
         """
         if callable(arguments):
             arguments = arguments(self)
@@ -130,6 +153,8 @@ class DynamicSubclassModelRunner(ModelRunner):
                 return CallOutcome(result=decode_variant(response.methodResponse))
             except ValueError as error:
                 return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable result: {error}")
+        if node_lost_setup(code, status.message, self.setup_succeeded):
+            return setup_lost_outcome(code, status.message)
         if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
             raise InvalidCoordinatorUsageError(f"model {self.model_id} answered {code}: {status.message}")
         if code == "BAD_IMPLEMENTATION":

@@ -10,7 +10,7 @@ from google.protobuf.empty_pb2 import Empty
 from ..codec import decode_variant, to_variant
 from ..proto.train_infer_pb2 import InferRequest, InferResponse
 from .base import CallOutcome, ErrorType, ModelRunner
-from .dynamic_subclass import serialize_request
+from .dynamic_subclass import node_lost_setup, serialize_request, setup_lost_outcome
 
 #: The service the reference client uses; ``TrainInferService`` has the same RPCs.
 DEFAULT_SERVICE = "TrainInferStreamService"
@@ -55,7 +55,7 @@ class TrainInferModelRunner(ModelRunner):
         """Send one ``Infer`` and decode the prediction."""
         response, failed = self.send(self._infer, request, timeout)
         if failed is not None:
-            return failed
+            return self._lost_setup_or(failed)
         try:
             return CallOutcome(result=decode_variant(response.prediction))
         except ValueError as error:
@@ -69,4 +69,11 @@ class TrainInferModelRunner(ModelRunner):
     def execute_reinitialize(self, timeout: float | None) -> CallOutcome:
         """``reinitialize`` as an outcome, with the error's detail."""
         _, failed = self.send(self._reinitialize, Empty(), timeout)
-        return failed or CallOutcome()
+        return self._lost_setup_or(failed) if failed else CallOutcome()
+
+    def _lost_setup_or(self, failed: CallOutcome) -> CallOutcome:
+        """``SETUP_LOST`` when the node answered that it has no instance, else ``failed`` as is."""
+        code, _, message = (failed.detail or "").partition(": ")
+        if failed.error is ErrorType.FAILED and node_lost_setup(code, message, self.setup_succeeded):
+            return setup_lost_outcome(code, message)
+        return failed

@@ -294,10 +294,14 @@ class LocalOrchestrator:
 
     # -- talking to clients -----------------------------------------------------------------
 
-    def send_raw(self, text: str) -> None:
-        """Send ``text`` as is to every connected client (malformed frames, for instance)."""
+    def send_raw(self, data: str | bytes, *, text: bool = True) -> None:
+        """Send ``data`` as is to every connected client (malformed frames, for instance).
+
+        Bytes go in a text frame too unless ``text=False`` (a binary frame), so a
+        test can send text that is not UTF-8.
+        """
         with self._changed:
-            self._send_all(text)
+            self._send_all(data, text=text)
 
     def drop_connections(self) -> None:
         """Cut every client's TCP connection without a closing handshake, as a network failure does."""
@@ -359,12 +363,12 @@ class LocalOrchestrator:
         """Send to this crunch's clients (lock held, so each sees frames in publication order)."""
         self._send_all(json.dumps(message), self.crunch_id)
 
-    def _send_all(self, text: str, crunch_id: str | None = None) -> None:
+    def _send_all(self, data: str | bytes, crunch_id: str | None = None, text: bool = True) -> None:
         for client, wanted in list(self._clients.items()):
             if crunch_id is not None and wanted != crunch_id:
                 continue
             try:
-                client.send(text)
+                client.send(data, text=text)
             except ConnectionClosed:
                 pass
 

@@ -192,6 +192,8 @@ class ModelConcurrentRunner(abc.ABC):
                 coordinator's own mistakes never stop participants' models.
             retry_backoff_factor: seconds of the first wait between connection
                 attempts to a model node; the waits double from there.
+            orchestrator_settings: the orchestrator connection's pings, timeouts
+                and reconnect backoff; the defaults suit production.
         """
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
@@ -493,6 +495,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         report_failure: bool = True,
         *,
         retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -513,6 +516,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             gateway_credentials: see :class:`ModelConcurrentRunner`.
             report_failure: see :class:`ModelConcurrentRunner`.
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+            orchestrator_settings: see :class:`ModelConcurrentRunner`.
         """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
@@ -529,6 +533,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             gateway_credentials=gateway_credentials,
             report_failure=report_failure,
             retry_backoff_factor=retry_backoff_factor,
+            orchestrator_settings=orchestrator_settings,
         )
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -606,6 +611,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         report_failure: bool = True,
         *,
         retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -622,6 +628,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             gateway_credentials: see :class:`ModelConcurrentRunner`.
             report_failure: see :class:`ModelConcurrentRunner`.
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+            orchestrator_settings: see :class:`ModelConcurrentRunner`.
         """
         self.service_name = service_name
         super().__init__(
@@ -635,6 +642,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             gateway_credentials=gateway_credentials,
             report_failure=report_failure,
             retry_backoff_factor=retry_backoff_factor,
+            orchestrator_settings=orchestrator_settings,
         )
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:

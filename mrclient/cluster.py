@@ -86,7 +86,7 @@ class _FirstSetups:
         """The coordinator's mistake the settled setups show (or None), and the reports held."""
         self.judged = True
         held, self.held = self.held, []
-        return coordinator_mistake(self.outcomes, self.count), held
+        return coordinator_mistake(self.outcomes, self.count, "the setup"), held
 
 
 class ModelCluster:

@@ -20,9 +20,8 @@ import abc
 import enum
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -32,10 +31,10 @@ from .codec import to_arguments, to_kw_arguments, to_variant
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .misuse import coordinator_mistake
 from .orchestrator import OrchestratorSettings
-from .penalties import PenaltyPolicy, TimeoutVerdict
+from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
 from .proto.train_infer_pb2 import InferRequest
+from .rounds import Invoke, call_models, execute
 from .runners import (
-    CLOSED_OUTCOME,
     ArgumentsType,
     CallOutcome,
     DynamicSubclassModelRunner,
@@ -50,14 +49,11 @@ from .security import GatewayCredentials, SecureCredentials
 
 logger = logging.getLogger(__name__)
 
-#: How long past its deadline a round still waits for answers already on their way.
-ROUND_MARGIN = 0.05
 #: Pool threads beyond two per model: room for health checks and for the
 #: previous round's stragglers, which hold a thread until their deadline.
 POOL_HEADROOM = 16
 HEALTH_CHECK_TIMEOUT = 5.0
 
-Invoke = Callable[[ModelRunner, Any, float], CallOutcome]
 _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
 
@@ -111,37 +107,6 @@ def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> Mod
     status = _STATUS_OF_ERROR.get(outcome.error, ModelPredictResult.Status.FAILED)
     detail = outcome.detail or (outcome.error.value if outcome.error else None)
     return ModelPredictResult(runner, outcome.result, status, exec_time_us, detail)
-
-
-def _departed(runner: ModelRunner, outcome: CallOutcome) -> CallOutcome:
-    """A call that did not succeed because its runner was closed meanwhile: the model left."""
-    return CLOSED_OUTCOME if outcome.error is not None and runner.closed else outcome
-
-
-def _execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
-    return runner.execute(request, timeout)
-
-
-def _submit(
-    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, deadline: float
-) -> Future[tuple[CallOutcome, int]]:
-    """Start one call; a pool that ``close()`` shut down meanwhile gives MODEL_LEFT instead of raising."""
-    try:
-        return pool.submit(_timed, invoke, runner, request, deadline)
-    except RuntimeError:
-        future: Future[tuple[CallOutcome, int]] = Future()
-        future.set_result((CLOSED_OUTCOME, 0))
-        return future
-
-
-def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> tuple[CallOutcome, int]:
-    """Run one call with what is left of the round's deadline; time it in microseconds."""
-    started = time.perf_counter()
-    remaining = deadline - started
-    if remaining <= 0:
-        return CallOutcome(error=ErrorType.TIMEOUT, detail="DEADLINE_EXCEEDED: no time left in the round"), 0
-    outcome = invoke(runner, request, remaining)
-    return outcome, int((time.perf_counter() - started) * 1_000_000)
 
 
 class ModelConcurrentRunner(abc.ABC):
@@ -222,6 +187,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._pool_capacity = 0
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
+        self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
         self._closed = threading.Event()
         self._told_table_frozen = False
 
@@ -347,65 +313,46 @@ class ModelConcurrentRunner(abc.ABC):
         runners: Sequence[ModelRunner],
         request_of: Callable[[ModelRunner], Any],
         timeout: float | None,
-        invoke: Invoke = _execute,
+        invoke: Invoke = execute,
         penalize: bool = True,
+        subject: str | None = None,
     ) -> dict[ModelRunner, ModelPredictResult]:
+        """One round on ``runners``, then the penalties; rounds on one runner run one at a time.
+
+        ``subject`` names what was called (``"method 'tick'"``) in the error
+        raised when every model's answer shows a mistake of the coordinator's.
+        """
         timeout = self.timeout if timeout is None else timeout
-        self._tell_if_table_frozen()
-        started = time.perf_counter()
-        deadline = started + timeout
-        pool = self._pool_for(len(runners))
-        resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
-        futures: dict[ModelRunner, Future[tuple[CallOutcome, int]]] = {
-            runner: _submit(pool, invoke, runner, request_of(runner), deadline)
-            for runner in runners
-            if runner not in resting
-        }
-        wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
-        late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
-        late_us = int((time.perf_counter() - started) * 1_000_000)
+        with self._round_lock:
+            self._tell_if_table_frozen()
+            pool = self._pool_for(len(runners))
+            resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
+            called = [runner for runner in runners if runner not in resting]
+            answers = call_models(pool, called, request_of, timeout, invoke)
+            mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(called), subject)
+            if mistake is not None:  # nobody is penalized for the coordinator's mistake
+                raise InvalidCoordinatorUsageError(mistake)
+            results: dict[ModelRunner, ModelPredictResult] = {}
+            for runner in runners:
+                if runner in resting:
+                    self.policy.record_rest(runner)
+                    results[runner] = _result(runner, _RESTED, 0)
+                    continue
+                outcome, exec_us = answers[runner]
+                results[runner] = _result(runner, outcome, exec_us)
+                self._after_call(runner, outcome, results[runner].detail, penalize)
+            return results
 
-        answers: dict[ModelRunner, tuple[CallOutcome, int]] = {}
-        usage_errors: dict[ModelRunner, str] = {}
-        for runner, future in futures.items():
-            if not future.done():
-                answers[runner] = _departed(runner, late), late_us
-                continue
-            try:
-                outcome, exec_us = future.result()
-                answers[runner] = _departed(runner, outcome), exec_us
-            except CancelledError:  # close() cancelled it before it started
-                answers[runner] = CLOSED_OUTCOME, 0
-            except InvalidCoordinatorUsageError as error:  # not the model's fault: no penalty
-                logger.error("model %s rejected the call: %s", runner.model_id, error)
-                usage_errors[runner] = str(error)
-                answers[runner] = CallOutcome(error=ErrorType.FAILED, detail=str(error)), 0
-            except Exception as error:  # a bug must cost one result, not the round
-                logger.exception("unexpected error calling model %s", runner.model_id)
-                answers[runner] = CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
-        if usage_errors and len(usage_errors) == len(futures):
-            raise InvalidCoordinatorUsageError(f"every model rejected the call: {next(iter(usage_errors.values()))}")
-        mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(futures))
-        if mistake is not None:  # nobody is penalized for the coordinator's mistake
-            raise InvalidCoordinatorUsageError(mistake)
-
-        results: dict[ModelRunner, ModelPredictResult] = {}
-        for runner in runners:
-            if runner in resting:
-                self.policy.record_rest(runner)
-                results[runner] = _result(runner, _RESTED, 0)
-                continue
-            outcome, exec_us = answers[runner]
-            result = results[runner] = _result(runner, outcome, exec_us)
-            if runner in usage_errors:
-                continue
-            if outcome.error is ErrorType.AUTH_ERROR:  # not a penalty: the model cannot be trusted or reached
-                self.model_cluster.reject(runner, "CONNECTION_FAILED", result.detail)
-            elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
-                self._in_background(self.model_cluster.reconnect, runner)
-            elif penalize:
-                self._apply_penalty(runner, outcome.error, result.detail)
-        return results
+    def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
+        """What one model's outcome leads to: a penalty, a report, a reconnect, or nothing."""
+        if outcome.error is ErrorType.AUTH_ERROR:  # not a penalty: the model cannot be trusted or reached
+            self.model_cluster.reject(runner, "CONNECTION_FAILED", detail)
+        elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
+            self._in_background(self.model_cluster.reconnect, runner)
+        elif outcome.code in NO_PENALTY_CODES:
+            logger.warning("model %s: %s (the coordinator's call, not the model: no penalty)", runner.model_id, detail)
+        elif penalize:
+            self._apply_penalty(runner, outcome.error, detail)
 
     def _apply_penalty(self, runner: ModelRunner, error: ErrorType | None, detail: str | None) -> None:
         policy = self.policy
@@ -582,11 +529,11 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
                 runner: build_call_request(method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)))
                 for runner in runners
             }
-            return self._run_round(runners, requests.__getitem__, timeout)
+            return self._run_round(runners, requests.__getitem__, timeout, subject=f"method {method_name!r}")
         if arguments is None:
             arguments = (to_arguments(args), to_kw_arguments(kwargs))
         shared = build_call_request(method_name, arguments).SerializeToString()
-        return self._run_round(runners, lambda _: shared, timeout)
+        return self._run_round(runners, lambda _: shared, timeout, subject=f"method {method_name!r}")
 
 
 def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
@@ -654,10 +601,12 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
     ) -> dict[ModelRunner, ModelPredictResult]:
         """Feed ``value`` to every model's ``infer`` and gather the predictions."""
         shared = InferRequest(argument=to_variant(value)).SerializeToString()
-        return self._run_round(self._runners(model_runs), lambda _: shared, timeout)
+        return self._run_round(self._runners(model_runs), lambda _: shared, timeout, subject="Infer")
 
     def reinitialize(
         self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
     ) -> dict[ModelRunner, ModelPredictResult]:
         """Restart every model's ``infer`` generator; no penalties are counted."""
-        return self._run_round(self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False)
+        return self._run_round(
+            self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize"
+        )

@@ -1,8 +1,9 @@
 """The misuse breaker: when every model answers with the same refusal, the mistake is the coordinator's.
 
 A model node cannot tell a coordinator's mistake from a participant's: it
-refuses the coordinator's certificate the same way whoever is wrong. But a
-client that sees *every* model refuse it at once can tell. This module
+answers a method name with a typo exactly as a model that lacks the method,
+and refuses the coordinator's certificate the same way whoever is wrong. But
+a client that sees *every* model give the same answer at once can tell. This module
 decides, from the outcomes of one burst (one round, or the setups of
 ``init()``), whether that happened; callers then raise
 ``InvalidCoordinatorUsageError`` and report nobody, instead of reporting every
@@ -26,20 +27,25 @@ __all__ = ["COORDINATOR_MISTAKES", "coordinator_mistake"]
 #: Outcomes that carry no answer from the node, so no evidence either way.
 _NO_ANSWER = frozenset({ErrorType.TIMEOUT, ErrorType.ABORTED, ErrorType.GRPC_CONNECTION_FAILED})
 
-#: Outcome codes that, from every model at once, are the coordinator's mistake: what to tell it.
+#: Outcome codes that, from every model at once, are the coordinator's mistake: what to tell it
+#: (``{subject}`` names what was called, e.g. "method 'predcit'").
 COORDINATOR_MISTAKES = {
     REFUSED: (
         "every model node refused the coordinator: the coordinator's certificate or key is not accepted "
         "(is it the one registered for this crunch?)"
     ),
     PLAINTEXT_NODE: "the model nodes do not speak TLS: they are not in secure mode, so give no credentials",
+    "BAD_IMPLEMENTATION": "every model answered BAD_IMPLEMENTATION for {subject}: is the name right?",
+    "INVALID_ARGUMENT": "every model refused {subject} as invalid (INVALID_ARGUMENT)",
+    "FAILED_PRECONDITION": "every model refused {subject}: it was not set up (FAILED_PRECONDITION)",
 }
 
 
-def coordinator_mistake(outcomes: Iterable[CallOutcome], called: int) -> str | None:
+def coordinator_mistake(outcomes: Iterable[CallOutcome], called: int, subject: str | None = None) -> str | None:
     """The coordinator's mistake that ``outcomes`` show, as a message; None when there is none.
 
-    ``called`` is how many models the burst involved, answered or not.
+    ``called`` is how many models the burst involved, answered or not;
+    ``subject`` names what they were asked (default: "the call").
     """
     answered = [outcome for outcome in outcomes if outcome.error not in _NO_ANSWER]
     if not answered or (len(answered) < 2 and called != 1):
@@ -50,4 +56,5 @@ def coordinator_mistake(outcomes: Iterable[CallOutcome], called: int) -> str | N
     code = codes.pop()
     if code not in COORDINATOR_MISTAKES:
         return None
-    return f"{COORDINATOR_MISTAKES[code]}; the node said: {answered[0].detail}"
+    message = COORDINATOR_MISTAKES[code].format(subject=subject or "the call")
+    return f"{message}; the node said: {answered[0].detail}"

@@ -17,7 +17,10 @@ this one place:
 * a node that lost the model's instance (restarted in place) counts one
   failure, and the runner set up again in its place keeps that count, so a
   node that keeps losing it is reported in the end;
-* a model that left the table during a round (``MODEL_LEFT``) counts nothing.
+* a model that left the table during a round (``MODEL_LEFT``) counts nothing;
+* an answer that shows the coordinator's mistake (``NO_PENALTY_CODES``: the
+  node refused the call as malformed, or the result cannot be received or
+  decoded here) counts nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import math
 from dataclasses import dataclass
 
 from .runners import ModelRunner
+from .runners.base import MISUSE_CODES
+
+#: Outcome codes that are the coordinator's doing, not the model's: never a penalty.
+NO_PENALTY_CODES = MISUSE_CODES
 
 
 class TimeoutVerdict(enum.Enum):

@@ -79,6 +79,11 @@ class Slow(Echo):
         return "late"
 
 
+class Extended(Echo):
+    def extra(self) -> str:
+        return "extra"
+
+
 class Failing(Echo):
     def echo(self, value: Any, tag: Any = None) -> Any:
         raise RuntimeError("boom")
@@ -327,13 +332,16 @@ def _reports_for(orchestrator: LocalOrchestrator, model_id: str) -> list[str]:
 
 def test_bad_implementation_is_reported_once_and_removed(crunch: Crunch) -> None:
     model_id, _ = crunch.add(Echo)
+    complete_id, _ = crunch.add(Extended)  # has the method the other lacks: not the coordinator's typo
     runner = crunch.runner()
-    (model,) = runner.models
-    result = runner.call("no_such_method")[model]
-    assert result.status is FAILED and "BAD_IMPLEMENTATION" in (result.detail or "")
+    assert runner.wait_for_models(2, WAIT)
+    (model,) = [model for model in runner.models if model.model_id == model_id]
+    results = by_model_id(runner.call("extra"))
+    assert results[complete_id].status is SUCCESS
+    assert results[model_id].status is FAILED and "BAD_IMPLEMENTATION" in (results[model_id].detail or "")
     assert crunch.orchestrator.wait_for_reports(1, WAIT)
-    assert runner.models == [] and model.closed
-    assert runner.call("no_such_method") == {}
+    assert [m.model_id for m in runner.models] == [complete_id] and model.closed
+    assert list(by_model_id(runner.call("extra"))) == [complete_id]
     assert _reports_for(crunch.orchestrator, model_id) == ["BAD_IMPLEMENTATION"]
     assert crunch.orchestrator.reports[0]["ip"] == "127.0.0.1"
 
@@ -376,12 +384,12 @@ def test_connection_failed_is_reported_once(crunch: Crunch) -> None:
 
 def test_reporting_off_keeps_every_model(crunch: Crunch) -> None:
     model_id, _ = crunch.add(Failing)
-    crunch.add(Echo, name="echo")
+    crunch.add(Extended, name="echo")
     runner = crunch.runner(report_failure=False, max_consecutive_failures=1)
     assert runner.wait_for_models(2, WAIT)
     for _ in range(4):
         runner.call("echo", args=[1])
-    runner.call("no_such_method")
+    runner.call("extra")  # BAD_IMPLEMENTATION for Failing only
     runner.report_failure(runner.models[0], "LOW_PERFORMANCE", "slow")
     assert len(runner.models) == 2
     assert crunch.orchestrator.reports == []

@@ -309,3 +309,20 @@ def test_the_probe_gives_up_on_a_node_that_never_answers_and_says_it_may_be_retr
             probe_node_certificate("127.0.0.1", port, "model-node-m1.crunchdao.internal",
                                    authority.coordinator_credentials().ssl_context, timeout=0.5)
         assert time.monotonic() - started < 0.5 + 1.0
+
+
+@pytest.mark.parametrize(
+    "code, subject, expected",
+    [
+        ("BAD_IMPLEMENTATION", "method 'predcit'", "every model answered BAD_IMPLEMENTATION for method 'predcit'"),
+        ("INVALID_ARGUMENT", "method 'tick'", "every model refused method 'tick' as invalid"),
+        ("FAILED_PRECONDITION", None, "every model refused the call: it was not set up"),
+    ],
+)
+def test_a_node_refusing_the_call_itself_from_every_model_names_what_was_called(
+    code: str, subject: str | None, expected: str
+) -> None:
+    outcome = CallOutcome(error=ErrorType.FAILED, detail=f"{code}: the node's words", code=code)
+    found = coordinator_mistake([outcome, outcome], 2, subject)
+    assert found is not None and found.startswith(expected) and found.endswith("the node said: " + outcome.detail)
+    assert coordinator_mistake([outcome, CallOutcome()], 2, subject) is None

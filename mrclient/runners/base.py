@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import functools
 import logging
 import socket
 import ssl
@@ -53,6 +54,10 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 )
+
+#: Status codes by which a node says the coordinator's call was malformed (PROTOCOL.md section 2);
+#: FAILED_PRECONDITION only before a successful Setup (after one, the node lost its setup).
+MISUSE_CODES = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION"})
 
 #: The code of an outcome where the node no longer presents the certificate its channel is
 #: pinned to (it rotated it): not the model's fault, the runner must reconnect to pin the new one.
@@ -113,6 +118,16 @@ class _Aborted(Exception):
     """``close()`` was called while connecting."""
 
 
+@functools.cache
+def _any_tls_context() -> ssl.SSLContext:
+    """A TLS client that checks nothing, made once: loading a CA store would cost ~40 ms a probe."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
 def port_speaks_tls(host: str, port: int, timeout: float = 1.0) -> bool:
     """Whether ``host:port`` answers a TLS handshake (a secure model node).
 
@@ -120,13 +135,9 @@ def port_speaks_tls(host: str, port: int, timeout: float = 1.0) -> bool:
     speaks. A server that wants a client certificate may end the handshake with
     an alert, which still proves it speaks TLS.
     """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["h2"])
     try:
         with socket.create_connection((host, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=host):
+            with _any_tls_context().wrap_socket(raw, server_hostname=host):
                 return True
     except ssl.SSLError as error:
         return "ALERT" in str(error.reason or "").upper()
@@ -313,7 +324,11 @@ class ModelRunner(abc.ABC):
             return self._setup_rpc_failure(rpc_error)
         if ok:
             return None
-        return CallOutcome(error=error, detail=self.setup_detail or f"setup failed: {error.name if error else ''}")
+        return CallOutcome(
+            error=error,
+            detail=self.setup_detail or f"setup failed: {error.name if error else ''}",
+            code=error.name if error is ErrorType.BAD_IMPLEMENTATION else None,
+        )
 
     def _setup_rpc_failure(self, error: grpc.RpcError) -> CallOutcome:
         """What a gRPC error of Setup means: give up, retry (``_AttemptFailed``), or the coordinator's mistake."""

@@ -12,7 +12,7 @@ from ..codec import decode_variant, to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
 from ..proto.commons_pb2 import Argument, KwArgument
 from ..proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
-from .base import CallOutcome, ErrorType, ModelRunner
+from .base import MISUSE_CODES, CallOutcome, ErrorType, ModelRunner
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class DynamicSubclassModelRunner(ModelRunner):
         if code == "SUCCESS":
             return True, None
         logger.warning("model %s: setup answered %s: %s", self.model_id, code, message)
-        self.setup_detail = f"setup answered {code}: {message}"
+        self.setup_detail = f"setup of {self.base_classname!r} answered {code}: {message}"
         if code == "INVALID_ARGUMENT":
             raise InvalidCoordinatorUsageError(f"Setup of {self.base_classname!r} rejected: {message}")
         if code == "BAD_IMPLEMENTATION":
@@ -136,6 +136,8 @@ class DynamicSubclassModelRunner(ModelRunner):
         if callable(arguments):
             arguments = arguments(self)
         outcome = self.execute(build_call_request(method_name, arguments), timeout)
+        if outcome.code in MISUSE_CODES:
+            raise InvalidCoordinatorUsageError(f"model {self.model_id} answered {outcome.detail}")
         return outcome.result, outcome.error
 
     def execute(self, request: CallRequest | bytes, timeout: float | None) -> CallOutcome:
@@ -155,8 +157,9 @@ class DynamicSubclassModelRunner(ModelRunner):
                 return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable result: {error}")
         if node_lost_setup(code, status.message, self.setup_succeeded):
             return setup_lost_outcome(code, status.message)
-        if code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):
-            raise InvalidCoordinatorUsageError(f"model {self.model_id} answered {code}: {status.message}")
+        detail = f"{code}: {status.message}"
+        if code in MISUSE_CODES:  # the call itself was malformed: FAILED, not the model's fault
+            return CallOutcome(error=ErrorType.FAILED, detail=detail, code=code)
         if code == "BAD_IMPLEMENTATION":
-            return CallOutcome(error=ErrorType.BAD_IMPLEMENTATION, detail=f"{code}: {status.message}")
-        return CallOutcome(error=ErrorType.FAILED, detail=f"{code}: {status.message}")
+            return CallOutcome(error=ErrorType.BAD_IMPLEMENTATION, detail=detail, code=code)
+        return CallOutcome(error=ErrorType.FAILED, detail=detail)

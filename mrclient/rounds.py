@@ -1,0 +1,97 @@
+"""One round: every model called at once under one deadline, one outcome each.
+
+``call_models`` submits one blocking call per model to a thread pool (sized by
+its owner so that no call queues behind another), waits with
+``concurrent.futures.wait(timeout=...)`` until the deadline plus a small
+margin, and reads each future as a ``CallOutcome``: the model's answer, a
+timeout for a call still running, or ``MODEL_LEFT`` for a runner closed
+meanwhile. Every call carries what is left of the round's deadline, so a hung
+model costs its own thread until then and nothing else. This module decides
+nothing about penalties or reports: the concurrent runner does, afterwards,
+on the coordinator's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from .runners import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner
+
+__all__ = ["Answer", "Invoke", "ROUND_MARGIN", "call_models", "execute"]
+
+logger = logging.getLogger(__name__)
+
+#: How long past its deadline a round still waits for answers already on their way.
+ROUND_MARGIN = 0.05
+
+#: ``invoke(runner, request, seconds_left)``: one call to one model.
+Invoke = Callable[[ModelRunner, Any, float], CallOutcome]
+#: A model's outcome and how long its call took, in microseconds.
+Answer = tuple[CallOutcome, int]
+
+
+def execute(runner: ModelRunner, request: Any, timeout: float) -> CallOutcome:
+    """The usual ``Invoke``: send the round's request (a message or its bytes) to the model."""
+    return runner.execute(request, timeout)
+
+
+def call_models(
+    pool: ThreadPoolExecutor,
+    runners: Iterable[ModelRunner],
+    request_of: Callable[[ModelRunner], Any],
+    timeout: float,
+    invoke: Invoke = execute,
+) -> dict[ModelRunner, Answer]:
+    """Call every runner at once and return by ``timeout`` (plus ``ROUND_MARGIN``) with one answer each."""
+    started = time.perf_counter()
+    deadline = started + timeout
+    futures = {runner: _submit(pool, invoke, runner, request_of(runner), deadline) for runner in runners}
+    wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
+    late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
+    late_us = int((time.perf_counter() - started) * 1_000_000)
+    return {
+        runner: _answer_of(runner, future) if future.done() else (_departed(runner, late), late_us)
+        for runner, future in futures.items()
+    }
+
+
+def _submit(
+    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, deadline: float
+) -> Future[Answer]:
+    """Start one call; a pool that ``close()`` shut down meanwhile gives MODEL_LEFT instead of raising."""
+    try:
+        return pool.submit(_timed, invoke, runner, request, deadline)
+    except RuntimeError:
+        future: Future[Answer] = Future()
+        future.set_result((CLOSED_OUTCOME, 0))
+        return future
+
+
+def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> Answer:
+    """Run one call with what is left of the round's deadline; time it in microseconds."""
+    started = time.perf_counter()
+    remaining = deadline - started
+    if remaining <= 0:
+        return CallOutcome(error=ErrorType.TIMEOUT, detail="DEADLINE_EXCEEDED: no time left in the round"), 0
+    outcome = invoke(runner, request, remaining)
+    return outcome, int((time.perf_counter() - started) * 1_000_000)
+
+
+def _answer_of(runner: ModelRunner, future: Future[Answer]) -> Answer:
+    try:
+        outcome, exec_us = future.result()
+    except CancelledError:  # close() cancelled it before it started
+        return CLOSED_OUTCOME, 0
+    except Exception as error:  # a bug must cost one result, not the round
+        logger.exception("unexpected error calling model %s", runner.model_id)
+        return CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
+    return _departed(runner, outcome), exec_us
+
+
+def _departed(runner: ModelRunner, outcome: CallOutcome) -> CallOutcome:
+    """A call that did not succeed because its runner was closed meanwhile: the model left."""
+    return CLOSED_OUTCOME if outcome.error is not None and runner.closed else outcome

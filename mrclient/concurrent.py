@@ -32,6 +32,7 @@ from .errors import InvalidCoordinatorUsageError, MrclientError
 from .misuse import coordinator_mistake
 from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
+from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
 from .rounds import Invoke, call_models, execute
 from .runners import (
@@ -42,10 +43,11 @@ from .runners import (
     ModelRunner,
     TrainInferModelRunner,
 )
-from .runners.base import CERTIFICATE_CHANGED
+from .runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
 from .security import GatewayCredentials, SecureCredentials
+from .validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ logger = logging.getLogger(__name__)
 #: previous round's stragglers, which hold a thread until their deadline.
 POOL_HEADROOM = 16
 HEALTH_CHECK_TIMEOUT = 5.0
+DEFAULT_INIT_TIMEOUT = 60.0
 
 _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
@@ -139,6 +142,7 @@ class ModelConcurrentRunner(abc.ABC):
         *,
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -159,6 +163,11 @@ class ModelConcurrentRunner(abc.ABC):
                 attempts to a model node; the waits double from there.
             orchestrator_settings: the orchestrator connection's pings, timeouts
                 and reconnect backoff; the defaults suit production.
+            init_timeout: the default bound of :meth:`init`, in seconds, also
+                when the runner is used as a context manager.
+
+        Every argument is checked here: a bad one raises
+        ``InvalidCoordinatorUsageError`` naming it.
         """
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
@@ -172,9 +181,13 @@ class ModelConcurrentRunner(abc.ABC):
                 f"gateway_credentials must be GatewayCredentials (e.g. GatewayCredentials.from_files(key_path)), "
                 f"not {type(gateway_credentials).__name__}"
             )
-        self.timeout = timeout
-        self.host = host
-        self.port = port
+        self.timeout = check_timeout("timeout", timeout)
+        self.init_timeout = check_timeout("init_timeout", init_timeout)
+        self.host = host = check_host(host)
+        self.port = port = check_port(port)
+        crunch_id = check_crunch_id(crunch_id)
+        max_consecutive_failures = check_non_negative_int("max_consecutive_failures", max_consecutive_failures)
+        max_consecutive_timeouts = check_non_negative_int("max_consecutive_timeouts", max_consecutive_timeouts)
         self.retry_backoff_factor = retry_backoff_factor
         self.secure_credentials = secure_credentials
         self.gateway_credentials = gateway_credentials
@@ -189,6 +202,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._pool_lock = threading.Lock()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
         self._closed = threading.Event()
+        self._started = False
         self._told_table_frozen = False
 
     @property
@@ -215,13 +229,18 @@ class ModelConcurrentRunner(abc.ABC):
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def init(self, timeout: float = 60.0) -> None:
+    def init(self, timeout: float | None = None) -> None:
         """Connect to the orchestrator and set up the models it announces.
 
         Blocks until the first snapshot is applied and its models are set up, or
-        ``timeout`` seconds; models still being set up then join later. Raises
-        ``ConnectionError`` when the orchestrator cannot be reached in time.
+        ``timeout`` seconds (default: ``init_timeout``); models still being set
+        up then join later. Raises ``ConnectionError`` when the orchestrator
+        cannot be reached in time, and ``MrclientError`` after ``close()``.
         """
+        timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
+        if self._closed.is_set():
+            raise MrclientError("the runner is closed")
+        self._started = True
         self.model_cluster.start(timeout)
 
     def sync(self) -> None:
@@ -322,7 +341,11 @@ class ModelConcurrentRunner(abc.ABC):
         ``subject`` names what was called (``"method 'tick'"``) in the error
         raised when every model's answer shows a mistake of the coordinator's.
         """
-        timeout = self.timeout if timeout is None else timeout
+        timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
+        if self._closed.is_set():
+            raise MrclientError("the runner is closed")
+        if not self._started:
+            raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
         with self._round_lock:
             self._tell_if_table_frozen()
             pool = self._pool_for(len(runners))
@@ -333,14 +356,21 @@ class ModelConcurrentRunner(abc.ABC):
             if mistake is not None:  # nobody is penalized for the coordinator's mistake
                 raise InvalidCoordinatorUsageError(mistake)
             results: dict[ModelRunner, ModelPredictResult] = {}
+            not_the_models: dict[str, list[str]] = {}  # code -> details: the coordinator's side, told once
             for runner in runners:
                 if runner in resting:
                     self.policy.record_rest(runner)
                     results[runner] = _result(runner, _RESTED, 0)
                     continue
                 outcome, exec_us = answers[runner]
-                results[runner] = _result(runner, outcome, exec_us)
-                self._after_call(runner, outcome, results[runner].detail, penalize)
+                result = results[runner] = _result(runner, outcome, exec_us)
+                if outcome.code in NO_PENALTY_CODES:
+                    not_the_models.setdefault(outcome.code, []).append(result.detail or outcome.code)
+                else:
+                    self._after_call(runner, outcome, result.detail, penalize)
+            for details in not_the_models.values():
+                logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
+                               len(details), len(called), details[0])
             return results
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
@@ -349,8 +379,6 @@ class ModelConcurrentRunner(abc.ABC):
             self.model_cluster.reject(runner, "CONNECTION_FAILED", detail)
         elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
             self._in_background(self.model_cluster.reconnect, runner)
-        elif outcome.code in NO_PENALTY_CODES:
-            logger.warning("model %s: %s (the coordinator's call, not the model: no penalty)", runner.model_id, detail)
         elif penalize:
             self._apply_penalty(runner, outcome.error, detail)
 
@@ -443,6 +471,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         *,
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -464,6 +493,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             report_failure: see :class:`ModelConcurrentRunner`.
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
+            init_timeout: see :class:`ModelConcurrentRunner`.
         """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
@@ -481,6 +511,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             report_failure=report_failure,
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
+            init_timeout=init_timeout,
         )
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -518,22 +549,60 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         none. Returns one :class:`ModelPredictResult` per model called; never
         raises because a model misbehaves.
         """
-        if not method_name:
-            raise InvalidCoordinatorUsageError("method_name cannot be empty")
+        if not method_name or not isinstance(method_name, str):
+            raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
         if arguments is not None and (args is not None or kwargs is not None):
             raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
+        subject = f"method {method_name!r}"
         runners = self._runners(model_runs)
         if callable(arguments):
             make_arguments = arguments
             requests = {
-                runner: build_call_request(method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)))
+                runner: _call_request(
+                    method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
+                )
                 for runner in runners
             }
-            return self._run_round(runners, requests.__getitem__, timeout, subject=f"method {method_name!r}")
+            for request in requests.values():
+                _check_size(request.ByteSize(), subject)
+            return self._run_round(runners, requests.__getitem__, timeout, subject=subject)
         if arguments is None:
-            arguments = (to_arguments(args), to_kw_arguments(kwargs))
-        shared = build_call_request(method_name, arguments).SerializeToString()
-        return self._run_round(runners, lambda _: shared, timeout, subject=f"method {method_name!r}")
+            arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
+        shared = _call_request(method_name, arguments, "arguments").SerializeToString()
+        _check_size(len(shared), subject)
+        return self._run_round(runners, lambda _: shared, timeout, subject=subject)
+
+
+def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
+    """Plain values as arguments; one that cannot be encoded is the coordinator's mistake, named."""
+    try:
+        return encode(values)
+    except (ValueError, TypeError) as error:
+        raise InvalidCoordinatorUsageError(str(error)) from error
+
+
+def _call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
+    """The CallRequest for ``(args, kwargs)``; anything else is refused, naming ``name``."""
+    if not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument "
+            f"(or a function of the model runner returning them), got {arguments!r:.200}"
+        )
+    try:
+        return build_call_request(method_name, (arguments[0], arguments[1]))
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
+        ) from error
+
+
+def _check_size(size: int, subject: str) -> None:
+    """Refuse a request no model node would accept, before any model is called."""
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidCoordinatorUsageError(
+            f"the request for {subject} is {size / 2**20:.1f} MiB, over the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB "
+            "a model node accepts: send less per call"
+        )
 
 
 def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
@@ -559,6 +628,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         *,
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -576,6 +646,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             report_failure: see :class:`ModelConcurrentRunner`.
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
+            init_timeout: see :class:`ModelConcurrentRunner`.
         """
         self.service_name = service_name
         super().__init__(
@@ -590,6 +661,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             report_failure=report_failure,
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
+            init_timeout=init_timeout,
         )
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
@@ -600,7 +672,12 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
     ) -> dict[ModelRunner, ModelPredictResult]:
         """Feed ``value`` to every model's ``infer`` and gather the predictions."""
-        shared = InferRequest(argument=to_variant(value)).SerializeToString()
+        try:
+            variant = to_variant(value)
+        except ValueError as error:
+            raise InvalidCoordinatorUsageError(f"value: {error}") from error
+        shared = InferRequest(argument=variant).SerializeToString()
+        _check_size(len(shared), "Infer")
         return self._run_round(self._runners(model_runs), lambda _: shared, timeout, subject="Infer")
 
     def reinitialize(

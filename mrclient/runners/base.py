@@ -32,11 +32,15 @@ from tenacity import (
     wait_exponential,
 )
 
+from ..codec import decode_variant
 from ..errors import InvalidCoordinatorUsageError
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import Transport, connect_transport
 
 logger = logging.getLogger(__name__)
+
+#: The largest message sent or received, as the model nodes allow (their default).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 #: Channel options shared by every runner. A local subchannel pool gives each
 #: channel its own TCP connection (gRPC otherwise shares one per target). A
@@ -51,13 +55,18 @@ CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.keepalive_time_ms", 300_000),
     ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 )
 
 #: Status codes by which a node says the coordinator's call was malformed (PROTOCOL.md section 2);
 #: FAILED_PRECONDITION only before a successful Setup (after one, the node lost its setup).
 MISUSE_CODES = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION"})
+
+#: The model's answer is over ``MAX_MESSAGE_BYTES``: this client refused to receive it.
+RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+#: The model's answer needs an optional dependency the coordinator lacks (pandas for PARQUET).
+MISSING_EXTRA = "MISSING_EXTRA"
 
 #: The code of an outcome where the node no longer presents the certificate its channel is
 #: pinned to (it rotated it): not the model's fault, the runner must reconnect to pin the new one.
@@ -94,11 +103,24 @@ def outcome_of_rpc_error(error: grpc.RpcError) -> CallOutcome:
     """Classify a gRPC error: no answer in time, a refusal of the coordinator, or a failure."""
     code = error.code()
     detail = f"{code.name}: {error.details()}"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "message larger than max" in (error.details() or ""):
+        # gRPC's own size check, not a busy node: the coordinator's limit, not the model's fault
+        return CallOutcome(error=ErrorType.FAILED, detail=f"{RESULT_TOO_LARGE}: {detail}", code=RESULT_TOO_LARGE)
     if code in NO_ANSWER_CODES:
         return CallOutcome(error=ErrorType.TIMEOUT, detail=detail)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return auth_outcome(AuthError(f"the node refused the coordinator ({detail})", code=REFUSED))
     return CallOutcome(error=ErrorType.FAILED, detail=detail)
+
+
+def decoded_outcome(variant: Any, what: str = "result") -> CallOutcome:
+    """The outcome holding a model's decoded answer, or why it could not be decoded here."""
+    try:
+        return CallOutcome(result=decode_variant(variant))
+    except ImportError as error:  # the coordinator lacks an extra: not the model's fault
+        return CallOutcome(error=ErrorType.FAILED, detail=f"{MISSING_EXTRA}: {error}", code=MISSING_EXTRA)
+    except ValueError as error:
+        return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable {what}: {error}")
 
 
 def auth_outcome(error: AuthError) -> CallOutcome:

@@ -8,11 +8,11 @@ from typing import Any
 
 import grpc
 
-from ..codec import decode_variant, to_arguments, to_kw_arguments
+from ..codec import to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
 from ..proto.commons_pb2 import Argument, KwArgument
 from ..proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
-from .base import MISUSE_CODES, CallOutcome, ErrorType, ModelRunner
+from .base import MISUSE_CODES, CallOutcome, ErrorType, ModelRunner, decoded_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +151,7 @@ class DynamicSubclassModelRunner(ModelRunner):
         if code == "SUCCESS":
             if not response.HasField("methodResponse"):
                 return CallOutcome()
-            try:
-                return CallOutcome(result=decode_variant(response.methodResponse))
-            except ValueError as error:
-                return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable result: {error}")
+            return decoded_outcome(response.methodResponse)
         if node_lost_setup(code, status.message, self.setup_succeeded):
             return setup_lost_outcome(code, status.message)
         detail = f"{code}: {status.message}"

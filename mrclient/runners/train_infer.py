@@ -7,9 +7,9 @@ from typing import Any
 import grpc
 from google.protobuf.empty_pb2 import Empty
 
-from ..codec import decode_variant, to_variant
+from ..codec import to_variant
 from ..proto.train_infer_pb2 import InferRequest, InferResponse
-from .base import CallOutcome, ErrorType, ModelRunner
+from .base import CallOutcome, ErrorType, ModelRunner, decoded_outcome
 from .dynamic_subclass import node_lost_setup, serialize_request, setup_lost_outcome
 
 #: The service the reference client uses; ``TrainInferService`` has the same RPCs.
@@ -56,10 +56,7 @@ class TrainInferModelRunner(ModelRunner):
         response, failed = self.send(self._infer, request, timeout)
         if failed is not None:
             return self._lost_setup_or(failed)
-        try:
-            return CallOutcome(result=decode_variant(response.prediction))
-        except ValueError as error:
-            return CallOutcome(error=ErrorType.FAILED, detail=f"undecodable prediction: {error}")
+        return decoded_outcome(response.prediction, "prediction")
 
     def reinitialize(self, timeout: float | None = None) -> tuple[bool, ErrorType | None]:
         """Restart the participant's ``infer`` generator."""

@@ -63,7 +63,9 @@ class ModelStats:
     answered without being contacted, while resting after timeouts of its own.
     Latency percentiles (milliseconds) cover its last ``LATENCY_WINDOW`` calls
     that reached it (a timeout counts as the time the round waited); None
-    before the first. Times are ``time.time()`` seconds.
+    before the first. ``last_status``, ``last_latency_ms`` and ``last_error``
+    mirror its latest result (``last_error``: the detail of its latest result
+    that was not a success). Times are ``time.time()`` seconds.
     """
 
     model_id: str
@@ -262,32 +264,30 @@ class StatsBook:
         with _LOCK:
             for runner, result in results.items():
                 counters: ModelCounters = runner.counters
-                status = result.status
+                status, us = result.status, result.exec_time_us
                 counters.calls += 1
+                counters.last_status = status
+                counters.last_latency_us = us
+                counters.last_call_at = now
                 if status is success:
                     counters.successes += 1
                     successes += 1
                 else:
-                    detail = result.detail
+                    detail = counters.last_error = result.detail
+                    counters.last_error_at = now
                     if status is timeout:
                         counters.timeouts += 1
                         timeouts += 1
                         if detail == rest:
                             counters.rest_skips += 1
                             skips += 1
-                            continue  # the model was not contacted: no latency, no news
+                            continue  # the model was not contacted: no latency
                     else:
                         counters.failures += 1
                         failures += 1
                         if detail == left_detail:
                             left += 1
-                            continue  # the runner is gone: nothing more to keep
-                    counters.last_error = detail
-                    counters.last_error_at = now
-                us = result.exec_time_us
-                counters.last_status = status
-                counters.last_latency_us = us
-                counters.last_call_at = now
+                            continue  # the runner was closed: no latency
                 index = counters._next
                 counters._latencies[index] = us
                 counters._next = (index + 1) % LATENCY_WINDOW

@@ -24,6 +24,7 @@ from typing import Any
 
 from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
+from .fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
@@ -142,6 +143,7 @@ class ModelCluster:
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
         self._first: _FirstSetups | None = None  # the first init's setups, from that init on
+        self._files_for = 0  # the largest table the open-file limit was checked for
         self._started = False
         self._closed = False
         self._pool = BurstPool(setup_workers, thread_name_prefix="mrclient-setup")
@@ -353,10 +355,14 @@ class ModelCluster:
             if event == "init" and self._first is None:
                 self._first = _FirstSetups(started)
                 self._changed.notify_all()
+            table_size = len(self._runners)
+            grown, self._files_for = table_size > self._files_for, max(self._files_for, table_size)
         for problem in plan.problems:
             logger.warning("%s frame: %s", event, problem)
         if plan.close or plan.start:
             logger.info("%s: closing %d runners, starting %d", event, len(plan.close), len(plan.start))
+        if grown:
+            ensure_open_files(table_size)  # before connecting: each new runner needs a socket
         self._retire(retired)
         self._launch(started)
 
@@ -449,6 +455,8 @@ class ModelCluster:
             elif current:
                 del self._runners[runner.model_id]
             code = SETUP_FAILURE_CODES.get(error) if error is not None and current and not ok else None
+            if outcome.code == OPEN_FILES_EXHAUSTED:  # this process's limit, not the model's fault
+                code = None
             if code is not None and first is not None and first.hold(outcome):
                 first.held.append((runner, code, reason))
                 code = None

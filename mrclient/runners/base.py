@@ -36,6 +36,7 @@ from tenacity import (
 
 from ..codec import decode_variant
 from ..errors import InvalidCoordinatorUsageError
+from ..fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import Transport, connect_transport
 
@@ -315,10 +316,10 @@ class ModelRunner(abc.ABC):
             else:
                 logger.warning("model %s at %s: giving up after %d attempts: %s",
                                self.model_id, self.target, self.connect_attempts, error)
-                failure = CallOutcome(
-                    error=ErrorType.GRPC_CONNECTION_FAILED,
-                    detail=f"no connection after {self.connect_attempts} attempts: {error}",
-                )
+                detail = f"no connection after {self.connect_attempts} attempts: {error}"
+                # Out of file descriptors is this process's limit, not the model's fault (see fdlimit).
+                code = OPEN_FILES_EXHAUSTED if is_out_of_files(detail) else None
+                failure = CallOutcome(error=ErrorType.GRPC_CONNECTION_FAILED, detail=detail, code=code)
         if failure is None:
             self.setup_succeeded = True
             logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)

@@ -34,7 +34,7 @@ from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
 from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
-from .rounds import Invoke, call_models, execute
+from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 from .runners import (
     ArgumentsType,
     CallOutcome,
@@ -143,6 +143,7 @@ class ModelConcurrentRunner(abc.ABC):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -165,6 +166,9 @@ class ModelConcurrentRunner(abc.ABC):
                 and reconnect backoff; the defaults suit production.
             init_timeout: the default bound of :meth:`init`, in seconds, also
                 when the runner is used as a context manager.
+            round_switch_interval: the Python GIL switch interval while a round
+                runs (``sys.setswitchinterval``; process-wide, restored after the
+                round), which makes a large round cheaper; None leaves it alone.
 
         Every argument is checked here: a bad one raises
         ``InvalidCoordinatorUsageError`` naming it.
@@ -183,6 +187,9 @@ class ModelConcurrentRunner(abc.ABC):
             )
         self.timeout = check_timeout("timeout", timeout)
         self.init_timeout = check_timeout("init_timeout", init_timeout)
+        self.round_switch_interval = (
+            None if round_switch_interval is None else check_timeout("round_switch_interval", round_switch_interval)
+        )
         self.host = host = check_host(host)
         self.port = port = check_port(port)
         crunch_id = check_crunch_id(crunch_id)
@@ -346,7 +353,7 @@ class ModelConcurrentRunner(abc.ABC):
             raise MrclientError("the runner is closed")
         if not self._started:
             raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
-        with self._round_lock:
+        with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
             pool = self._pool_for(len(runners))
             resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
@@ -472,6 +479,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -494,6 +502,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
         """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
@@ -512,6 +521,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
         )
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -629,6 +639,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -647,6 +658,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
         """
         self.service_name = service_name
         super().__init__(
@@ -662,6 +674,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
         )
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:

@@ -22,7 +22,7 @@ from benchmarks.cluster import BenchCluster
 MODELS = 1500
 REPO = Path(__file__).resolve().parent.parent
 
-CLIENT = """
+CLIENT = f"""
 import json, logging, resource, sys
 port, soft, hard, wait = map(int, sys.argv[1:])
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -33,11 +33,11 @@ with DynamicSubclassModelConcurrentRunner(
     timeout=30, crunch_id="bench", host="127.0.0.1", port=port, base_classname="bench.Model",
     retry_backoff_factor=0.01, init_timeout=120,
 ) as runner:
-    runner.wait_for_models({models}, wait)
+    runner.wait_for_models({MODELS}, wait)
     statuses = [result.status.name for result in runner.call("tick", args=[{{"x": 1}}]).values()]
     print(json.dumps({{"ready": len(runner.models), "successes": statuses.count("SUCCESS"),
                       "limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}}))
-""".format(models=MODELS)
+"""
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from typing import Any
 
 from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
+from .fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
@@ -51,19 +52,25 @@ SETUP_FAILURE_CODES = {
 
 _JOINED, _LEFT = "joined", "left"
 
+#: How often ``start()`` logs where the first setups stand while it waits, in seconds.
+PROGRESS_EVERY = 2.0
+
 
 class _FirstSetups:
     """The setups of the first ``init``'s models, which ``start()`` waits for and then judges.
 
-    Guarded by the cluster's lock. A failure that may be the coordinator's
-    mistake (a node refusing the coordinator) is not reported while the burst
-    lasts: if every model says the same, ``start()`` raises and nobody is
-    reported; otherwise the held reports are sent then.
+    Guarded by the cluster's lock. ``start()`` waits while any is ``pending``
+    (on its first connection attempt); one whose first attempt failed is
+    ``retrying`` and joins later. A failure that may be the coordinator's
+    mistake (a typo in the base class, a node refusing the coordinator) is not
+    reported while the burst lasts: if every model says the same, ``start()``
+    raises and nobody is reported; otherwise the held reports are sent then.
     """
 
     def __init__(self, runners: Iterable[ModelRunner]) -> None:
         self.pending = set(runners)
         self.count = len(self.pending)
+        self.retrying: dict[ModelRunner, str] = {}  # runner -> why its first attempt failed
         self.outcomes: list[CallOutcome] = []
         self.held: list[tuple[ModelRunner, str, str | None]] = []
         self.usage_error: InvalidCoordinatorUsageError | None = None
@@ -72,12 +79,27 @@ class _FirstSetups:
     def settle(
         self, runner: ModelRunner, outcome: CallOutcome, usage_error: InvalidCoordinatorUsageError | None
     ) -> None:
-        if runner not in self.pending:
+        if runner not in self.pending and self.retrying.pop(runner, None) is None:
             return
         self.pending.discard(runner)
-        self.outcomes.append(outcome)
+        if not self.judged:
+            self.outcomes.append(outcome)
         if usage_error is not None and self.usage_error is None:
             self.usage_error = usage_error
+
+    def retry(self, runner: ModelRunner, reason: str) -> None:
+        """``runner``'s first attempt failed; it goes on trying, without holding up ``start()``."""
+        if runner in self.pending:
+            self.pending.discard(runner)
+            self.retrying[runner] = reason
+
+    def progress(self, ready: int) -> str:
+        """Where the first setups stand, for the log."""
+        text = f"{ready} of {self.count} models ready, {len(self.pending)} setting up, {len(self.retrying)} retrying"
+        if self.retrying:
+            shown = [f"{runner.target} ({reason})" for runner, reason in list(self.retrying.items())[:5]]
+            text += ": " + "; ".join(shown) + (" ..." if len(self.retrying) > 5 else "")
+        return text
 
     def hold(self, outcome: CallOutcome) -> bool:
         """Whether to hold the report of this failure until the burst is judged."""
@@ -122,6 +144,7 @@ class ModelCluster:
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
         self._first: _FirstSetups | None = None  # the first init's setups, from that init on
+        self._files_for = 0  # the largest table the open-file limit was checked for
         self._started = False
         self._closed = False
         self._pool = BurstPool(setup_workers, thread_name_prefix="mrclient-setup")
@@ -154,11 +177,16 @@ class ModelCluster:
         try:
             self._connection.connect(timeout)
             with self._changed:
-                settled = self._changed.wait_for(self._initial_settled, max(0.0, deadline - time.monotonic()))
+                while not self._changed.wait_for(
+                    self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
+                ):
+                    if self._first is None or time.monotonic() >= deadline:
+                        break
+                    logger.info("init of %s: %s", self.crunch_id, self._first.progress(len(self._ready)))
                 first = self._first
                 if first is None:  # closed meanwhile
                     return
-                error, unsettled = first.usage_error, len(first.pending)
+                error, settled, progress = first.usage_error, not first.pending, first.progress(len(self._ready))
                 mistake, held = first.judge()
             if error is not None:
                 raise error
@@ -166,13 +194,20 @@ class ModelCluster:
                 raise InvalidCoordinatorUsageError(mistake)
             for runner, code, reason in held:
                 self._report_setup_failure(runner, code, reason)
-            if not settled:
-                logger.warning("%d models still setting up after %ss; they join when ready", unsettled, timeout)
+            if first.count == 0:
+                logger.warning("no models for crunch %r: is the crunch id right?", self.crunch_id)
+            elif not settled:
+                logger.warning(
+                    "init of %s after %ss: %s; the others join when ready", self.crunch_id, timeout, progress
+                )
+            else:
+                logger.info("init of %s: %s", self.crunch_id, progress)
         except BaseException:
             self.close()
             raise
 
     def _initial_settled(self) -> bool:
+        """Whether ``start()`` may stop waiting: every first model joined, failed, or is retrying."""
         return self._closed or (self._first is not None and not self._first.pending)
 
     def close(self) -> None:
@@ -328,10 +363,14 @@ class ModelCluster:
             if event == "init" and self._first is None:
                 self._first = _FirstSetups(started)
                 self._changed.notify_all()
+            table_size = len(self._runners)
+            grown, self._files_for = table_size > self._files_for, max(self._files_for, table_size)
         for problem in plan.problems:
             logger.warning("%s frame: %s", event, problem)
         if plan.close or plan.start:
             logger.info("%s: closing %d runners, starting %d", event, len(plan.close), len(plan.start))
+        if grown:
+            ensure_open_files(table_size)  # before connecting: each new runner needs a socket
         self._retire(retired)
         self._launch(started)
 
@@ -386,7 +425,7 @@ class ModelCluster:
         usage_error: InvalidCoordinatorUsageError | None = None
         error: ErrorType | None = None
         try:
-            ok, error = runner.init()
+            ok, error = runner.init(on_retry=lambda reason: self._first_attempt_failed(runner, reason))
         except InvalidCoordinatorUsageError as exc:
             logger.error("model %s at %s: %s", runner.model_id, runner.target, exc)
             ok, usage_error = False, exc
@@ -394,6 +433,12 @@ class ModelCluster:
             logger.exception("model %s at %s: setup failed unexpectedly", runner.model_id, runner.target)
             ok = False
         self._settle(runner, ok, error, usage_error)
+
+    def _first_attempt_failed(self, runner: ModelRunner, reason: str) -> None:
+        with self._lock:
+            if self._first is not None:
+                self._first.retry(runner, reason)
+                self._changed.notify_all()
 
     def _settle(
         self,
@@ -418,6 +463,8 @@ class ModelCluster:
             elif current:
                 del self._runners[runner.model_id]
             code = SETUP_FAILURE_CODES.get(error) if error is not None and current and not ok else None
+            if outcome.code == OPEN_FILES_EXHAUSTED:  # this process's limit, not the model's fault
+                code = None
             if code is not None and first is not None and first.hold(outcome):
                 first.held.append((runner, code, reason))
                 code = None

@@ -36,7 +36,7 @@ from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
 from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
-from .rounds import Invoke, call_models, execute
+from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 from .runners import (
     MODEL_LEFT,
     ArgumentsType,
@@ -149,6 +149,7 @@ class ModelConcurrentRunner(abc.ABC):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
@@ -172,6 +173,9 @@ class ModelConcurrentRunner(abc.ABC):
                 and reconnect backoff; the defaults suit production.
             init_timeout: the default bound of :meth:`init`, in seconds, also
                 when the runner is used as a context manager.
+            round_switch_interval: the Python GIL switch interval while a round
+                runs (``sys.setswitchinterval``; process-wide, restored after the
+                round), which makes a large round cheaper; None leaves it alone.
             keep_stats: record every round into per-model statistics, totals and
                 ``on_round`` summaries (a few counters per call); False records
                 nothing. The ``keep_stats`` attribute may be changed between rounds.
@@ -193,6 +197,9 @@ class ModelConcurrentRunner(abc.ABC):
             )
         self.timeout = check_timeout("timeout", timeout)
         self.init_timeout = check_timeout("init_timeout", init_timeout)
+        self.round_switch_interval = (
+            None if round_switch_interval is None else check_timeout("round_switch_interval", round_switch_interval)
+        )
         self.host = host = check_host(host)
         self.port = port = check_port(port)
         crunch_id = check_crunch_id(crunch_id)
@@ -387,7 +394,7 @@ class ModelConcurrentRunner(abc.ABC):
             raise MrclientError("the runner is closed")
         if not self._started:
             raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
-        with self._round_lock:
+        with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
             started_at, started = time.time(), time.perf_counter()
             pool = self._pool_for(len(runners))
@@ -517,6 +524,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
@@ -540,6 +548,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
             keep_stats: see :class:`ModelConcurrentRunner`.
         """
         self.base_classname = base_classname
@@ -559,6 +568,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
             keep_stats=keep_stats,
         )
 
@@ -677,6 +687,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         retry_backoff_factor: float = 2.0,
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
@@ -696,6 +707,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor: see :class:`ModelConcurrentRunner`.
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
             keep_stats: see :class:`ModelConcurrentRunner`.
         """
         self.service_name = service_name
@@ -712,6 +724,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             retry_backoff_factor=retry_backoff_factor,
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
             keep_stats=keep_stats,
         )
 

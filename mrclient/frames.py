@@ -32,6 +32,8 @@ class Skipped:
 
     reason: str
     level: int = logging.WARNING
+    #: The orchestrator's error object's text, when it refuses the connection (an unknown crunch...).
+    refusal: str | None = None
 
 
 def parse_frame(data: bytes | str) -> Event | Skipped:
@@ -51,7 +53,8 @@ def parse_frame(data: bytes | str) -> Event | Skipped:
     event, entries = frame.get("event"), frame.get("data")
     if event not in EVENTS:
         if "error" in frame:
-            return Skipped(f"the orchestrator says: {str(frame['error'])[:500]}", logging.ERROR)
+            text = str(frame["error"])[:500]
+            return Skipped(f"the orchestrator says: {text}", logging.ERROR, refusal=text)
         return Skipped(f"unknown event {event!r:.100}")
     if not isinstance(entries, list):
         return Skipped(f"its {event} data is not a list")

@@ -33,7 +33,7 @@ import websocket
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
-from .frames import Event, parse_frame
+from .frames import Event, Skipped, parse_frame
 from .outbox import Outbox
 from .stats import ConnectionState
 
@@ -52,6 +52,10 @@ EventHandler = Callable[[str, list[Any]], None]
 #: A long backlog (after a reconnect) asks for proof every this many messages, so that a
 #: connection that dies mid-flush has had most of it confirmed.
 _PING_EVERY = 16
+#: Connections the orchestrator may refuse with an error object (an unknown crunch id...)
+#: before ``connect()`` gives up and shows its words, rather than retrying until its timeout.
+MAX_REFUSALS = 3
+
 #: How long the thread waits before trying again after an error that escaped even the
 #: reconnect policy (a bug): it must never spin, and never stop.
 _LAST_RESORT_WAIT = 1.0
@@ -117,6 +121,8 @@ class OrchestratorConnection:
         self._init_seen = False
         self._connected = False
         self._last_error: str | None = None
+        self._refusal: str | None = None  # the error object this connection got, if any
+        self._refusals = 0  # connections in a row that ended with one, before any init
         self._failure: str | None = None  # why the thread stopped, if not by close()
         self._since: float | None = None  # time.time() when it last connected or was lost
         self._connections = 0  # connections that got their init
@@ -179,15 +185,21 @@ class OrchestratorConnection:
         """Start, and block until the first ``init`` has been handled.
 
         Raises ``ConnectionError`` naming the URL when that does not happen
-        within ``timeout`` seconds; the connection is closed then.
+        within ``timeout`` seconds, or at once when the orchestrator refused the
+        first ``MAX_REFUSALS`` connections with an error object (its text is in
+        the message); the connection is closed then.
         """
         self.start()
         with self._state:
-            self._state.wait_for(lambda: self._init_seen or self._closing.is_set(), timeout)
-            ok, closing, error = self._init_seen, self._closing.is_set(), self._last_error
+            self._state.wait_for(
+                lambda: self._init_seen or self._closing.is_set() or self._refusals >= MAX_REFUSALS, timeout
+            )
+            ok, closing, error, refused = self._init_seen, self._closing.is_set(), self._last_error, self._refusals
         if ok:
             return
         self.close()
+        if refused >= MAX_REFUSALS:
+            raise ConnectionError(f"the orchestrator at {self.url} refused the connection {refused} times: {error}")
         if closing and error is None:
             raise ConnectionError(f"the connection to the orchestrator at {self.url} was closed while connecting")
         detail = f" (last error: {error})" if error else ""
@@ -334,6 +346,7 @@ class OrchestratorConnection:
                 raise _Closing() from None
             self._record_error(error)
             if not self._connected:  # no init on this connection
+                self._count_refusal()
                 raise _Lost(str(error)) from error
             logger.warning("connection to the orchestrator at %s lost: %s", self.url, self._last_error)
         except Exception as error:  # a bug in the loop: this connection ends, the policy reconnects
@@ -432,6 +445,9 @@ class OrchestratorConnection:
         its first bytes and skipped, and the connection goes on.
         """
         parsed = parse_frame(data)
+        if isinstance(parsed, Skipped) and parsed.refusal is not None:
+            with self._state:
+                self._refusal = parsed.refusal
         if not isinstance(parsed, Event):
             logger.log(parsed.level, "ignoring a frame from %s: %s; it begins %.200r", self.url, parsed.reason,
                        bytes(data[:200]))
@@ -493,6 +509,17 @@ class OrchestratorConnection:
                     ws.ping(self._outbox.ping_payload())
             elif opcode == websocket.ABNF.OPCODE_CLOSE:
                 return
+
+    def _count_refusal(self) -> None:
+        """A connection that ended before any init: if the orchestrator said why, that is the error to show."""
+        with self._state:
+            refusal, self._refusal = self._refusal, None
+            if refusal is None:
+                return
+            self._last_error = f"the orchestrator says: {refusal}"
+            if not self._init_seen:
+                self._refusals += 1
+                self._state.notify_all()
 
     def _record_error(self, error: BaseException) -> None:
         with self._state:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from mrclient import (
     VariantType,
     encode_data,
 )
+from mrclient.rounds import switch_interval
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
@@ -484,3 +486,30 @@ def test_train_infer_predict_and_reinitialize(local_node: Callable[..., LocalMod
             assert {model_id: r.result for model_id, r in results.items()} == {model_id: 3.5 for model_id in ids}
             assert all(r.status is SUCCESS for r in runner.reinitialize().values())
             assert {r.result for r in runner.predict(1.0).values()} == {1.0}
+
+
+# -- the round's switch interval -----------------------------------------------------------------
+
+
+class Interval(ConcurrentBase):
+    def interval(self) -> float:
+        return sys.getswitchinterval()  # the node runs in this process: what the round set
+
+
+def test_a_round_runs_with_a_longer_switch_interval_and_restores_it(crunch: Crunch) -> None:
+    crunch.add(Interval)
+    before = sys.getswitchinterval()
+    default = crunch.runner()
+    off = crunch.runner(round_switch_interval=None)
+    assert [r.result for r in default.call("interval").values()] == [0.02]
+    assert sys.getswitchinterval() == before
+    assert [r.result for r in off.call("interval").values()] == [before]
+
+
+def test_overlapping_rounds_restore_the_interval_in_force_before_the_first() -> None:
+    before = sys.getswitchinterval()
+    with switch_interval(0.02):
+        with switch_interval(0.02):
+            assert sys.getswitchinterval() == 0.02
+        assert sys.getswitchinterval() == 0.02  # the outer round still runs
+    assert sys.getswitchinterval() == before

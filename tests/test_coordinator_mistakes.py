@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mrclient import DynamicSubclassModelConcurrentRunner, InvalidCoordinatorUsageError, ModelPredictResult
+from conftest import free_port
+from mrclient import (
+    DynamicSubclassModelConcurrentRunner,
+    InvalidCoordinatorUsageError,
+    ModelPredictResult,
+    MrclientError,
+)
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 WAIT = 10.0
@@ -114,3 +127,194 @@ def test_two_threads_calling_at_once_take_turns(crunch: Crunch) -> None:
     assert len(results) == 2
     # Each node serves one call at a time: overlapping rounds would get "Server busy" TIMEOUTs.
     assert [{result.status for result in round_results.values()} for round_results in results] == [{SUCCESS}] * 2
+
+
+# -- checks at the door ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("timeout", [0, -1, None, "5", float("nan")])
+def test_a_bad_timeout_is_refused_at_once_everywhere(crunch: Crunch, timeout: Any) -> None:
+    with pytest.raises(InvalidCoordinatorUsageError, match=r"^timeout must be"):
+        crunch.runner(init=False, timeout=timeout)
+    crunch.add_models(1)
+    runner = crunch.runner()
+    if timeout is not None:  # None means "the runner's default" in a call
+        with pytest.raises(InvalidCoordinatorUsageError, match=r"^timeout must be"):
+            runner.call("predict", timeout=timeout)
+        with pytest.raises(InvalidCoordinatorUsageError, match=r"^timeout must be"):
+            runner.init(timeout=timeout)
+    assert crunch.no_report()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"host": "ws://127.0.0.1:8000/mistakes"}, "host must be the host only, not a URL"),
+        ({"host": "127.0.0.1:8000"}, "pass the port separately"),
+        ({"port": "eighty"}, "port must be a TCP port number"),
+        ({"crunch_id": ""}, "crunch_id must be"),
+        ({"max_consecutive_failures": -1}, "max_consecutive_failures must be an integer, 0 or more"),
+        ({"max_consecutive_timeouts": 1.5}, "max_consecutive_timeouts must be an integer, 0 or more"),
+        ({"init_timeout": 0}, "init_timeout must be a positive"),
+    ],
+)
+def test_bad_constructor_arguments_are_named(crunch: Crunch, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidCoordinatorUsageError, match=message):
+        crunch.runner(init=False, **options)
+
+
+def test_a_port_read_from_the_environment_is_accepted(crunch: Crunch) -> None:
+    crunch.add_models(1)
+    runner = crunch.runner(port=str(crunch.orchestrator.port))
+    assert runner.port == crunch.orchestrator.port and runner.wait_for_models(1, WAIT)
+
+
+def test_calls_before_init_and_after_close_are_refused(crunch: Crunch) -> None:
+    crunch.add_models(1)
+    runner = crunch.runner(init=False)
+    with pytest.raises(InvalidCoordinatorUsageError, match=r"call init\(\) first"):
+        runner.call("predict")
+    runner.init(timeout=WAIT)
+    runner.close()
+    with pytest.raises(MrclientError, match="the runner is closed"):
+        runner.call("predict")
+    with pytest.raises(MrclientError, match="the runner is closed"):
+        runner.init()
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (dict(arguments=[1, 2, 3]), r"arguments must be \(args, kwargs\)"),
+        (dict(arguments=([1], [])), r"arguments must be \(args, kwargs\), two lists of Argument"),
+        (dict(arguments=lambda model: "oops"), r"arguments\(<DynamicSubclassModelRunner .*\) must be \(args, kwargs\)"),
+        (dict(args=[1, object()]), r"^argument 2: cannot encode a value of type object"),
+        (dict(kwargs={"when": {1, 2}}), r"^keyword 'when': cannot encode a value of type set"),
+        (dict(args="abc"), "positional arguments must be a list or tuple"),
+    ],
+)
+def test_bad_arguments_are_named_before_any_model_is_called(crunch: Crunch, call: dict[str, Any], message: str) -> None:
+    crunch.add_models(2)
+    runner = crunch.runner()
+    assert runner.wait_for_models(2, WAIT)
+    with pytest.raises(InvalidCoordinatorUsageError, match=message):
+        runner.call("predict", **call)
+    assert crunch.no_report()
+
+
+# -- sizes and extras are the coordinator's business --------------------------------------------
+
+
+class Sizes(Base):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def take(self, value: Any) -> None:
+        self.calls += 1
+
+    def huge(self) -> str:
+        return "x" * (65 * 2**20)
+
+    def frame(self) -> Any:
+        import pandas
+
+        return pandas.DataFrame({"location": [1.5, 2.5]})
+
+
+def test_an_oversize_argument_is_refused_before_any_model_is_called(
+    crunch: Crunch, local_node: Callable[..., LocalModelNode]
+) -> None:
+    node = local_node(classes=[Base, Sizes])
+    crunch.orchestrator.add_model(port=node.port)
+    runner = crunch.runner()
+    with pytest.raises(InvalidCoordinatorUsageError, match=r"is 65\.0 MiB, over the 64 MiB a model node accepts"):
+        runner.call("take", args=["x" * (65 * 2**20)])
+    assert node.instance.calls == 0
+    runner.call("take", args=["small"])
+    assert node.instance.calls == 1
+
+
+def test_an_oversize_result_costs_the_model_nothing(crunch: Crunch, local_node: Callable[..., LocalModelNode]) -> None:
+    node = local_node(classes=[Base, Sizes])
+    crunch.orchestrator.add_model(port=node.port)
+    runner = crunch.runner(max_consecutive_failures=1)
+    for _ in range(3):
+        (result,) = runner.call("huge").values()
+        assert result.status is ModelPredictResult.Status.FAILED
+        assert result.detail is not None and result.detail.startswith("RESULT_TOO_LARGE: ")
+    (model,) = runner.models
+    assert model.consecutive_failures == 0 and model.consecutive_timeouts == 0
+    assert crunch.no_report()
+
+
+def test_a_parquet_result_without_pandas_costs_the_model_nothing(
+    crunch: Crunch, local_node: Callable[..., LocalModelNode], tmp_path: Path
+) -> None:
+    node = local_node(classes=[Base, Sizes])
+    crunch.orchestrator.add_model(port=node.port)
+    script = f"""
+import json, logging, sys
+sys.modules["pandas"] = sys.modules["pyarrow"] = None  # a coordinator without the parquet extra
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+from mrclient import DynamicSubclassModelConcurrentRunner
+with DynamicSubclassModelConcurrentRunner(
+    timeout=10, crunch_id="{crunch.orchestrator.crunch_id}", host="127.0.0.1", port={crunch.orchestrator.port},
+    base_classname="{__name__}.Base", max_consecutive_failures=1,
+) as runner:
+    rounds = [[(r.status.name, r.detail) for r in runner.call("frame").values()] for _ in range(3)]
+    print(json.dumps({{"rounds": rounds, "failures": [m.consecutive_failures for m in runner.models]}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["failures"] == [0]
+    for (status, detail), in seen["rounds"]:
+        assert status == "FAILED" and detail.startswith("MISSING_EXTRA: ") and "mrclient[parquet]" in detail
+    assert done.stderr.count("no penalty") == 3, done.stderr  # one clear line per round
+    assert crunch.no_report()
+
+
+# -- init() tells what it waits for ------------------------------------------------------------
+
+
+def test_init_returns_once_every_model_joined_or_failed_its_first_attempt(
+    crunch: Crunch, caplog: pytest.LogCaptureFixture
+) -> None:
+    crunch.add_models(30)
+    dead = crunch.orchestrator.add_model(port=free_port())
+    caplog.set_level(logging.INFO, logger="mrclient.cluster")
+    runner = crunch.runner(init=False, retry_backoff_factor=0.2)  # the dead one retries for ~3 s
+    started = time.monotonic()
+    runner.init(timeout=30)
+    assert time.monotonic() - started < 3.0
+    assert len(runner.models) == 30
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("init of mistakes: ")]
+    assert progress and "30 of 31 models ready, 0 setting up, 1 retrying: 127.0.0.1:" in progress[-1]
+
+    assert crunch.orchestrator.wait_for_reports(1, WAIT)
+    assert not crunch.orchestrator.wait_for_reports(2, QUIET)  # once
+    assert [(r["model_id"], r["failure_code"]) for r in crunch.orchestrator.reports] == [(dead, "CONNECTION_FAILED")]
+
+
+def test_init_warns_when_the_crunch_has_no_models(crunch: Crunch, caplog: pytest.LogCaptureFixture) -> None:
+    runner = crunch.runner(init=False, crunch_id="mistakse")  # a typo: this orchestrator knows no such crunch
+    runner.init(timeout=WAIT)
+    assert runner.models == []
+    assert "no models for crunch 'mistakse': is the crunch id right?" in caplog.text
+
+
+def test_an_orchestrator_that_refuses_the_crunch_is_shown_not_retried_until_the_timeout() -> None:
+    with LocalOrchestrator(crunch_id="mistakes", refuse_unknown_crunch=True) as orchestrator:
+        runner = DynamicSubclassModelConcurrentRunner(
+            timeout=5, crunch_id="mistakse", host="127.0.0.1", port=orchestrator.port, base_classname="a.B"
+        )
+        started = time.monotonic()
+        try:
+            with pytest.raises(ConnectionError, match="refused the connection 3 times: .*unknown crunch 'mistakse'"):
+                runner.init(timeout=60)
+        finally:
+            runner.close()
+        assert time.monotonic() - started < 30

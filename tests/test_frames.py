@@ -40,7 +40,9 @@ def test_odd_frames_are_skipped_with_a_reason(data: bytes, reason: str) -> None:
 
 
 def test_the_orchestrators_error_object_is_an_error() -> None:
-    assert parse_frame(b'{"error": "unknown crunch"}') == Skipped("the orchestrator says: unknown crunch", logging.ERROR)
+    assert parse_frame(b'{"error": "unknown crunch"}') == Skipped(
+        "the orchestrator says: unknown crunch", logging.ERROR, refusal="unknown crunch"
+    )
 
 
 @settings(max_examples=300, deadline=None)

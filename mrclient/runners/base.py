@@ -19,12 +19,14 @@ import socket
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
 from tenacity import (
+    RetryCallState,
     Retrying,
     before_sleep_log,
     retry_if_exception_type,
@@ -34,6 +36,7 @@ from tenacity import (
 
 from ..codec import decode_variant
 from ..errors import InvalidCoordinatorUsageError
+from ..fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import Transport, connect_transport
 from ..stats import ModelCounters, ModelStats
@@ -284,7 +287,7 @@ class ModelRunner(abc.ABC):
 
     # -- connecting -------------------------------------------------------------------------
 
-    def init(self) -> tuple[bool, ErrorType | None]:
+    def init(self, on_retry: Callable[[str], None] | None = None) -> tuple[bool, ErrorType | None]:
         """Connect both channels and run ``setup``, retrying connection errors.
 
         Returns ``(True, None)`` when the model is ready to be called, otherwise
@@ -292,16 +295,24 @@ class ModelRunner(abc.ABC):
         when ``close()`` interrupted it. An identity check that fails or a node
         that refuses the coordinator (``AUTH_ERROR``) is not retried. Raises
         ``InvalidCoordinatorUsageError`` when the node speaks TLS and this
-        runner has no credentials, since retrying cannot help.
+        runner has no credentials, since retrying cannot help. ``on_retry(reason)``
+        is called before each wait for another attempt.
         """
         self._tls_checked = False
         self.init_failure = None
+        log_retry = before_sleep_log(logger, logging.INFO)
+
+        def before_retry(state: RetryCallState) -> None:
+            log_retry(state)
+            if on_retry is not None and state.outcome is not None:
+                on_retry(str(state.outcome.exception()))
+
         retrying = Retrying(
             stop=stop_after_attempt(self.connect_attempts),
             wait=wait_exponential(multiplier=self.retry_backoff_factor, max=60),
             retry=retry_if_exception_type(_AttemptFailed),
             sleep=self._sleep_unless_closed,
-            before_sleep=before_sleep_log(logger, logging.INFO),
+            before_sleep=before_retry,
             reraise=True,
         )
         try:
@@ -317,10 +328,10 @@ class ModelRunner(abc.ABC):
             else:
                 logger.warning("model %s at %s: giving up after %d attempts: %s",
                                self.model_id, self.target, self.connect_attempts, error)
-                failure = CallOutcome(
-                    error=ErrorType.GRPC_CONNECTION_FAILED,
-                    detail=f"no connection after {self.connect_attempts} attempts: {error}",
-                )
+                detail = f"no connection after {self.connect_attempts} attempts: {error}"
+                # Out of file descriptors is this process's limit, not the model's fault (see fdlimit).
+                code = OPEN_FILES_EXHAUSTED if is_out_of_files(detail) else None
+                failure = CallOutcome(error=ErrorType.GRPC_CONNECTION_FAILED, detail=detail, code=code)
         if failure is None:
             self.setup_succeeded = True
             self.counters.mark_joined()

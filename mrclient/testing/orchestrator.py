@@ -68,8 +68,11 @@ class LocalOrchestrator:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         stop_reported: bool = True,
+        refuse_unknown_crunch: bool = False,
     ) -> None:
         self.crunch_id = crunch_id
+        #: Answer a client of another crunch with an error object and close, instead of an empty init.
+        self.refuse_unknown_crunch = refuse_unknown_crunch
         self.host = host
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -376,9 +379,10 @@ class LocalOrchestrator:
         request = connection.request
         path = urllib.parse.unquote(urllib.parse.urlsplit(request.path if request else "").path)
         crunch_id = path.strip("/")
-        if not crunch_id:
-            connection.send(json.dumps({"error": "no crunch id: connect to ws://host:port/<crunch_id>"}))
-            connection.close(code=1008, reason="missing crunch id")
+        if not crunch_id or (self.refuse_unknown_crunch and crunch_id != self.crunch_id):
+            error = f"unknown crunch {crunch_id!r}" if crunch_id else "no crunch id: connect to ws://host:port/<crunch_id>"
+            connection.send(json.dumps({"error": error}))
+            connection.close(code=1008, reason="unknown crunch" if crunch_id else "missing crunch id")
             return
         with self._changed:
             self._connections += 1

@@ -5,8 +5,8 @@ against a running benchmark cluster. It builds one runner per distinct set of
 constructor arguments, warms every variant up, then runs the rounds in blocks
 (every variant once per block, in forward then reverse order: A B B A A B...),
 switching each variant's runtime settings on before its round. Each round's
-process CPU time (every thread, gRPC core's included) and wall time are
-measured around ``call()`` alone.
+process CPU time (every thread, gRPC core's included), the calling thread's
+own CPU time and the wall time are measured around ``call()`` alone.
 """
 
 from __future__ import annotations
@@ -69,22 +69,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                     raise TimeoutError(f"{len(runner.models)} of {n} models callable")
             runner_of.append(runners[key])
 
-        def one_round(index: int, number: int) -> tuple[float, float, int]:
+        def one_round(index: int, number: int) -> dict[str, Any]:
             runner, payload = runner_of[index], make_payload(number)
             _apply(runner, variants[index])
-            cpu, wall = time.process_time(), time.perf_counter()
+            cpu, own, wall = time.process_time(), time.thread_time(), time.perf_counter()
             results = runner.call(method, args=[payload])
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            wall, own, cpu = time.perf_counter() - wall, time.thread_time() - own, time.process_time() - cpu
             ok = sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
-            return cpu, wall, ok
+            return {"variant": index, "cpu_s": cpu, "caller_cpu_s": own, "wall_s": wall, "ok": ok}
 
         for number, index in enumerate(schedule(len(variants), config["warmup"])):
             one_round(index, -1 - number)
         gc.collect()
         rounds = []
         for number, index in enumerate(schedule(len(variants), config["rounds"])):
-            cpu, wall, ok = one_round(index, number)
-            rounds.append({"variant": index, "block": number // len(variants), "cpu_s": cpu, "wall_s": wall, "ok": ok})
+            rounds.append({**one_round(index, number), "block": number // len(variants)})
     finally:
         for runner in runners.values():
             runner.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.ab import parse_args, summarize
+from benchmarks.ab import median_interval, parse_args, summarize
 from benchmarks.ab_client import schedule
 from benchmarks.knobs import parse_setting
 
@@ -40,7 +40,7 @@ def test_each_variant_is_compared_with_the_first_block_by_block() -> None:
     # Drift doubles the CPU of the last two blocks; the variant costs 10 % more in every block.
     rounds = [
         {"variant": variant, "block": block, "cpu_s": (2.0 if block >= 2 else 1.0) * (1.1 if variant else 1.0),
-         "wall_s": 0.5, "ok": 10}
+         "caller_cpu_s": 0.1 + (0.00001 if variant else 0.0), "wall_s": 0.5, "ok": 10}
         for block in range(4) for variant in (0, 1)
     ]  # fmt: skip
     summary = summarize(rounds, ["stats=off", "stats=on"], calls_per_round=10)
@@ -48,8 +48,17 @@ def test_each_variant_is_compared_with_the_first_block_by_block() -> None:
     assert comparison["cpu_ratio_mean"] == pytest.approx(1.1) and comparison["cpu_ratio_median"] == pytest.approx(1.1)
     assert comparison["cpu_ratio_ci95"] == pytest.approx([1.1, 1.1])
     assert comparison["blocks"] == 4 and comparison["wall_ratio_median"] == pytest.approx(1.0)
+    assert comparison["caller_cpu_delta_us"] == pytest.approx(1.0)  # 10 us more per round of 10 calls
+    assert comparison["caller_cpu_delta_share"] == pytest.approx(1.0 / 150_000)
     off, on = summary["variants"]
     assert off["cpu_per_call_us"] == pytest.approx(1.5 / 10 * 1e6) and on["ok"] == on["expected"] == 40
+
+
+def test_the_median_interval_is_two_order_statistics() -> None:
+    values = [float(v) for v in range(100)]
+    low, high = median_interval(values)
+    assert (low, high) == (40.0, 59.0)  # k = floor((100 - 1.96 * 10) / 2) = 40
+    assert median_interval([3.0]) == [3.0, 3.0]
 
 
 @pytest.mark.timeout(300)

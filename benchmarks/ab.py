@@ -201,9 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_after": os.getloadavg()[0], "python": platform.python_version(), "seconds": time.monotonic() - started,
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**environment, **summary, "rounds": measured["rounds"]}, indent=1))
-    header = (
+    header = (  # the load average after would count the run's own threads: only the one before says much
         f"A/B at N={args.models}, model latency {args.latency_ms:g} ms: {args.rounds} rounds per variant, alternated "
-        f"in one process; load average {load_before:.2f} before, {environment['loadavg_after']:.2f} after"
+        f"in one process; load average {load_before:.2f} before"
     )
     print(render(summary, header))
     print(f"\nresults: {out / 'results.json'}")

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick soak
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,7 @@ docs: $(VENV)/.dev
 # reference node).
 PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
-	tests/test_pools.py tests/test_public_api.py
+	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
@@ -99,6 +99,12 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
+# make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.
+AB ?= --variant stats=off,on --models 1000 --rounds 40
+bench-ab: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.ab $(AB)
 
 # The long soak of the fault suite (tests/faults/test_soak.py): opt-in, minutes
 # long; MRCLIENT_SOAK_ROUNDS sets its length. Figures: docs/reliability.rst.

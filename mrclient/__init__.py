@@ -21,6 +21,7 @@ from .concurrent import (
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
+from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     "Argument",
+    "CallTotals",
+    "ConnectionState",
     "decode_data",
     "DynamicSubclassModelConcurrentRunner",
     "DynamicSubclassModelRunner",
@@ -40,7 +43,9 @@ __all__ = [
     "ModelConcurrentRunner",
     "ModelPredictResult",
     "ModelRunner",
+    "ModelStats",
     "MrclientError",
+    "RoundSummary",
     "SecureCredentials",
     "TrainInferModelConcurrentRunner",
     "TrainInferModelRunner",

@@ -2,9 +2,9 @@
 
 ``demo`` runs the README's coordinator loop on an embedded local cluster (a
 ``LocalOrchestrator`` and a few ``LocalModelNode`` processes' worth of nodes in
-this process), in secure mode with ``--secure``; ``watch`` and ``call`` talk
-to a real orchestrator, with ``--credentials`` or ``--gateway-key`` for
-secure nodes. Also run as ``python -m mrclient``.
+this process), in secure mode with ``--secure``; ``watch`` (mrclient/watch.py)
+and ``call`` talk to a real orchestrator, with ``--credentials`` or
+``--gateway-key`` for secure nodes. Also run as ``python -m mrclient``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -25,6 +24,7 @@ from .concurrent import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .errors import MrclientError
 from .runners import ModelRunner
 from .security import GatewayCredentials, SecureCredentials
+from .watch import OUTPUTS, CallPlan, pick_output, watch_crunch
 
 
 def format_results(results: dict[ModelRunner, ModelPredictResult]) -> str:
@@ -142,25 +142,28 @@ def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunn
     return runner
 
 
-def _print_model(event: str, model: ModelRunner) -> None:
-    print(f"{time.strftime('%X')} {event:<6} {model.model_id} {model.model_name} {model.target}", flush=True)
-
-
 def run_watch(args: argparse.Namespace) -> int:
+    output = pick_output(args.output, sys.stdout.isatty())
+    plan = None
+    if args.call:
+        positional = _json_option(args.args, "--args")
+        keywords = _json_option(args.kwargs, "--kwargs")
+        if keywords is not None and not isinstance(keywords, dict):
+            raise ValueError(f"--kwargs must be a JSON object of keyword arguments, got {args.kwargs!r}")
+        plan = CallPlan(args.call, _as_list(positional), keywords, every=args.every)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with _runner_from(args) as runner:
-
-        def left(model: ModelRunner) -> None:
-            if not stop.is_set():  # on Ctrl-C every model "leaves" as the runner closes: not news
-                _print_model("left", model)
-
-        runner.on_model_joined(lambda m: _print_model("joined", m))
-        runner.on_model_left(left)
-        for model in runner.models:
-            _print_model("ready", model)
-        stop.wait()
+        watch_crunch(runner, stop, output, call=plan, refresh=args.refresh)
     return 0
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Positional arguments from JSON: an array is the list, anything else one argument."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
 
 
 def _json_option(text: str | None, what: str) -> Any:
@@ -174,11 +177,7 @@ def _json_option(text: str | None, what: str) -> Any:
 
 
 def run_call(args: argparse.Namespace) -> int:
-    positional = _json_option(args.args, "the positional arguments (ARGS)")
-    if positional is None:
-        positional = []
-    elif not isinstance(positional, list):
-        positional = [positional]
+    positional = _as_list(_json_option(args.args, "the positional arguments (ARGS)"))
     keywords = _json_option(args.kwargs, "--kwargs")
     if keywords is not None and not isinstance(keywords, dict):
         raise ValueError(f"--kwargs must be a JSON object of keyword arguments, got {args.kwargs!r}")
@@ -226,8 +225,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--secure", action="store_true", help="run the nodes in secure mode (mutual TLS, identity checks)"
     )
 
-    watch = commands.add_parser("watch", help="print models as they join and leave, until Ctrl-C")
+    watch = commands.add_parser(
+        "watch",
+        help="show the crunch's models live (and, with --call, how each answers), until Ctrl-C",
+        description="A live table of the crunch's models: state, address, deployment, joined time and, with "
+        "--call, each model's last status, latency and error; a summary line with the orchestrator connection. "
+        "One line per event when standard output is not a terminal.",
+    )
     _add_connection_options(watch)
+    watch.add_argument("--call", metavar="METHOD", help="call METHOD on every model, every --every seconds")
+    watch.add_argument("--args", help="with --call: JSON array of positional arguments")
+    watch.add_argument("--kwargs", help="with --call: JSON object of keyword arguments")
+    watch.add_argument("--every", type=float, default=10.0, metavar="SECONDS", help="seconds between calls (10)")
+    watch.add_argument("--refresh", type=float, default=1.0, metavar="SECONDS", help="seconds between redraws (1)")
+    watch.add_argument(
+        "--output", choices=OUTPUTS, default="auto",
+        help="rich: live table (the watch extra); table: plain-text live table; lines: one line per event; "
+        "auto (default): rich or table on a terminal, lines otherwise",
+    )  # fmt: skip
 
     call = commands.add_parser("call", help="run one round against an orchestrator and print the table")
     _add_connection_options(call)

@@ -30,6 +30,7 @@ from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
 from .pools import BurstPool
 from .runners.base import CallOutcome, ErrorType, ModelRunner
+from .stats import ConnectionState
 
 __all__ = ["ModelCluster", "RunnerFactory"]
 
@@ -260,6 +261,11 @@ class ModelCluster:
         return self._connection.connected
 
     @property
+    def connection_state(self) -> ConnectionState:
+        """The orchestrator connection: up since when, reconnects, reports not yet confirmed."""
+        return self._connection.state
+
+    @property
     def sync_failure(self) -> str | None:
         """Why the orchestrator thread stopped without ``close()`` (the table is frozen), or None."""
         return self._connection.failure
@@ -333,6 +339,8 @@ class ModelCluster:
             was_ready = self._detach(runner)
             entry = ModelEntry(runner.model_id, runner.deployment_id, RUNNING, runner.ip, runner.port, runner.infos)
             fresh = self._create(entry)
+            if fresh is not None:  # the same deployment: its statistics go on
+                fresh.counters = runner.counters
         logger.info("reconnecting model %s at %s", runner.model_id, runner.target)
         self._retire([(runner, was_ready)])
         if fresh is not None:

@@ -20,6 +20,7 @@ import abc
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import Any, TypeVar, cast
 from .cluster import ModelCluster
 from .codec import to_arguments, to_kw_arguments, to_variant
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .listeners import ListenerDispatcher
 from .misuse import coordinator_mistake
 from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
@@ -36,6 +38,7 @@ from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
 from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 from .runners import (
+    MODEL_LEFT,
     ArgumentsType,
     CallOutcome,
     DynamicSubclassModelRunner,
@@ -47,6 +50,7 @@ from .runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
 from .security import GatewayCredentials, SecureCredentials
+from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary, StatsBook
 from .validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
 logger = logging.getLogger(__name__)
@@ -103,7 +107,9 @@ _STATUS_OF_ERROR = {
     ErrorType.TIMEOUT: ModelPredictResult.Status.TIMEOUT,
 }
 #: A model resting after timeouts is answered TIMEOUT without being contacted.
-_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail="SKIPPED: resting after consecutive timeouts")
+_RESTED_DETAIL = "SKIPPED: resting after consecutive timeouts"
+_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=_RESTED_DETAIL)
+_SUCCESS, _TIMEOUT = ModelPredictResult.Status.SUCCESS, ModelPredictResult.Status.TIMEOUT
 
 
 def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> ModelPredictResult:
@@ -144,6 +150,7 @@ class ModelConcurrentRunner(abc.ABC):
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
+        keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -169,6 +176,9 @@ class ModelConcurrentRunner(abc.ABC):
             round_switch_interval: the Python GIL switch interval while a round
                 runs (``sys.setswitchinterval``; process-wide, restored after the
                 round), which makes a large round cheaper; None leaves it alone.
+            keep_stats: record every round into per-model statistics, totals and
+                ``on_round`` summaries (a few counters per call); False records
+                nothing. The ``keep_stats`` attribute may be changed between rounds.
 
         Every argument is checked here: a bad one raises
         ``InvalidCoordinatorUsageError`` naming it.
@@ -211,6 +221,9 @@ class ModelConcurrentRunner(abc.ABC):
         self._closed = threading.Event()
         self._started = False
         self._told_table_frozen = False
+        self.keep_stats = bool(keep_stats)
+        self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=_RESTED_DETAIL, left_detail=MODEL_LEFT)
+        self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
 
     @property
     def max_consecutive_failures(self) -> int:
@@ -260,6 +273,7 @@ class ModelConcurrentRunner(abc.ABC):
             return
         self._closed.set()
         self.model_cluster.close()  # closes the runners, which cancels calls in flight
+        self._round_listeners.close()
         with self._pool_lock:
             pools = [*self._retired_pools, *([self._pool] if self._pool else [])]
             self._pool, self._retired_pools = None, []
@@ -310,6 +324,31 @@ class ModelConcurrentRunner(abc.ABC):
         """Block until at least ``count`` models are ready; False on timeout."""
         return self.model_cluster.wait_for_models(count, timeout)
 
+    @property
+    def connection_state(self) -> ConnectionState:
+        """The orchestrator connection as a snapshot: connected since when, reconnects, reports in flight."""
+        return self.model_cluster.connection_state
+
+    # -- statistics (see mrclient/stats.py) -------------------------------------------------
+
+    def stats(self) -> dict[ModelRunner, ModelStats]:
+        """Every ready model's statistics (``model_runner.stats``), as snapshots."""
+        return {runner: runner.stats for runner in self.models}
+
+    def totals(self) -> CallTotals:
+        """Rounds by method and calls by status since the runner was made, all models together."""
+        return self._book.totals()
+
+    def on_round(self, listener: Callable[[RoundSummary], None]) -> Callable[[RoundSummary], None]:
+        """Call ``listener(summary)`` after each round (a :class:`~mrclient.RoundSummary`); returns it.
+
+        Like the join and leave listeners it runs on a thread of mrclient's, in
+        round order, never delaying the next round; an exception it raises is
+        logged. No summary is made while ``keep_stats`` is False.
+        """
+        self._round_listeners.add("round", listener)
+        return listener
+
     def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:
         """Report a model to the orchestrator (e.g. ``LOW_PERFORMANCE``) and drop it."""
         self.model_cluster.report_failure(model_runner, failure_code, failure_reason)
@@ -342,11 +381,13 @@ class ModelConcurrentRunner(abc.ABC):
         invoke: Invoke = execute,
         penalize: bool = True,
         subject: str | None = None,
+        method: str = "",
     ) -> dict[ModelRunner, ModelPredictResult]:
         """One round on ``runners``, then the penalties; rounds on one runner run one at a time.
 
         ``subject`` names what was called (``"method 'tick'"``) in the error
-        raised when every model's answer shows a mistake of the coordinator's.
+        raised when every model's answer shows a mistake of the coordinator's;
+        ``method`` names the round in its statistics.
         """
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         if self._closed.is_set():
@@ -355,6 +396,7 @@ class ModelConcurrentRunner(abc.ABC):
             raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
         with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
+            started_at, started = time.time(), time.perf_counter()
             pool = self._pool_for(len(runners))
             resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
             called = [runner for runner in runners if runner not in resting]
@@ -378,6 +420,9 @@ class ModelConcurrentRunner(abc.ABC):
             for details in not_the_models.values():
                 logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
                                len(details), len(called), details[0])
+            if self.keep_stats:
+                summary = self._book.record(method, results, started_at, time.perf_counter() - started)
+                self._round_listeners.post("round", summary)
             return results
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
@@ -480,6 +525,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
+        keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -503,6 +549,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
             round_switch_interval: see :class:`ModelConcurrentRunner`.
+            keep_stats: see :class:`ModelConcurrentRunner`.
         """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
@@ -522,6 +569,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
             round_switch_interval=round_switch_interval,
+            keep_stats=keep_stats,
         )
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -575,12 +623,12 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             }
             for request in requests.values():
                 _check_size(request.ByteSize(), subject)
-            return self._run_round(runners, requests.__getitem__, timeout, subject=subject)
+            return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
         if arguments is None:
             arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
         shared = _call_request(method_name, arguments, "arguments").SerializeToString()
         _check_size(len(shared), subject)
-        return self._run_round(runners, lambda _: shared, timeout, subject=subject)
+        return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
 
 
 def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
@@ -640,6 +688,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         orchestrator_settings: OrchestratorSettings | None = None,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
+        keep_stats: bool = True,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -659,6 +708,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             orchestrator_settings: see :class:`ModelConcurrentRunner`.
             init_timeout: see :class:`ModelConcurrentRunner`.
             round_switch_interval: see :class:`ModelConcurrentRunner`.
+            keep_stats: see :class:`ModelConcurrentRunner`.
         """
         self.service_name = service_name
         super().__init__(
@@ -675,6 +725,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             orchestrator_settings=orchestrator_settings,
             init_timeout=init_timeout,
             round_switch_interval=round_switch_interval,
+            keep_stats=keep_stats,
         )
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
@@ -691,12 +742,15 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             raise InvalidCoordinatorUsageError(f"value: {error}") from error
         shared = InferRequest(argument=variant).SerializeToString()
         _check_size(len(shared), "Infer")
-        return self._run_round(self._runners(model_runs), lambda _: shared, timeout, subject="Infer")
+        return self._run_round(
+            self._runners(model_runs), lambda _: shared, timeout, subject="Infer", method="predict"
+        )
 
     def reinitialize(
         self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
     ) -> dict[ModelRunner, ModelPredictResult]:
         """Restart every model's ``infer`` generator; no penalties are counted."""
         return self._run_round(
-            self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize"
+            self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
+            method="reinitialize",
         )

@@ -35,6 +35,7 @@ from tenacity.wait import wait_base
 
 from .frames import Event, Skipped, parse_frame
 from .outbox import Outbox
+from .stats import ConnectionState
 
 __all__ = [
     "EventHandler",
@@ -123,6 +124,9 @@ class OrchestratorConnection:
         self._refusal: str | None = None  # the error object this connection got, if any
         self._refusals = 0  # connections in a row that ended with one, before any init
         self._failure: str | None = None  # why the thread stopped, if not by close()
+        self._since: float | None = None  # time.time() when it last connected or was lost
+        self._connections = 0  # connections that got their init
+        self._reports_sent: dict[str, int] = {}  # failure reports queued, by code
         self._outbox = Outbox()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
@@ -142,6 +146,21 @@ class OrchestratorConnection:
     def pending(self) -> int:
         """Messages the orchestrator is not known to have received: unsent, or sent and unconfirmed."""
         return len(self._outbox)
+
+    @property
+    def state(self) -> ConnectionState:
+        """Connected or not since when, reconnects so far, reports not yet sent or confirmed."""
+        pending, unconfirmed = self._outbox.counts()
+        with self._state:
+            return ConnectionState(
+                connected=self._connected,
+                since=self._since,
+                reconnects=max(0, self._connections - 1),
+                reports_pending=pending,
+                reports_unconfirmed=unconfirmed,
+                reports_sent=dict(self._reports_sent),
+                last_error=self._last_error,
+            )
 
     @property
     def failure(self) -> str | None:
@@ -204,6 +223,8 @@ class OrchestratorConnection:
         """Queue a ``report_failure`` message (sent after a reconnect if the socket is down)."""
         logger.info("reporting model %s at %s: %s (%s)", model_id, ip, failure_code, failure_reason)
         item = {"model_id": model_id, "failure_code": failure_code, "failure_reason": failure_reason, "ip": ip}
+        with self._state:
+            self._reports_sent[failure_code] = self._reports_sent.get(failure_code, 0) + 1
         self.send({"event": "report_failure", "data": [item]})
 
     def close(self) -> None:
@@ -438,6 +459,9 @@ class OrchestratorConnection:
                              parsed.name, bytes(data[:200]))
         if parsed.name == "init":
             with self._state:
+                if not self._connected:
+                    self._connections += 1
+                    self._since = time.time()
                 self._init_seen = self._connected = True
                 self._last_error = None
                 self._state.notify_all()
@@ -448,6 +472,8 @@ class OrchestratorConnection:
         """Close the socket (with a closing handshake when closing); unconfirmed messages go back first."""
         with self._state:
             serving = self._serving
+            if self._connected:
+                self._since = time.time()
             self._ws, self._serving, self._connected = None, False, False
         try:
             if self._closing.is_set() and serving and ws.connected:

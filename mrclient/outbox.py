@@ -54,6 +54,11 @@ class Outbox:
         with self._lock:
             return len(self._unconfirmed)
 
+    def counts(self) -> tuple[int, int]:
+        """``(unsent, unconfirmed)``, read together."""
+        with self._lock:
+            return len(self._unsent), len(self._unconfirmed)
+
     def put(self, text: str) -> None:
         with self._lock:
             self._unsent.append(text)

@@ -80,7 +80,7 @@ def test_defaults_are_the_reference_thresholds() -> None:
 COMMON = [
     "timeout", "crunch_id", "host", "port", "max_consecutive_failures", "max_consecutive_timeouts",
     "secure_credentials", "gateway_credentials", "report_failure", "retry_backoff_factor", "orchestrator_settings",
-    "init_timeout", "round_switch_interval",
+    "init_timeout", "round_switch_interval", "keep_stats",
 ]  # fmt: skip
 
 

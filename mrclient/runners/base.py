@@ -39,6 +39,7 @@ from ..errors import InvalidCoordinatorUsageError
 from ..fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import Transport, connect_transport
+from ..stats import ModelCounters, ModelStats
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,8 @@ class ModelRunner(abc.ABC):
         self.consecutive_timeouts = 0
         #: Calls still to skip while the model rests after a timeout.
         self.cooldown_calls_remaining = 0
+        #: What the concurrent runner recorded of this model's rounds (see ``stats``).
+        self.counters = ModelCounters()
 
         self.channel: grpc.Channel | None = None
         self.health_channel: grpc.Channel | None = None
@@ -257,6 +260,15 @@ class ModelRunner(abc.ABC):
         """``ip:port`` as gRPC wants it (an IPv6 address in brackets)."""
         host = f"[{self.ip}]" if ":" in self.ip else self.ip
         return f"{host}:{self.port}"
+
+    @property
+    def stats(self) -> ModelStats:
+        """This model's statistics so far, as a frozen snapshot: calls by outcome, latency, last error.
+
+        Kept by the concurrent runner from its rounds (``keep_stats``); a runner
+        set up again for the same deployment keeps the model's history.
+        """
+        return self.counters.snapshot(self)
 
     @property
     def closed(self) -> bool:
@@ -322,6 +334,7 @@ class ModelRunner(abc.ABC):
                 failure = CallOutcome(error=ErrorType.GRPC_CONNECTION_FAILED, detail=detail, code=code)
         if failure is None:
             self.setup_succeeded = True
+            self.counters.mark_joined()
             logger.info("model %s (%s) ready at %s", self.model_id, self.model_name, self.target)
             return True, None
         self._close_channels()

@@ -1,0 +1,94 @@
+"""The measuring process of an A/B run: the variants' runners, their rounds alternated, one line of results.
+
+Started by ``benchmarks.ab`` as ``python -m benchmarks.ab_client --config FILE``
+against a running benchmark cluster. It builds one runner per distinct set of
+constructor arguments, warms every variant up, then runs the rounds in blocks
+(every variant once per block, in forward then reverse order: A B B A A B...),
+switching each variant's runtime settings on before its round. Each round's
+process CPU time (every thread, gRPC core's included), the calling thread's
+own CPU time and the wall time are measured around ``call()`` alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+
+from .clients.common import RESULT_MARKER, make_payload
+from .knobs import KNOBS
+
+_SUCCESS = ModelPredictResult.Status.SUCCESS
+
+
+def schedule(variants: int, blocks: int) -> list[int]:
+    """Variant indexes in run order: each block runs every variant once, every other block reversed."""
+    order = list(range(variants))
+    return [index for block in range(blocks) for index in (order if block % 2 == 0 else order[::-1])]
+
+
+def _kwargs(settings: dict[str, str]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    for name, value in sorted(settings.items()):
+        kwargs.update(KNOBS[name].kwargs(value))
+    return kwargs
+
+
+def _apply(runner: DynamicSubclassModelConcurrentRunner, settings: dict[str, str]) -> None:
+    for name, value in sorted(settings.items()):
+        KNOBS[name].apply(runner, value)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    with open(parser.parse_args(argv).config, encoding="utf-8") as file:
+        config = json.load(file)
+    variants: list[dict[str, str]] = config["variants"]  # each: knob name -> value, fixed settings included
+    n, method = config["models"], config["method"]
+
+    runners: dict[str, DynamicSubclassModelConcurrentRunner] = {}
+    runner_of: list[DynamicSubclassModelConcurrentRunner] = []
+    try:
+        for settings in variants:
+            key = json.dumps(_kwargs(settings), sort_keys=True, default=repr)
+            if key not in runners:
+                runner = DynamicSubclassModelConcurrentRunner(
+                    timeout=config["timeout"], crunch_id=config["crunch_id"], host=config["host"],
+                    port=config["port"], base_classname="benchmarks.BenchModel", report_failure=False,
+                    **_kwargs(settings),
+                )  # fmt: skip
+                runners[key] = runner
+                runner.init()
+                if not runner.wait_for_models(n, timeout=config["ready_timeout"]):
+                    raise TimeoutError(f"{len(runner.models)} of {n} models callable")
+            runner_of.append(runners[key])
+
+        def one_round(index: int, number: int) -> dict[str, Any]:
+            runner, payload = runner_of[index], make_payload(number)
+            _apply(runner, variants[index])
+            cpu, own, wall = time.process_time(), time.thread_time(), time.perf_counter()
+            results = runner.call(method, args=[payload])
+            wall, own, cpu = time.perf_counter() - wall, time.thread_time() - own, time.process_time() - cpu
+            ok = sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+            return {"variant": index, "cpu_s": cpu, "caller_cpu_s": own, "wall_s": wall, "ok": ok}
+
+        for number, index in enumerate(schedule(len(variants), config["warmup"])):
+            one_round(index, -1 - number)
+        gc.collect()
+        rounds = []
+        for number, index in enumerate(schedule(len(variants), config["rounds"])):
+            rounds.append({**one_round(index, number), "block": number // len(variants)})
+    finally:
+        for runner in runners.values():
+            runner.close()
+    print(RESULT_MARKER + json.dumps({"rounds": rounds, "runners": len(runners)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

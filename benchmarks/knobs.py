@@ -1,0 +1,72 @@
+"""The settings an in-process A/B run (``benchmarks.ab``) can vary, and how each is put on a runner.
+
+A knob has named values. Each value may give constructor arguments (variants
+that differ there get a runner each, all in the same process, against the same
+cluster) and may set something on a runner between rounds (variants that only
+differ there share one runner, switched before each of its rounds). To decide
+a tuning question, add a knob here and run::
+
+    python -m benchmarks.ab --variant NAME=VALUE1,VALUE2 --models 1000
+
+Standard library and mrclient only: this runs in the A/B client process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: ``apply(runner, value)``: put a value on a constructed runner, between rounds.
+Apply = Callable[[Any, str], None]
+
+
+def _nothing(runner: Any, value: str) -> None:
+    """A knob with no runtime part."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One setting: its values, the constructor arguments and the runtime change each value means."""
+
+    name: str
+    values: tuple[str, ...]
+    help: str
+    #: value -> keyword arguments of the runner's constructor (absent: none).
+    runner_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    apply: Apply = _nothing
+
+    def kwargs(self, value: str) -> dict[str, Any]:
+        return dict(self.runner_kwargs.get(value, {}))
+
+
+def _keep_stats(runner: Any, value: str) -> None:
+    runner.keep_stats = value == "on"
+
+
+KNOBS: dict[str, Knob] = {
+    knob.name: knob
+    for knob in (
+        Knob(
+            "stats",
+            ("on", "off"),
+            "per-model statistics, totals and round summaries (keep_stats), switched between rounds of one runner",
+            apply=_keep_stats,
+        ),
+    )
+}
+
+
+def parse_setting(text: str) -> tuple[Knob, list[str]]:
+    """``NAME=V1,V2`` -> the knob and its values; ValueError naming what is wrong."""
+    name, sep, values_text = text.partition("=")
+    knob = KNOBS.get(name.strip())
+    if not sep or knob is None:
+        raise ValueError(f"{text!r}: expected NAME=VALUE[,VALUE...] with NAME one of {', '.join(sorted(KNOBS))}")
+    values = [value.strip() for value in values_text.split(",") if value.strip()]
+    unknown = [value for value in values if value not in knob.values]
+    if not values or unknown:
+        raise ValueError(f"{text!r}: {knob.name} takes {', '.join(knob.values)}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{text!r}: a value is given twice")
+    return knob, values

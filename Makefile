@@ -108,5 +108,5 @@ bench-ab: $(BENCH_VENV)/.ready
 
 # The long soak of the fault suite (tests/faults/test_soak.py): opt-in, minutes
 # long; MRCLIENT_SOAK_ROUNDS sets its length. Figures: docs/reliability.rst.
-soak: $(VENV)/.test
+soak: $(VENV)/.dev
 	MRCLIENT_SOAK=1 $(PY) -m pytest tests/faults/test_soak.py -k soak_with_churn -p no:cacheprovider

@@ -19,6 +19,7 @@ from .concurrent import (
     TrainInferModelConcurrentRunner,
 )
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .roster import Roster
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
 
@@ -41,6 +42,7 @@ __all__ = [
     "ModelPredictResult",
     "ModelRunner",
     "MrclientError",
+    "Roster",
     "SecureCredentials",
     "TrainInferModelConcurrentRunner",
     "TrainInferModelRunner",

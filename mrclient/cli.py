@@ -155,7 +155,7 @@ def run_watch(args: argparse.Namespace) -> int:
             if not stop.is_set():  # on Ctrl-C every model "leaves" as the runner closes: not news
                 _print_model("left", model)
 
-        runner.on_model_joined(lambda m: _print_model("joined", m))
+        runner.on_model_joined(lambda m: _print_model("joined", m), replay=False)  # "ready" below
         runner.on_model_left(left)
         for model in runner.models:
             _print_model("ready", model)

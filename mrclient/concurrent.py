@@ -34,6 +34,7 @@ from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
 from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
+from .roster import Roster, RosterKeeper
 from .rounds import Invoke, call_models, execute
 from .runners import (
     ArgumentsType,
@@ -202,6 +203,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._pool_lock = threading.Lock()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
         self._closed = threading.Event()
+        self._roster = RosterKeeper()
         self._started = False
         self._told_table_frozen = False
 
@@ -286,18 +288,42 @@ class ModelConcurrentRunner(abc.ABC):
         """
         return self.model_cluster.connected
 
-    def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
+    def on_model_joined(
+        self, listener: Callable[[ModelRunner], None], *, replay: bool = True
+    ) -> Callable[[ModelRunner], None]:
         """Call ``listener(model_runner)`` each time a model becomes ready to be called.
 
-        It runs on mrclient's listener thread, never on the WebSocket thread nor
-        under a lock, so it may be slow or call the runner; use it to send a new
-        model the history it missed. An exception it raises is logged.
+        "Joined" means a new runner finished its setup: a new model, and also
+        the initial models at ``init()``, a redeploy, a move, a recovery and a
+        reconnect. With ``replay`` (the default), a listener registered after
+        ``init()`` first hears of the models already ready. It runs on
+        mrclient's listener thread, in order, outside every lock; an exception
+        it raises is logged. To bring joiners up to date, use
+        :meth:`joined_since_last` rather than calling them from here (a call
+        from here races your own rounds). Returns ``listener``, so it works as
+        a decorator.
         """
-        self.model_cluster.on_model_joined(listener)
+        return self.model_cluster.on_model_joined(listener, replay=replay)
 
-    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> None:
-        """Call ``listener(model_runner)`` each time a ready model leaves (after it is closed)."""
-        self.model_cluster.on_model_left(listener)
+    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> Callable[[ModelRunner], None]:
+        """Call ``listener(model_runner)`` each time a ready model leaves, after it is closed.
+
+        Also once per ready model at ``close()``. Returns ``listener`` (a decorator too).
+        """
+        return self.model_cluster.on_model_left(listener)
+
+    def joined_since_last(self) -> Roster:
+        """The ready models, and those among them that joined since the previous call.
+
+        One snapshot (``roster.models``); ``roster.joined`` are its runners that
+        the previous call's snapshot did not have (all of them the first time).
+        Call it at the top of each step, send ``roster.joined`` the history
+        they missed (``model_runs=roster.joined``), then run the step's rounds
+        with ``model_runs=roster.models``: a model that joins meanwhile waits
+        for the next step, so it gets the history once, then every tick, and
+        its calls never collide with a round. One caller: the coordinator's loop.
+        """
+        return self._roster.next(self.model_cluster.models)
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` models are ready; False on timeout."""

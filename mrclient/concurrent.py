@@ -9,9 +9,11 @@ freed when its gRPC deadline expires. Penalties are applied afterwards, on the
 coordinator's thread, from the results the coordinator actually received.
 
 A model whose runner is closed during the round (it left the table, or
-``close()`` was called from another thread) is answered ``FAILED`` with the one
-``MODEL_LEFT`` detail and costs it nothing; a round under way when ``close()``
-is called returns its results instead of raising.
+``close()`` was called from another thread or a signal handler) is answered
+``FAILED`` with the one ``MODEL_LEFT`` detail and costs it nothing; a round
+under way when ``close()`` is called returns its results instead of raising.
+``close()`` never takes the round lock: the work of closing runs on a thread
+of its own (see ``shutdown``), so it is safe from anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +51,7 @@ from .runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
 from .security import GatewayCredentials, SecureCredentials
+from .shutdown import Shutdown
 from .validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
 logger = logging.getLogger(__name__)
@@ -202,7 +206,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
-        self._closed = threading.Event()
+        self._shutdown = Shutdown(self._tear_down, name="mrclient-close")
         self._roster = RosterKeeper()
         self._started = False
         self._told_table_frozen = False
@@ -240,20 +244,35 @@ class ModelConcurrentRunner(abc.ABC):
         cannot be reached in time, and ``MrclientError`` after ``close()``.
         """
         timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
-        if self._closed.is_set():
+        if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         self._started = True
         self.model_cluster.start(timeout)
 
     def sync(self) -> None:
-        """Block until ``close()``; the model table is kept current meanwhile."""
-        self._closed.wait()
+        """Block until ``close()`` has finished; the model table is kept current meanwhile."""
+        self._shutdown.done.wait()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: True from that moment on (a coordinator loop's condition)."""
+        return self._shutdown.requested
 
     def close(self) -> None:
-        """Stop the background thread and close every channel and pool; idempotent."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
+        """Stop the background thread and close every channel and pool; idempotent.
+
+        Safe from a signal handler and from any thread, at any point of a
+        round: the round under way returns at once, its models answered
+        ``FAILED`` with detail ``MODEL_LEFT`` at no cost, and the next round
+        raises ``MrclientError``. Returns once everything is stopped, except
+        when it interrupted mrclient's own code on this thread (a signal
+        handler that interrupted a round, a listener): then it returns at
+        once, and the next ``close()`` (or the end of the ``with`` block) waits.
+        """
+        self._shutdown.request(sys._getframe(1))
+
+    def _tear_down(self) -> None:
+        """The work of ``close()``, on its own thread: the cluster, then the call pools."""
         self.model_cluster.close()  # closes the runners, which cancels calls in flight
         with self._pool_lock:
             pools = [*self._retired_pools, *([self._pool] if self._pool else [])]
@@ -271,7 +290,7 @@ class ModelConcurrentRunner(abc.ABC):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        self._shutdown.request(sys._getframe(1))  # as close(), judged from the with block's frame
 
     # -- the model table --------------------------------------------------------------------
 
@@ -342,7 +361,7 @@ class ModelConcurrentRunner(abc.ABC):
         the old one, whose threads end once their calls are done.
         """
         with self._pool_lock:
-            if self._closed.is_set():
+            if self._shutdown.requested:
                 raise MrclientError("the runner is closed")
             needed = 2 * calls + POOL_HEADROOM
             if self._pool is None or needed > self._pool_capacity:
@@ -368,7 +387,7 @@ class ModelConcurrentRunner(abc.ABC):
         raised when every model's answer shows a mistake of the coordinator's.
         """
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
-        if self._closed.is_set():
+        if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         if not self._started:
             raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")

@@ -138,7 +138,7 @@ class ModelConcurrentRunner(abc.ABC):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         max_consecutive_timeouts: int = MAX_CONSECUTIVE_TIMEOUTS,
         secure_credentials: SecureCredentials | None = None,
@@ -155,7 +155,7 @@ class ModelConcurrentRunner(abc.ABC):
             timeout: default deadline of one round, in seconds (``call(timeout=...)`` overrides it).
             crunch_id: the crunch whose models to follow (the orchestrator URL's path).
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             max_consecutive_failures: a model that fails more times in a row than
                 this is reported ``MULTIPLE_FAILED`` and dropped; 0 never reports.
             max_consecutive_timeouts: likewise for timeouts and ``MULTIPLE_TIMEOUT``.
@@ -504,7 +504,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         base_classname: str,
         instance_args: Sequence[Any] | None = None,
         instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -524,7 +524,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             timeout: default deadline of one round, in seconds.
             crunch_id: the crunch whose models to follow.
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             base_classname: the fully qualified base class (``"package.module.Class"``)
                 whose subclass each model node finds in the participant's code and instantiates.
             instance_args: the constructor's positional arguments, plain values
@@ -663,7 +663,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         service_name: str = DEFAULT_SERVICE,
         max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
         max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
@@ -681,7 +681,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             timeout: default deadline of one round, in seconds.
             crunch_id: the crunch whose models to follow.
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             service_name: ``"TrainInferStreamService"`` (the reference client's
                 choice) or ``"TrainInferService"``; both serve the same calls.
             max_consecutive_failures: see :class:`ModelConcurrentRunner`.

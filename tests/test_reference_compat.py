@@ -131,11 +131,11 @@ def test_a_port_read_from_the_environment_as_a_string_is_a_port(monkeypatch: pyt
         orchestrator.add_model(host="127.0.0.1", port=node.port, name="ewma")
         monkeypatch.setenv("ORCHESTRATOR_PORT", str(orchestrator.port))
         with DynamicSubclassModelConcurrentRunner(
-            timeout=5, crunch_id="compat", host="127.0.0.1", port=os.environ["ORCHESTRATOR_PORT"],  # type: ignore[arg-type]
+            timeout=5, crunch_id="compat", host="127.0.0.1", port=os.environ["ORCHESTRATOR_PORT"],
             base_classname=BASE_CLASSNAME,
         ) as runner:
             assert runner.port == orchestrator.port and isinstance(runner.port, int)
             assert [r.status for r in runner.call("predict").values()] == [ModelPredictResult.Status.SUCCESS]
     for bad in ("80a", "", "8000.0"):
         with pytest.raises(InvalidCoordinatorUsageError, match=f"port must be a TCP port number .*, got {bad!r}"):
-            DynamicSubclassModelConcurrentRunner(timeout=5, crunch_id="c", host="h", port=bad, base_classname="a.B")  # type: ignore[arg-type]
+            DynamicSubclassModelConcurrentRunner(timeout=5, crunch_id="c", host="h", port=bad, base_classname="a.B")

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from conftest import TESTS, client_threads_since
+from conftest import REPO_ROOT, TESTS, client_threads_since
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, MrclientError
 from mrclient.runners.base import MODEL_LEFT
 from mrclient.shutdown import Shutdown, runs_library_code
@@ -37,15 +39,24 @@ class ShutdownBase:
 
 
 class Held(ShutdownBase):
-    """``hold`` runs until the test releases it: a round that is still under way."""
+    """``hold`` runs until the test releases it: a round that is still under way; so does a second ``predict``."""
 
     started = threading.Event()
     release = threading.Event()
+
+    def __init__(self) -> None:
+        self.predictions = 0
 
     def hold(self) -> str:
         Held.started.set()
         Held.release.wait(CHILD_WAIT)
         return "released"
+
+    def predict(self) -> int:
+        self.predictions += 1
+        if self.predictions == 2:
+            self.hold()
+        return self.predictions
 
 
 @pytest.fixture
@@ -164,10 +175,9 @@ def test_close_from_a_listener_returns_and_the_runner_closes(
 class Child:
     """The child coordinator process; its JSON lines are read on a thread, so each wait is bounded."""
 
-    def __init__(self, port: int, mode: str) -> None:
+    def __init__(self, *arguments: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(TESTS / "_signal_child.py"), str(port), mode],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, *arguments], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.lines: list[dict[str, Any]] = []
         self._arrived = threading.Condition()
@@ -205,11 +215,16 @@ class Child:
 
 
 @pytest.fixture
-def child(orchestrator: LocalOrchestrator) -> Iterator[Callable[[str], Child]]:
+def child(orchestrator: LocalOrchestrator, tmp_path: Path) -> Iterator[Callable[[str], Child]]:
     started: list[Child] = []
 
     def start(mode: str) -> Child:
-        started.append(Child(orchestrator.port, mode))
+        if mode == "readme":
+            script = tmp_path / "readme_shutdown.py"
+            script.write_text(README_PRELUDE + readme_shutdown_snippet() + README_EPILOGUE)
+            started.append(Child(str(script), str(orchestrator.port)))
+        else:
+            started.append(Child(str(TESTS / "_signal_child.py"), str(orchestrator.port), mode))
         return started[-1]
 
     yield start
@@ -245,3 +260,44 @@ def test_a_signal_while_the_round_holds_the_pool_lock_does_not_hang(child: Calla
     assert coordinator.wait(CHILD_WAIT) == 0, coordinator.stderr()
     assert coordinator.said("results") == {"held": ["FAILED", MODEL_LEFT]}
     assert coordinator.said("threads") == []
+
+
+# -- the README's snippet, as written -----------------------------------------------------------
+
+README_PRELUDE = """\
+import json, sys
+from mrclient import DynamicSubclassModelConcurrentRunner
+
+runner = DynamicSubclassModelConcurrentRunner(
+    timeout=60, crunch_id="shutdown", host="127.0.0.1", port=int(sys.argv[1]), base_classname="ShutdownBase",
+)
+interval = 0.01
+
+def score(results):
+    print(json.dumps({"scored": [r.result for r in results.values()]}), flush=True)
+
+"""
+README_EPILOGUE = """
+print(json.dumps({"closed": runner.closed}), flush=True)
+"""
+
+
+def readme_shutdown_snippet() -> str:
+    """The literal block of README.rst's "Shutting down on SIGTERM and Ctrl-C", dedented."""
+    text = (REPO_ROOT / "README.rst").read_text()
+    section = text[text.index("Shutting down on SIGTERM and Ctrl-C") :]
+    block = re.search(r"::\n\n((?:    .*\n|\n)+)", section)
+    assert block is not None
+    return re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE)
+
+
+def test_the_readmes_sigterm_snippet_ends_a_round_under_way_and_the_loop(child: Callable[[str], Child]) -> None:
+    coordinator = child("readme")
+    assert coordinator.said("scored") == [1], "a first round"
+    assert Held.started.wait(CHILD_WAIT), "the second round is under way"
+    sent = time.monotonic()
+    os.kill(coordinator.process.pid, signal.SIGTERM)
+    assert coordinator.wait(CHILD_WAIT) == 0, coordinator.stderr()
+    assert time.monotonic() - sent < 2.0
+    assert coordinator.said("closed") is True
+    assert [line for line in coordinator.lines if "scored" in line] == [{"scored": [1]}], "the cut round is not scored"

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _orchestrator_fixtures import Recorder
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
 from mrclient.roster import RosterKeeper
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -28,7 +29,7 @@ class JoinBase:
     """The base class of the models here."""
 
 
-class Recorder(JoinBase):
+class Ledger(JoinBase):
     """Records every observation it is fed, in order, under its class name (one subclass per node)."""
 
     fed: dict[str, list[int]] = {}
@@ -37,37 +38,37 @@ class Recorder(JoinBase):
     release = threading.Event()
 
     def __init__(self) -> None:
-        self.seen = Recorder.fed.setdefault(type(self).__name__, [])
+        self.seen = Ledger.fed.setdefault(type(self).__name__, [])
 
     def catch_up(self, history: list[int]) -> int:
         self.seen.extend(history)
         return len(self.seen)
 
     def tick(self, value: int) -> int:
-        if value == Recorder.hold_at and type(self).__name__ == "First":
-            Recorder.holding.set()
-            Recorder.release.wait(WAIT)
+        if value == Ledger.hold_at and type(self).__name__ == "First":
+            Ledger.holding.set()
+            Ledger.release.wait(WAIT)
         self.seen.append(value)
         return len(self.seen)
 
 
-class First(Recorder):
+class First(Ledger):
     pass
 
 
-class Second(Recorder):
+class Second(Ledger):
     pass
 
 
 @pytest.fixture
 def orchestrator() -> Iterator[LocalOrchestrator]:
-    Recorder.fed.clear()
-    Recorder.hold_at = None
-    Recorder.holding.clear()
-    Recorder.release.clear()
+    Ledger.fed.clear()
+    Ledger.hold_at = None
+    Ledger.holding.clear()
+    Ledger.release.clear()
     with LocalOrchestrator(crunch_id=CRUNCH) as orchestrator:
         yield orchestrator
-    Recorder.release.set()
+    Ledger.release.set()
 
 
 @pytest.fixture
@@ -83,13 +84,24 @@ def runner(orchestrator: LocalOrchestrator) -> Iterator[Callable[..., DynamicSub
         return made[-1]
 
     yield make
-    Recorder.release.set()
+    Ledger.release.set()
     for made_runner in made:
         made_runner.close()
 
 
 def add(orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode], cls: type, name: str) -> str:
     return orchestrator.add_model(port=local_node(classes=[JoinBase, cls]).port, name=name)
+
+
+def started_on_first(
+    orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
+    runner: Callable[..., DynamicSubclassModelConcurrentRunner],
+) -> DynamicSubclassModelConcurrentRunner:
+    """A runner, initialised on a crunch of one model, "first"."""
+    add(orchestrator, local_node, First, "first")
+    coordinator = runner()
+    coordinator.init(timeout=WAIT)
+    return coordinator
 
 
 # -- the roster, from plain data ------------------------------------------------------------------
@@ -130,16 +142,14 @@ def test_a_model_that_joins_mid_tick_gets_its_history_once_and_is_never_charged(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runner: Callable[..., DynamicSubclassModelConcurrentRunner],
 ) -> None:
-    add(orchestrator, local_node, First, "first")
-    coordinator = runner()
-    coordinator.init(timeout=WAIT)
-    Recorder.hold_at = 2
+    coordinator = started_on_first(orchestrator, local_node, runner)
+    Ledger.hold_at = 2
 
     def join_while_tick_2_runs() -> None:
-        assert Recorder.holding.wait(WAIT)
+        assert Ledger.holding.wait(WAIT)
         add(orchestrator, local_node, Second, "second")
         assert coordinator.wait_for_models(2, WAIT)  # ready now, in the middle of the round
-        Recorder.release.set()
+        Ledger.release.set()
 
     joiner = threading.Thread(target=join_while_tick_2_runs)
     joiner.start()
@@ -157,7 +167,7 @@ def test_a_model_that_joins_mid_tick_gets_its_history_once_and_is_never_charged(
     joiner.join(WAIT)
 
     assert caught_up == [("second",)], "one catch-up, for the joiner only"
-    assert Recorder.fed == {"First": [0, 1, 2, 3, 4], "Second": [0, 1, 2, 3, 4]}, "every tick once, in order"
+    assert Ledger.fed == {"First": [0, 1, 2, 3, 4], "Second": [0, 1, 2, 3, 4]}, "every tick once, in order"
     assert [r.status for r in results] == [SUCCESS] * len(results), "no collision: nothing timed out"
     assert all(m.consecutive_timeouts == 0 and m.consecutive_failures == 0 for m in coordinator.models)
     assert orchestrator.reports == []
@@ -167,9 +177,7 @@ def test_a_model_ready_after_the_roster_waits_for_the_next_step(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runner: Callable[..., DynamicSubclassModelConcurrentRunner],
 ) -> None:
-    add(orchestrator, local_node, First, "first")
-    coordinator = runner()
-    coordinator.init(timeout=WAIT)
+    coordinator = started_on_first(orchestrator, local_node, runner)
     roster = coordinator.joined_since_last()
     add(orchestrator, local_node, Second, "second")
     assert coordinator.wait_for_models(2, WAIT)
@@ -180,31 +188,8 @@ def test_a_model_ready_after_the_roster_waits_for_the_next_step(
 # -- listeners: replay and decorators ------------------------------------------------------------
 
 
-class Heard:
-    """What one listener heard, with a bounded wait for a count."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, ModelRunner]] = []
-        self._changed = threading.Condition()
-
-    def joined(self, runner: ModelRunner) -> None:
-        self._add("joined", runner)
-
-    def left(self, runner: ModelRunner) -> None:
-        self._add("left", runner)
-
-    def _add(self, kind: str, runner: ModelRunner) -> None:
-        with self._changed:
-            self.events.append((kind, runner))
-            self._changed.notify_all()
-
-    def wait_count(self, count: int) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: len(self.events) >= count, WAIT)
-
-    def names(self) -> list[tuple[str, str | None]]:
-        with self._changed:
-            return [(kind, runner.model_name) for kind, runner in self.events]
+def names(recorder: Recorder) -> list[tuple[str, str | None]]:
+    return [(kind, runner.model_name) for kind, runner in recorder.events]
 
 
 def test_a_listener_registered_after_init_first_hears_of_the_models_already_there(
@@ -216,7 +201,7 @@ def test_a_listener_registered_after_init_first_hears_of_the_models_already_ther
     coordinator = runner()
     coordinator.init(timeout=WAIT)
     ready = coordinator.models
-    replayed, future_only = Heard(), Heard()
+    replayed, future_only = Recorder(), Recorder()
     coordinator.on_model_joined(replayed.joined)
     coordinator.on_model_left(replayed.left)
     coordinator.on_model_joined(future_only.joined, replay=False)
@@ -226,8 +211,8 @@ def test_a_listener_registered_after_init_first_hears_of_the_models_already_ther
     orchestrator.stop_model(third)
     assert replayed.wait_count(4) and future_only.wait_count(2)
     assert [runner for _, runner in replayed.events[:2]] == ready, "the models already there, in join order"
-    assert replayed.names()[2:] == [("joined", "third"), ("left", "third")]
-    assert future_only.names() == [("joined", "third"), ("left", "third")]
+    assert names(replayed)[2:] == [("joined", "third"), ("left", "third")]
+    assert names(future_only) == [("joined", "third"), ("left", "third")]
 
 
 def test_listeners_registered_during_a_burst_of_joins_hear_each_model_once(
@@ -237,7 +222,7 @@ def test_listeners_registered_during_a_burst_of_joins_hear_each_model_once(
     coordinator = runner()
     coordinator.init(timeout=WAIT)
     ports = [local_node(classes=[JoinBase, First]).port for _ in range(8)]
-    heard = [Heard() for _ in ports]
+    heard = [Recorder() for _ in ports]
     for port, listener in zip(ports, heard, strict=True):  # each registers while the previous models are still joining
         orchestrator.add_model(port=port)
         coordinator.on_model_joined(listener.joined)
@@ -252,7 +237,7 @@ def test_the_listener_methods_work_as_decorators(
     runner: Callable[..., DynamicSubclassModelConcurrentRunner],
 ) -> None:
     coordinator = runner()
-    heard = Heard()
+    heard = Recorder()
 
     @coordinator.on_model_joined
     def joined(model: ModelRunner) -> None:
@@ -268,4 +253,4 @@ def test_the_listener_methods_work_as_decorators(
     coordinator.init(timeout=WAIT)
     orchestrator.stop_model(model_id)
     assert heard.wait_count(2)
-    assert heard.names() == [("joined", "first"), ("left", "first")], "registered before init: no double"
+    assert names(heard) == [("joined", "first"), ("left", "first")], "registered before init: no double"

@@ -19,6 +19,7 @@ from .concurrent import (
     TrainInferModelConcurrentRunner,
 )
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .roster import Roster
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
@@ -45,6 +46,7 @@ __all__ = [
     "ModelRunner",
     "ModelStats",
     "MrclientError",
+    "Roster",
     "RoundSummary",
     "SecureCredentials",
     "TrainInferModelConcurrentRunner",

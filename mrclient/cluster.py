@@ -276,13 +276,20 @@ class ModelCluster:
             self._changed.wait_for(lambda: self._closed or len(self._snapshot) >= count, timeout)
             return len(self._snapshot) >= count
 
-    def on_model_joined(self, listener: ModelListener) -> ModelListener:
-        """Call ``listener(runner)`` once per runner that becomes ready (off the WebSocket thread)."""
-        self._listeners.add(_JOINED, listener)
+    def on_model_joined(self, listener: ModelListener, *, replay: bool = True) -> ModelListener:
+        """Call ``listener(runner)`` once per runner that becomes ready (off the WebSocket thread).
+
+        With ``replay`` (the default) it first hears of the runners already
+        ready, in the order they joined and before any later event, so a
+        listener registered after ``start()`` misses no model. Returns
+        ``listener``: it works as a decorator.
+        """
+        with self._lock:  # no join is posted between the snapshot and the registration
+            self._listeners.add(_JOINED, listener, self._snapshot if replay else ())
         return listener
 
     def on_model_left(self, listener: ModelListener) -> ModelListener:
-        """Call ``listener(runner)`` once per ready runner that leaves, after it is closed."""
+        """Call ``listener(runner)`` once per ready runner that leaves, after it is closed; returns ``listener``."""
         self._listeners.add(_LEFT, listener)
         return listener
 

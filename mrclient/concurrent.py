@@ -9,9 +9,11 @@ freed when its gRPC deadline expires. Penalties are applied afterwards, on the
 coordinator's thread, from the results the coordinator actually received.
 
 A model whose runner is closed during the round (it left the table, or
-``close()`` was called from another thread) is answered ``FAILED`` with the one
-``MODEL_LEFT`` detail and costs it nothing; a round under way when ``close()``
-is called returns its results instead of raising.
+``close()`` was called from another thread or a signal handler) is answered
+``FAILED`` with the one ``MODEL_LEFT`` detail and costs it nothing; a round
+under way when ``close()`` is called returns its results instead of raising.
+``close()`` never takes the round lock: the work of closing runs on a thread
+of its own (see ``shutdown``), so it is safe from anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +39,7 @@ from .orchestrator import OrchestratorSettings
 from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
 from .proto.dynamic_subclass_pb2 import CallRequest
 from .proto.train_infer_pb2 import InferRequest
+from .roster import Roster, RosterKeeper
 from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 from .runners import (
     MODEL_LEFT,
@@ -50,6 +54,7 @@ from .runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from .runners.dynamic_subclass import build_call_request
 from .runners.train_infer import DEFAULT_SERVICE
 from .security import GatewayCredentials, SecureCredentials
+from .shutdown import Shutdown
 from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary, StatsBook
 from .validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
@@ -139,7 +144,7 @@ class ModelConcurrentRunner(abc.ABC):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         max_consecutive_failures: int = MAX_CONSECUTIVE_FAILURES,
         max_consecutive_timeouts: int = MAX_CONSECUTIVE_TIMEOUTS,
         secure_credentials: SecureCredentials | None = None,
@@ -158,7 +163,7 @@ class ModelConcurrentRunner(abc.ABC):
             timeout: default deadline of one round, in seconds (``call(timeout=...)`` overrides it).
             crunch_id: the crunch whose models to follow (the orchestrator URL's path).
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             max_consecutive_failures: a model that fails more times in a row than
                 this is reported ``MULTIPLE_FAILED`` and dropped; 0 never reports.
             max_consecutive_timeouts: likewise for timeouts and ``MULTIPLE_TIMEOUT``.
@@ -218,7 +223,8 @@ class ModelConcurrentRunner(abc.ABC):
         self._retired_pools: list[ThreadPoolExecutor] = []
         self._pool_lock = threading.Lock()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
-        self._closed = threading.Event()
+        self._shutdown = Shutdown(self._tear_down, name="mrclient-close")
+        self._roster = RosterKeeper()
         self._started = False
         self._told_table_frozen = False
         self.keep_stats = bool(keep_stats)
@@ -258,20 +264,35 @@ class ModelConcurrentRunner(abc.ABC):
         cannot be reached in time, and ``MrclientError`` after ``close()``.
         """
         timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
-        if self._closed.is_set():
+        if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         self._started = True
         self.model_cluster.start(timeout)
 
     def sync(self) -> None:
-        """Block until ``close()``; the model table is kept current meanwhile."""
-        self._closed.wait()
+        """Block until ``close()`` has finished; the model table is kept current meanwhile."""
+        self._shutdown.done.wait()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: True from that moment on (a coordinator loop's condition)."""
+        return self._shutdown.requested
 
     def close(self) -> None:
-        """Stop the background thread and close every channel and pool; idempotent."""
-        if self._closed.is_set():
-            return
-        self._closed.set()
+        """Stop the background thread and close every channel and pool; idempotent.
+
+        Safe from a signal handler and from any thread, at any point of a
+        round: the round under way returns at once, its models answered
+        ``FAILED`` with detail ``MODEL_LEFT`` at no cost, and the next round
+        raises ``MrclientError``. Returns once everything is stopped, except
+        when it interrupted mrclient's own code on this thread (a signal
+        handler that interrupted a round, a listener): then it returns at
+        once, and the next ``close()`` (or the end of the ``with`` block) waits.
+        """
+        self._shutdown.request(sys._getframe(1))
+
+    def _tear_down(self) -> None:
+        """The work of ``close()``, on its own thread: the cluster, then the call pools."""
         self.model_cluster.close()  # closes the runners, which cancels calls in flight
         self._round_listeners.close()
         with self._pool_lock:
@@ -290,7 +311,7 @@ class ModelConcurrentRunner(abc.ABC):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        self._shutdown.request(sys._getframe(1))  # as close(), judged from the with block's frame
 
     # -- the model table --------------------------------------------------------------------
 
@@ -307,18 +328,42 @@ class ModelConcurrentRunner(abc.ABC):
         """
         return self.model_cluster.connected
 
-    def on_model_joined(self, listener: Callable[[ModelRunner], None]) -> None:
+    def on_model_joined(
+        self, listener: Callable[[ModelRunner], None], *, replay: bool = True
+    ) -> Callable[[ModelRunner], None]:
         """Call ``listener(model_runner)`` each time a model becomes ready to be called.
 
-        It runs on mrclient's listener thread, never on the WebSocket thread nor
-        under a lock, so it may be slow or call the runner; use it to send a new
-        model the history it missed. An exception it raises is logged.
+        "Joined" means a new runner finished its setup: a new model, and also
+        the initial models at ``init()``, a redeploy, a move, a recovery and a
+        reconnect. With ``replay`` (the default), a listener registered after
+        ``init()`` first hears of the models already ready. It runs on
+        mrclient's listener thread, in order, outside every lock; an exception
+        it raises is logged. To bring joiners up to date, use
+        :meth:`joined_since_last` rather than calling them from here (a call
+        from here races your own rounds). Returns ``listener``, so it works as
+        a decorator.
         """
-        self.model_cluster.on_model_joined(listener)
+        return self.model_cluster.on_model_joined(listener, replay=replay)
 
-    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> None:
-        """Call ``listener(model_runner)`` each time a ready model leaves (after it is closed)."""
-        self.model_cluster.on_model_left(listener)
+    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> Callable[[ModelRunner], None]:
+        """Call ``listener(model_runner)`` each time a ready model leaves, after it is closed.
+
+        Also once per ready model at ``close()``. Returns ``listener`` (a decorator too).
+        """
+        return self.model_cluster.on_model_left(listener)
+
+    def joined_since_last(self) -> Roster:
+        """The ready models, and those among them that joined since the previous call.
+
+        One snapshot (``roster.models``); ``roster.joined`` are its runners that
+        the previous call's snapshot did not have (all of them the first time).
+        Call it at the top of each step, send ``roster.joined`` the history
+        they missed (``model_runs=roster.joined``), then run the step's rounds
+        with ``model_runs=roster.models``: a model that joins meanwhile waits
+        for the next step, so it gets the history once, then every tick, and
+        its calls never collide with a round. One caller: the coordinator's loop.
+        """
+        return self._roster.next(self.model_cluster.models)
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` models are ready; False on timeout."""
@@ -362,7 +407,7 @@ class ModelConcurrentRunner(abc.ABC):
         the old one, whose threads end once their calls are done.
         """
         with self._pool_lock:
-            if self._closed.is_set():
+            if self._shutdown.requested:
                 raise MrclientError("the runner is closed")
             needed = 2 * calls + POOL_HEADROOM
             if self._pool is None or needed > self._pool_capacity:
@@ -390,7 +435,7 @@ class ModelConcurrentRunner(abc.ABC):
         ``method`` names the round in its statistics.
         """
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
-        if self._closed.is_set():
+        if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         if not self._started:
             raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
@@ -511,7 +556,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         base_classname: str,
         instance_args: Sequence[Any] | None = None,
         instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -533,7 +578,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             timeout: default deadline of one round, in seconds.
             crunch_id: the crunch whose models to follow.
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             base_classname: the fully qualified base class (``"package.module.Class"``)
                 whose subclass each model node finds in the participant's code and instantiates.
             instance_args: the constructor's positional arguments, plain values
@@ -676,7 +721,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         timeout: float,
         crunch_id: str,
         host: str,
-        port: int,
+        port: int | str,
         service_name: str = DEFAULT_SERVICE,
         max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
         max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
@@ -696,7 +741,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             timeout: default deadline of one round, in seconds.
             crunch_id: the crunch whose models to follow.
             host: the orchestrator's host.
-            port: the orchestrator's WebSocket port.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             service_name: ``"TrainInferStreamService"`` (the reference client's
                 choice) or ``"TrainInferService"``; both serve the same calls.
             max_consecutive_failures: see :class:`ModelConcurrentRunner`.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 __all__ = ["ListenerDispatcher"]
@@ -39,20 +39,32 @@ class ListenerDispatcher(Generic[T]):
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def add(self, kind: str, listener: Listener[T]) -> None:
+    def add(self, kind: str, listener: Listener[T], replay: Iterable[T] = ()) -> None:
+        """Register ``listener`` for ``kind``; it first hears of the ``replay`` items, alone and in order.
+
+        The replay is queued with the registration, under one lock, so no event
+        posted afterwards can overtake it.
+        """
         with self._lock:
             self._listeners[kind] = (*self._listeners.get(kind, ()), listener)
+            for item in replay:
+                self._enqueue(kind, (listener,), item)
 
     def post(self, kind: str, item: T) -> None:
         """Queue ``item`` for the listeners of ``kind`` registered now; never blocks."""
         with self._lock:
             listeners = self._listeners.get(kind, ())
-            if not listeners or self._closed:
-                return
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-            self._queue.put((kind, listeners, item))
+            if listeners:
+                self._enqueue(kind, listeners, item)
+
+    def _enqueue(self, kind: str, listeners: tuple[Listener[T], ...], item: T) -> None:
+        """Queue one event (lock held); the thread starts with the first."""
+        if self._closed:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        self._queue.put((kind, listeners, item))
 
     def close(self) -> None:
         """Deliver what was posted, then stop the thread; idempotent.

@@ -305,7 +305,7 @@ def test_health_checks_keep_a_serving_node_and_reconnect_another(crunch: Crunch)
     left: list[ModelRunner] = []
     rejoined = threading.Event()
     runner.on_model_left(left.append)
-    runner.on_model_joined(lambda m: (joined.append(m), rejoined.set()))
+    runner.on_model_joined(lambda m: (joined.append(m), rejoined.set()), replay=False)
     (model,) = runner.models
 
     def two_timeouts() -> None:

@@ -8,6 +8,7 @@ parameters instead of hiding them behind ``**kwargs``.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
+    InvalidCoordinatorUsageError,
     ModelConcurrentRunner,
     ModelPredictResult,
     ModelRunner,
@@ -121,3 +123,19 @@ def test_models_run_is_a_read_only_snapshot_keyed_by_model_id() -> None:
             assert left.wait(WAIT)
             assert not runner.model_cluster.models_run
             assert list(models_run) == [model_id], "a snapshot: it does not change under the caller"
+
+
+def test_a_port_read_from_the_environment_as_a_string_is_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``port=os.environ["ORCHESTRATOR_PORT"]`` (the reference accepts ``"8000"``) connects like the number."""
+    with LocalOrchestrator(crunch_id="compat") as orchestrator, LocalModelNode(classes=[TrackerBase, EwmaTracker]) as node:
+        orchestrator.add_model(host="127.0.0.1", port=node.port, name="ewma")
+        monkeypatch.setenv("ORCHESTRATOR_PORT", str(orchestrator.port))
+        with DynamicSubclassModelConcurrentRunner(
+            timeout=5, crunch_id="compat", host="127.0.0.1", port=os.environ["ORCHESTRATOR_PORT"],
+            base_classname=BASE_CLASSNAME,
+        ) as runner:
+            assert runner.port == orchestrator.port and isinstance(runner.port, int)
+            assert [r.status for r in runner.call("predict").values()] == [ModelPredictResult.Status.SUCCESS]
+    for bad in ("80a", "", "8000.0"):
+        with pytest.raises(InvalidCoordinatorUsageError, match=f"port must be a TCP port number .*, got {bad!r}"):
+            DynamicSubclassModelConcurrentRunner(timeout=5, crunch_id="c", host="h", port=bad, base_classname="a.B")

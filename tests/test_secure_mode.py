@@ -375,7 +375,7 @@ def test_a_node_that_rotates_its_certificate_is_repinned_after_a_reconnect(crunc
     assert runner.call("predict")[before].status is SUCCESS
 
     rejoined = threading.Event()
-    runner.on_model_joined(lambda model: rejoined.set())
+    runner.on_model_joined(lambda model: rejoined.set(), replay=False)
     node = participant.node
     node.stop()
     node.secure = crunch.authority.mutual_tls_node(participant.model_id, participant.cruncher)  # a new key

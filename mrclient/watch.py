@@ -307,7 +307,7 @@ def watch_crunch(
         if board.left(model) and lines and not stop.is_set():
             lines.model("left", model)
 
-    runner.on_model_joined(joined)
+    runner.on_model_joined(joined, replay=False)  # those already ready are listed as "ready" below
     runner.on_model_left(left)
     runner.on_round(board.round_done)
     for model in runner.models:

@@ -315,7 +315,7 @@ def test_a_reconnected_model_keeps_its_history(crunch: Crunch) -> None:
     history = old.stats
 
     joined = threading.Event()
-    runner.on_model_joined(lambda model: joined.set())
+    runner.on_model_joined(lambda model: joined.set(), replay=False)
     fresh = runner.model_cluster.reconnect(old)
     assert fresh is not None and joined.wait(WAIT)
     runner.call("work")

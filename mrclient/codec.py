@@ -13,7 +13,7 @@ import numbers
 import operator
 import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .proto.commons_pb2 import Argument, KwArgument, Variant, VariantType
@@ -35,6 +35,12 @@ __all__ = [
 _DOUBLE = struct.Struct("<d")
 _INT = struct.Struct("<q")
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+# The VariantType numbers, read once: ``VariantType.JSON`` goes through protobuf's enum
+# wrapper, about a microsecond a lookup, and a round decodes a thousand answers.
+NONE, DOUBLE, INT, STRING, PARQUET, JSON = (
+    int(VariantType.Value(name)) for name in ("NONE", "DOUBLE", "INT", "STRING", "PARQUET", "JSON")
+)
 
 
 def type_name(data_type: int) -> str:
@@ -67,44 +73,44 @@ def _parquet_modules() -> tuple[Any, Any, Any]:
 def detect_type(value: Any) -> int:
     """The VariantType a node would use for ``value``; ValueError if none fits."""
     if value is None:
-        return VariantType.NONE
+        return NONE
     if isinstance(value, bool):
-        return VariantType.JSON  # keep true/false; INT would turn them into 1/0
+        return JSON  # keep true/false; INT would turn them into 1/0
     if isinstance(value, numbers.Integral):
-        return VariantType.INT
+        return INT
     if isinstance(value, numbers.Real):
-        return VariantType.DOUBLE
+        return DOUBLE
     if isinstance(value, str):
-        return VariantType.STRING
+        return STRING
     if isinstance(value, (dict, list, tuple)):
-        return VariantType.JSON
+        return JSON
     dataframe = _dataframe_class()
     if dataframe is not None and isinstance(value, dataframe):
-        return VariantType.PARQUET
+        return PARQUET
     raise ValueError(f"cannot encode a value of type {type(value).__name__}")
 
 
 def encode_data(data_type: int, value: Any) -> bytes:
     """Encode ``value`` as the bytes of a Variant of ``data_type``."""
     try:
-        if data_type == VariantType.NONE:
+        if data_type == NONE:
             return b""
-        if data_type == VariantType.DOUBLE:
+        if data_type == DOUBLE:
             if isinstance(value, (str, bytes, bytearray)):
                 raise TypeError("expected a number")  # float("1.5") would accept text
             return _DOUBLE.pack(float(value))
-        if data_type == VariantType.INT:
+        if data_type == INT:
             number = operator.index(value)  # int() would truncate 3.7 to 3 and parse "12"
             if not _INT_MIN <= number <= _INT_MAX:
                 raise ValueError("outside the signed 64-bit range")
             return _INT.pack(number)
-        if data_type == VariantType.STRING:
+        if data_type == STRING:
             if not isinstance(value, str):
                 raise TypeError("expected str")
             return value.encode("utf-8")
-        if data_type == VariantType.JSON:
+        if data_type == JSON:
             return json.dumps(value, separators=(",", ":")).encode("utf-8")
-        if data_type == VariantType.PARQUET:
+        if data_type == PARQUET:
             return _encode_parquet(value)
     except ImportError:
         raise
@@ -126,27 +132,33 @@ def _encode_parquet(value: Any) -> bytes:
     return sink.getvalue()
 
 
+def _decode_parquet(data: bytes) -> Any:
+    _, pyarrow, parquet = _parquet_modules()
+    return parquet.read_table(pyarrow.BufferReader(data)).to_pandas()
+
+
+#: How the bytes of each VariantType the nodes send become a Python value.
+_DECODERS: dict[int, Callable[[bytes], Any]] = {
+    NONE: lambda _: None,
+    DOUBLE: lambda data: _DOUBLE.unpack(data)[0],
+    INT: lambda data: _INT.unpack(data)[0],
+    STRING: lambda data: data.decode("utf-8"),
+    JSON: lambda data: json.loads(data.decode("utf-8")),
+    PARQUET: _decode_parquet,
+}
+
+
 def decode_data(data: bytes, data_type: int) -> Any:
     """Decode the bytes of a Variant of ``data_type`` into a Python value."""
+    decoder = _DECODERS.get(data_type)
+    if decoder is None:
+        raise ValueError(f"cannot decode {type_name(data_type)}: not supported by the model nodes")
     try:
-        if data_type == VariantType.NONE:
-            return None
-        if data_type == VariantType.DOUBLE:
-            return _DOUBLE.unpack(data)[0]
-        if data_type == VariantType.INT:
-            return _INT.unpack(data)[0]
-        if data_type == VariantType.STRING:
-            return data.decode("utf-8")
-        if data_type == VariantType.JSON:
-            return json.loads(data.decode("utf-8"))
-        if data_type == VariantType.PARQUET:
-            _, pyarrow, parquet = _parquet_modules()
-            return parquet.read_table(pyarrow.BufferReader(data)).to_pandas()
+        return decoder(data)
     except ImportError:
         raise
     except Exception as error:  # any malformed payload: struct, unicode, json, arrow errors
         raise ValueError(f"cannot decode {len(data)} bytes as {type_name(data_type)}: {error}") from error
-    raise ValueError(f"cannot decode {type_name(data_type)}: not supported by the model nodes")
 
 
 def to_variant(value: Any) -> Variant:
@@ -158,8 +170,8 @@ def to_variant(value: Any) -> Variant:
     if isinstance(value, Variant):
         return value
     data_type = detect_type(value)
-    if data_type == VariantType.NONE:
-        data_type = VariantType.JSON
+    if data_type == NONE:
+        data_type = JSON
     return Variant(type=data_type, value=encode_data(data_type, value))  # type: ignore[arg-type]
 
 

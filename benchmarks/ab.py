@@ -85,6 +85,13 @@ def median_interval(values: Sequence[float]) -> list[float]:
     return [ordered[k], ordered[n - 1 - k]] if n else [math.nan, math.nan]
 
 
+def _per_call(rounds: Sequence[dict[str, Any]], key: str, calls_per_round: int) -> float:
+    """The mean of ``key`` per call over ``rounds`` (NaN when the rounds did not record it)."""
+    if not rounds or any(key not in r for r in rounds):
+        return math.nan
+    return sum(r[key] for r in rounds) / (len(rounds) * calls_per_round)
+
+
 def summarize(rounds: Sequence[dict[str, Any]], labels: Sequence[str], calls_per_round: int) -> dict[str, Any]:
     """Per variant: CPU per call and wall time; per variant after the first: its block-by-block ratio."""
     variants = []
@@ -98,6 +105,8 @@ def summarize(rounds: Sequence[dict[str, Any]], labels: Sequence[str], calls_per
             "caller_cpu_per_call_us": sum(r["caller_cpu_s"] for r in mine) / (len(mine) * calls_per_round) * 1e6,
             "cpu_per_call_median_us": statistics.median(cpu),
             "wall_p50_ms": percentile([r["wall_s"] * 1000 for r in mine], 0.5),
+            "voluntary_switches_per_call": _per_call(mine, "voluntary_switches", calls_per_round),
+            "involuntary_switches_per_call": _per_call(mine, "involuntary_switches", calls_per_round),
             "ok": sum(r["ok"] for r in mine),
             "expected": len(mine) * calls_per_round,
         })  # fmt: skip
@@ -139,12 +148,15 @@ def render(summary: dict[str, Any], header: str) -> str:
     lines = [
         header,
         "",
-        f"{'variant':<16}{'CPU/call us':>13}{'median':>10}{'caller us':>11}{'wall p50 ms':>13}{'ok/expected':>16}",
+        f"{'variant':<22}{'CPU/call us':>13}{'median':>10}{'caller us':>11}{'wall p50 ms':>13}"
+        f"{'vcsw/call':>11}{'ivcsw/call':>12}{'ok/expected':>16}",
     ]
     for v in summary["variants"]:
         lines.append(
-            f"{v['label']:<16}{v['cpu_per_call_us']:>13.1f}{v['cpu_per_call_median_us']:>10.1f}"
-            f"{v['caller_cpu_per_call_us']:>11.2f}{v['wall_p50_ms']:>13.1f}{v['ok']:>9}/{v['expected']}"
+            f"{v['label']:<22}{v['cpu_per_call_us']:>13.1f}{v['cpu_per_call_median_us']:>10.1f}"
+            f"{v['caller_cpu_per_call_us']:>11.2f}{v['wall_p50_ms']:>13.1f}"
+            f"{v.get('voluntary_switches_per_call', math.nan):>11.2f}"
+            f"{v.get('involuntary_switches_per_call', math.nan):>12.2f}{v['ok']:>9}/{v['expected']}"
         )
     lines.append("")
     for c in summary["comparisons"]:

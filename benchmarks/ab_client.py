@@ -6,7 +6,9 @@ constructor arguments, warms every variant up, then runs the rounds in blocks
 (every variant once per block, in forward then reverse order: A B B A A B...),
 switching each variant's runtime settings on before its round. Each round's
 process CPU time (every thread, gRPC core's included), the calling thread's
-own CPU time and the wall time are measured around ``call()`` alone.
+own CPU time, the process's context switches (voluntary: a thread waited;
+involuntary: the kernel preempted it) and the wall time are measured around
+the round alone (``call()``, or the round a knob puts in its place).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 
 from .clients.common import RESULT_MARKER, make_payload
-from .knobs import KNOBS
+from .floor_b import close_pools
+from .knobs import KNOBS, Round
+from .measure import context_switches
 
 _SUCCESS = ModelPredictResult.Status.SUCCESS
 
@@ -42,6 +46,20 @@ def _kwargs(settings: dict[str, str]) -> dict[str, Any]:
 def _apply(runner: DynamicSubclassModelConcurrentRunner, settings: dict[str, str]) -> None:
     for name, value in sorted(settings.items()):
         KNOBS[name].apply(runner, value)
+
+
+def _call_round(runner: DynamicSubclassModelConcurrentRunner, method: str, payload: dict[str, Any], _: float) -> int:
+    results = runner.call(method, args=[payload])
+    return sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+
+
+def _round_of(settings: dict[str, str]) -> Round:
+    """The variant's round: a knob's replacement if one gives it, else ``runner.call``."""
+    for name, value in sorted(settings.items()):
+        replacement = KNOBS[name].rounds.get(value)
+        if replacement is not None:
+            return replacement
+    return _call_round
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -69,14 +87,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                     raise TimeoutError(f"{len(runner.models)} of {n} models callable")
             runner_of.append(runners[key])
 
+        rounds_of = [_round_of(settings) for settings in variants]
+
         def one_round(index: int, number: int) -> dict[str, Any]:
-            runner, payload = runner_of[index], make_payload(number)
+            runner, payload, round_ = runner_of[index], make_payload(number), rounds_of[index]
             _apply(runner, variants[index])
+            voluntary, involuntary = context_switches()
             cpu, own, wall = time.process_time(), time.thread_time(), time.perf_counter()
-            results = runner.call(method, args=[payload])
+            ok = round_(runner, method, payload, config["timeout"])
             wall, own, cpu = time.perf_counter() - wall, time.thread_time() - own, time.process_time() - cpu
-            ok = sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
-            return {"variant": index, "cpu_s": cpu, "caller_cpu_s": own, "wall_s": wall, "ok": ok}
+            voluntary_after, involuntary_after = context_switches()
+            return {
+                "variant": index, "cpu_s": cpu, "caller_cpu_s": own, "wall_s": wall, "ok": ok,
+                "voluntary_switches": voluntary_after - voluntary,
+                "involuntary_switches": involuntary_after - involuntary,
+            }  # fmt: skip
 
         for number, index in enumerate(schedule(len(variants), config["warmup"])):
             one_round(index, -1 - number)
@@ -85,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for number, index in enumerate(schedule(len(variants), config["rounds"])):
             rounds.append({**one_round(index, number), "block": number // len(variants)})
     finally:
+        close_pools()
         for runner in runners.values():
             runner.close()
     print(RESULT_MARKER + json.dumps({"rounds": rounds, "runners": len(runners)}), flush=True)

@@ -2,9 +2,11 @@
 
 A knob has named values. Each value may give constructor arguments (variants
 that differ there get a runner each, all in the same process, against the same
-cluster) and may set something on a runner between rounds (variants that only
-differ there share one runner, switched before each of its rounds). To decide
-a tuning question, add a knob here and run::
+cluster), may set something on a runner between rounds (variants that only
+differ there share one runner, switched before each of its rounds), and may
+replace the round itself (``shape=floor-b``: the bare design-card shape on the
+same runner's channels, so mrclient and its floor are compared in one
+process). To decide a tuning question, add a knob here and run::
 
     python -m benchmarks.ab --variant NAME=VALUE1,VALUE2 --models 1000
 
@@ -17,8 +19,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .floor_b import floor_b_round, floor_b_switch_round, rounds_only_round
+
 #: ``apply(runner, value)``: put a value on a constructed runner, between rounds.
 Apply = Callable[[Any, str], None]
+#: ``round(runner, method, payload, timeout)``: one round another way than ``runner.call``; correct answers.
+Round = Callable[[Any, str, dict[str, Any], float], int]
 
 
 def _nothing(runner: Any, value: str) -> None:
@@ -35,6 +41,8 @@ class Knob:
     #: value -> keyword arguments of the runner's constructor (absent: none).
     runner_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     apply: Apply = _nothing
+    #: value -> the round to run instead of ``runner.call`` (absent: ``runner.call``).
+    rounds: Mapping[str, Round] = field(default_factory=dict)
 
     def kwargs(self, value: str) -> dict[str, Any]:
         return dict(self.runner_kwargs.get(value, {}))
@@ -42,6 +50,10 @@ class Knob:
 
 def _keep_stats(runner: Any, value: str) -> None:
     runner.keep_stats = value == "on"
+
+
+def _switch_interval(runner: Any, value: str) -> None:
+    runner.round_switch_interval = None if value == "off" else float(value)
 
 
 KNOBS: dict[str, Knob] = {
@@ -52,6 +64,20 @@ KNOBS: dict[str, Knob] = {
             ("on", "off"),
             "per-model statistics, totals and round summaries (keep_stats), switched between rounds of one runner",
             apply=_keep_stats,
+        ),
+        Knob(
+            "switch",
+            ("off", "0.005", "0.01", "0.02", "0.05", "0.1"),
+            "the GIL switch interval during a round (round_switch_interval; off: Python's, 0.005 s), "
+            "switched between rounds of one runner",
+            apply=_switch_interval,
+        ),
+        Knob(
+            "shape",
+            ("mrclient", "floor-b", "floor-b-switch", "rounds-only"),
+            "mrclient's call(), or floor B (a bare pool of N blocking calls, wait(timeout)) on the same "
+            "runner's channels under Python's switch interval, or under the runner's round_switch_interval",
+            rounds={"floor-b": floor_b_round, "floor-b-switch": floor_b_switch_round, "rounds-only": rounds_only_round},
         ),
     )
 }

@@ -42,6 +42,15 @@ def os_thread_count() -> int:
     raise RuntimeError("no Threads line in /proc/self/status")
 
 
+def context_switches(who: int = resource.RUSAGE_SELF) -> tuple[int, int]:
+    """Voluntary (a thread waited) and involuntary (the kernel preempted it) context switches so far.
+
+    ``RUSAGE_SELF``: every thread of the process, ended ones included.
+    """
+    usage = resource.getrusage(who)
+    return usage.ru_nvcsw, usage.ru_nivcsw
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -102,8 +111,9 @@ class ThreadSampler:
     """A background thread that records the peak OS thread count of the process.
 
     Reading ``/proc/self/status`` every few milliseconds costs a few
-    microseconds; the sampler keeps its own CPU time so the caller can subtract
-    it from the process's, and its own thread is left out of every count.
+    microseconds; the sampler keeps its own CPU time and context switches so
+    the caller can subtract them from the process's, and its own thread is
+    left out of every count.
     """
 
     def __init__(self, interval: float = 0.005) -> None:
@@ -111,6 +121,7 @@ class ThreadSampler:
         self._peak = 0
         self._census: dict[str, int] = {}
         self._cpu = 0.0
+        self._switches = (0, 0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-thread-sampler", daemon=True)
@@ -131,6 +142,7 @@ class ThreadSampler:
                     self._peak = count
                     self._census = thread_census(count)
                 self._cpu += time.thread_time() - started
+                self._switches = context_switches(resource.RUSAGE_THREAD)
             self._stop.wait(self.interval)
 
     def reset_peak(self) -> None:
@@ -149,6 +161,17 @@ class ThreadSampler:
         """``thread_census`` at the moment of the peak."""
         with self._lock:
             return dict(self._census)
+
+    @property
+    def switches(self) -> tuple[int, int]:
+        """The sampler's own voluntary and involuntary context switches so far (as last read)."""
+        with self._lock:
+            return self._switches
+
+    def switches_since(self, before: tuple[int, int]) -> tuple[int, int]:
+        """The sampler's own context switches since ``before`` (a ``switches`` value)."""
+        now = self.switches
+        return now[0] - before[0], now[1] - before[1]
 
     @property
     def cpu_seconds(self) -> float:

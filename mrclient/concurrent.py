@@ -442,8 +442,8 @@ class ModelConcurrentRunner(abc.ABC):
         with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
             started_at, started = time.time(), time.perf_counter()
-            pool = self._pool_for(len(runners))
-            resting = {runner for runner in runners if penalize and self.policy.resting(runner)}
+            pool, policy = self._pool_for(len(runners)), self.policy
+            resting = {runner for runner in runners if penalize and policy.resting(runner)}
             called = [runner for runner in runners if runner not in resting]
             answers = call_models(pool, called, request_of, timeout, invoke)
             mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(called), subject)
@@ -453,12 +453,15 @@ class ModelConcurrentRunner(abc.ABC):
             not_the_models: dict[str, list[str]] = {}  # code -> details: the coordinator's side, told once
             for runner in runners:
                 if runner in resting:
-                    self.policy.record_rest(runner)
+                    policy.record_rest(runner)
                     results[runner] = _result(runner, _RESTED, 0)
                     continue
                 outcome, exec_us = answers[runner]
                 result = results[runner] = _result(runner, outcome, exec_us)
-                if outcome.code in NO_PENALTY_CODES:
+                if outcome.error is None:  # the common case, on the shortest path: a success clears penalties
+                    if penalize:
+                        policy.record_success(runner)
+                elif outcome.code in NO_PENALTY_CODES:
                     not_the_models.setdefault(outcome.code, []).append(result.detail or outcome.code)
                 else:
                     self._after_call(runner, outcome, result.detail, penalize)

@@ -90,11 +90,12 @@ def call_models(
     started = time.perf_counter()
     deadline = started + timeout
     futures = {runner: _submit(pool, invoke, runner, request_of(runner), deadline) for runner in runners}
-    wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
+    done, _ = wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
     late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
     late_us = int((time.perf_counter() - started) * 1_000_000)
+    # ``done`` as wait() returned it: asking each future again would take its lock once more per model.
     return {
-        runner: _answer_of(runner, future) if future.done() else (_departed(runner, late), late_us)
+        runner: _answer_of(runner, future) if future in done else (_departed(runner, late), late_us)
         for runner, future in futures.items()
     }
 

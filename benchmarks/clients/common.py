@@ -7,6 +7,11 @@ each, process CPU time over all of them, peak threads while they run), closes
 it, counts what it left behind, and prints one result line that the parent
 (``benchmarks.run``) reads.
 
+With ``BENCH_PROFILE_HANDSHAKE=1`` in its environment (``benchmarks.profile``)
+it prints ``ROUNDS_MARKER`` before the measured rounds and ``ROUNDS_END_MARKER``
+after them, each time waiting for a line on its standard input, so that a
+profiler attached in between samples the rounds and nothing else.
+
 Standard library only: the reference client's driver runs in its own virtual
 environment, where mrclient is not installed.
 """
@@ -16,18 +21,39 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from ..measure import ThreadSampler, cpu_by_thread, os_thread_count, peak_rss_mb, percentile, thread_cpu_seconds
+from ..measure import (
+    ThreadSampler,
+    context_switches,
+    cpu_by_thread,
+    os_thread_count,
+    peak_rss_mb,
+    percentile,
+    thread_cpu_seconds,
+)
 
 #: Pause between the warm-up and the measured rounds, seconds.
 SETTLE_S = 0.5
 
 #: The parent looks for the line that starts with this marker on the client's stdout.
 RESULT_MARKER = "BENCH-RESULT "
+#: The environment variable, and the lines around the measured rounds, of a profiler's handshake.
+PROFILE_HANDSHAKE = "BENCH_PROFILE_HANDSHAKE"
+ROUNDS_MARKER = "BENCH-ROUNDS-START"
+ROUNDS_END_MARKER = "BENCH-ROUNDS-END"
+
+
+def _handshake(marker: str) -> None:
+    """Tell a profiler where the rounds begin or end, and wait until it is ready (no-op otherwise)."""
+    if os.environ.get(PROFILE_HANDSHAKE):
+        print(marker, flush=True)
+        sys.stdin.readline()
 
 
 @dataclasses.dataclass
@@ -47,6 +73,8 @@ class ClientConfig:
     endpoints: list[tuple[str, int]]
     base_classname: str = "benchmarks.BenchModel"
     method: str = "tick"
+    #: Keyword arguments for the client's constructor beyond the usual (mrclient's, e.g. from benchmarks.profile).
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def dump(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as file:
@@ -123,9 +151,11 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
 
             walls: list[float] = []
             successes = 0
+            _handshake(ROUNDS_MARKER)
             sampler.reset_peak()
             threads_cpu_before = thread_cpu_seconds()
-            sampler_cpu = sampler.cpu_seconds
+            sampler_cpu, sampler_switches = sampler.cpu_seconds, sampler.switches
+            switches_before = context_switches()
             cpu_started = time.process_time()
             for number in range(config.rounds):
                 payload = make_payload(number)
@@ -133,6 +163,13 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
                 successes += driver.round(payload)
                 walls.append(time.perf_counter() - round_started)
             process_cpu_s = time.process_time() - cpu_started
+            switches = [
+                after - before - own
+                for after, before, own in zip(
+                    context_switches(), switches_before, sampler.switches_since(sampler_switches), strict=True
+                )
+            ]
+            _handshake(ROUNDS_END_MARKER)
             cpu_s = process_cpu_s - (sampler.cpu_seconds - sampler_cpu)
             threads_cpu = cpu_by_thread(threads_cpu_before, thread_cpu_seconds(), process_cpu_s)
             peak_threads = sampler.peak
@@ -161,6 +198,8 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
         "cpu_per_call_us": cpu_s / calls * 1e6,
         "cpu_s": cpu_s,
         "cpu_by_thread_s": threads_cpu,
+        "voluntary_switches_per_call": switches[0] / calls,
+        "involuntary_switches_per_call": switches[1] / calls,
         "peak_threads": peak_threads,
         "threads_at_peak": threads_at_peak,
         "threads_before_init": threads_before,

@@ -26,6 +26,7 @@ class MrclientDriver:
             port=config.orchestrator_port,
             base_classname=config.base_classname,
             report_failure=False,
+            **config.options,
         )
 
     def init(self) -> None:

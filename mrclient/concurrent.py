@@ -261,13 +261,21 @@ class ModelConcurrentRunner(abc.ABC):
         Blocks until the first snapshot is applied and its models are set up, or
         ``timeout`` seconds (default: ``init_timeout``); models still being set
         up then join later. Raises ``ConnectionError`` when the orchestrator
-        cannot be reached in time, and ``MrclientError`` after ``close()``.
+        cannot be reached in time, and ``MrclientError`` after ``close()``. A
+        ``close()`` while it waits (a SIGTERM during start-up) makes it return:
+        the next ``call()`` then says the runner is closed.
         """
         timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
         if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         self._started = True
-        self.model_cluster.start(timeout)
+        try:
+            self.model_cluster.start(timeout)
+        except ConnectionError:
+            if self._shutdown.requested:  # closed on purpose while connecting: not a failure to report
+                logger.info("closed while connecting to the orchestrator")
+                return
+            raise
 
     def sync(self) -> None:
         """Block until ``close()`` has finished; the model table is kept current meanwhile."""

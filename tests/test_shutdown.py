@@ -301,3 +301,35 @@ def test_the_readmes_sigterm_snippet_ends_a_round_under_way_and_the_loop(child: 
     assert time.monotonic() - sent < 2.0
     assert coordinator.said("closed") is True
     assert [line for line in coordinator.lines if "scored" in line] == [{"scored": [1]}], "the cut round is not scored"
+
+
+def test_close_while_init_waits_for_the_orchestrator_makes_init_return() -> None:
+    from conftest import free_port
+
+    runner = DynamicSubclassModelConcurrentRunner(
+        timeout=5, crunch_id=CRUNCH, host="127.0.0.1", port=free_port(), base_classname="a.B"  # nobody listens
+    )
+    outcome: list[BaseException | None] = []
+    waiting = threading.Thread(target=lambda: outcome.append(_run(lambda: runner.init(timeout=60))))
+    waiting.start()
+    deadline = time.monotonic() + WAIT
+
+    def connecting() -> bool:  # init() is under way: its orchestrator thread is trying to connect
+        return any(thread.name == f"mrclient-orchestrator-{CRUNCH}" for thread in threading.enumerate())
+
+    while not connecting() and time.monotonic() < deadline:  # a bounded wait on a condition
+        threading.Event().wait(0.01)
+    assert connecting() and not runner.model_cluster.connected
+    runner.close()  # a SIGTERM handler during start-up
+    waiting.join(WAIT)
+    assert not waiting.is_alive() and outcome == [None]
+    with pytest.raises(MrclientError, match="the runner is closed"):
+        runner.call("predict")
+
+
+def _run(action: Callable[[], object]) -> BaseException | None:
+    try:
+        action()
+    except BaseException as error:  # the test looks at what init() raised, if anything
+        return error
+    return None

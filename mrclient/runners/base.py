@@ -38,7 +38,7 @@ from ..codec import decode_variant
 from ..errors import InvalidCoordinatorUsageError
 from ..fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
-from ..security.transport import Transport, connect_transport
+from ..security.transport import PLAINTEXT, Transport, connect_transport
 from ..stats import ModelCounters, ModelStats
 
 logger = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class ModelRunner(abc.ABC):
 
         self.channel: grpc.Channel | None = None
         self.health_channel: grpc.Channel | None = None
-        self._transport: Transport = Transport()  # replaced at each connection attempt
+        self._transport: Transport = PLAINTEXT  # replaced at each connection attempt
         self._health_check: Any = None
         self._closing = threading.Event()
         self._lock = threading.Lock()  # guards the channel fields against close()

@@ -4,7 +4,7 @@ A runner asks ``connect_transport`` for a transport at each connection attempt
 and opens its channels with it; it then sends every main-channel call with the
 transport's metadata and hands it the response's initial metadata to check:
 
-* ``PlaintextTransport``: insecure channels, nothing added, nothing checked;
+* ``Transport`` itself: insecure channels, nothing added, nothing checked;
 * ``MutualTlsTransport``: made by the TLS probe, so each attempt (and each
   reconnect) pins the certificate the node presents now; channels trust only
   that certificate and use the name ``model-node-<id>.crunchdao.internal``;
@@ -31,7 +31,7 @@ from .credentials import GatewayCredentials, SecureCredentials
 from .identity import NodeIdentity
 from .probe import node_server_name, probe_node_certificate
 
-__all__ = ["GatewayTransport", "MutualTlsTransport", "PlaintextTransport", "Transport", "connect_transport"]
+__all__ = ["PLAINTEXT", "GatewayTransport", "MutualTlsTransport", "Transport", "connect_transport"]
 
 Metadata = tuple[tuple[str, str], ...]
 ChannelOptions = tuple[tuple[str, Any], ...]
@@ -58,8 +58,6 @@ class Transport:
         """Whether a failed call shows that the node now presents another certificate than the pinned one."""
         return False
 
-
-PlaintextTransport = Transport
 
 
 class MutualTlsTransport(Transport):
@@ -123,7 +121,8 @@ class GatewayTransport(Transport):
         return metadata
 
 
-_PLAINTEXT = Transport()
+#: The one plain-text transport: it holds no state, so every runner shares it.
+PLAINTEXT = Transport()
 
 
 def connect_transport(
@@ -140,7 +139,7 @@ def connect_transport(
     attempt) and ``AuthError`` when it cannot be trusted or refuses us.
     """
     if credentials is None:
-        return _PLAINTEXT
+        return PLAINTEXT
     if isinstance(credentials, GatewayCredentials):
         return GatewayTransport(credentials, model_id)
     server_name = node_server_name(model_id)

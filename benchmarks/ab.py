@@ -89,7 +89,7 @@ def _per_call(rounds: Sequence[dict[str, Any]], key: str, calls_per_round: int) 
     """The mean of ``key`` per call over ``rounds`` (NaN when the rounds did not record it)."""
     if not rounds or any(key not in r for r in rounds):
         return math.nan
-    return sum(r[key] for r in rounds) / (len(rounds) * calls_per_round)
+    return float(sum(r[key] for r in rounds)) / (len(rounds) * calls_per_round)
 
 
 def summarize(rounds: Sequence[dict[str, Any]], labels: Sequence[str], calls_per_round: int) -> dict[str, Any]:

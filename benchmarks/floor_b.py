@@ -9,9 +9,10 @@ one blocking stub call each with the deadline, ``wait(timeout=...)``, the
 answer checked) using each ready model's ``Call`` stub, and nothing of
 mrclient's round (no results, penalties, statistics, nor its switch interval).
 ``shape=floor-b-switch`` is the same under the runner's ``round_switch_interval``,
-so what mrclient's own code costs shows apart from what the interval saves.
+so what mrclient's own code costs shows apart from what the interval saves, and
+``shape=rounds-only`` is mrclient's own fan-out without the bookkeeping after it.
 
-Benchmark code: it reads a runner's private ``_call`` stub.
+Benchmark code: it reads a runner's private ``_call`` stub and ``_pool_for``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import grpc
 
 from mrclient.proto.commons_pb2 import Argument, Variant, VariantType
 from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse
-from mrclient.rounds import switch_interval
+from mrclient.rounds import call_models, switch_interval
 
 #: One warm pool per runner, as floor B keeps one for its whole run; closed by ``close_pools``.
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -78,10 +79,9 @@ def close_pools() -> None:
     _pools.clear()
 
 
-# -- exploration (temporary) --
 def rounds_only_round(runner: Any, method: str, payload: dict[str, Any], timeout: float) -> int:
-    from mrclient.rounds import call_models
-
+    """mrclient's fan-out alone (``rounds.call_models`` on the runner's pool and models, under its switch
+    interval), without the concurrent runner's results, penalties and statistics: what the hand-off costs."""
     value = json.dumps(payload, separators=(",", ":")).encode()
     argument = Argument(position=1, data=Variant(type=VariantType.JSON, value=value))
     request = CallRequest(methodName=method, methodArguments=[argument]).SerializeToString()

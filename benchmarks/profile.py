@@ -164,17 +164,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=10.0, ready_timeout=120.0, crunch_id=cluster.crunch_id, orchestrator_host=cluster.host,
             orchestrator_port=cluster.orchestrator_port, endpoints=cluster.endpoints, options=options,
         ).dump(str(config_path))  # fmt: skip
-        options = [
+        recorder = [
             py_spy, "record", "--nonblocking", "--rate", str(args.rate), "--format", "raw", "--output", str(collapsed),
             *(["--gil"] if args.gil else []), *(["--idle"] if args.idle else []),
         ]  # fmt: skip
         client = [python, "-m", spec.module, "--config", str(config_path)]
         collapsed.unlink(missing_ok=True)
         if args.whole_run:
-            done = subprocess.run([*options, "--", *client], cwd=REPO, capture_output=True, text=True, timeout=900)
+            done = subprocess.run([*recorder, "--", *client], cwd=REPO, capture_output=True, text=True, timeout=900)
             log = done.stdout[-2000:] + done.stderr[-2000:]
         else:
-            log = profile_rounds(client, options, collapsed, timeout=900)
+            log = profile_rounds(client, recorder, collapsed, timeout=900)
     if not collapsed.exists():
         print(log, file=sys.stderr)
         return 1

@@ -67,24 +67,29 @@ def _result(client: str, n: int, overhead: float, cpu: float, **extra: Any) -> d
 def test_report_ratios_and_goals_from_known_figures() -> None:
     records = [
         _result("mrclient", 100, overhead=10.0, cpu=100.0),
-        _result("reference", 100, overhead=40.0, cpu=200.0, peak_rss_mb=20.0),
+        _result("reference", 100, overhead=40.0, cpu=80.0, peak_rss_mb=20.0),
         _result("raw-futures", 100, overhead=8.0, cpu=300.0),
-        _result("raw-threads", 100, overhead=6.0, cpu=50.0),
+        _result("raw-threads", 100, overhead=12.0, cpu=50.0),
+        _result("raw-aio", 100, overhead=5.0, cpu=40.0),
     ]
     [ratio] = report.ratios(records)
+    assert ratio["cpu_vs_floor_b"] == pytest.approx(2.0)
+    assert ratio["overhead_vs_floor_b"] == pytest.approx(10.0 / 12.0)
+    assert ratio["cpu_vs_reference"] == pytest.approx(1.25)
     assert ratio["overhead_vs_reference"] == pytest.approx(0.25)
-    assert ratio["overhead_vs_best_floor"] == pytest.approx(10.0 / 6.0)
-    assert ratio["best_floor_overhead"] == "raw-threads"
-    assert ratio["cpu_vs_reference"] == pytest.approx(0.5)
-    assert ratio["cpu_vs_best_floor"] == pytest.approx(2.0)
+    assert ratio["reference_cpu_vs_floor_aio"] == pytest.approx(2.0)
 
     goals = report.goals([*records, ratio])
     verdicts = {goal["goal"]: goal["met"] for goal in goals}
     assert verdicts["100 % successes for mrclient in every case"] is True
-    assert verdicts["round overhead p50 at N=100 and 1000 <= 0.5 x reference"] is True
-    assert verdicts["round overhead p50 at N=100 and 1000 <= 2 x best raw floor"] is True
-    assert verdicts["client CPU per call <= reference"] is True
-    assert verdicts["peak RSS <= 2 x reference"] is False  # 50 MiB against 2 x 20 MiB
+    assert verdicts["CPU per call <= 0.95 x floor B"] is False
+    assert verdicts["round overhead p50 <= 0.95 x floor B"] is True
+    assert verdicts["CPU per call <= 1.3 x reference at N=100, <= 1.5 x at N >= 1000"] is True  # 1.25 at N=100
+    assert verdicts["round overhead p50 <= 1.2 x reference"] is True
+    assert verdicts["time until 2000 models are callable <= 0.8 x reference"] is None  # no N=2000 here
+    assert verdicts["peak RSS <= reference"] is False  # 50 MiB against 20 MiB
     text = report.render([*records, ratio, *goals])
-    assert "[NOT MET] peak RSS <= 2 x reference" in text
-    assert "1.67 (raw-threads)" in text
+    assert "[NOT MET] peak RSS <= reference" in text
+    assert "[not measured] time until 2000 models" in text
+    headline = text.split("Client CPU per call, us (lower is better):\n", 1)[1].splitlines()
+    assert headline[1].split() == ["100", "0", "100", "80", "300", "50", "40"]

@@ -41,7 +41,17 @@ CLIENTS: dict[str, ClientSpec] = {
             False,
             "raw floor B: ThreadPoolExecutor of blocking stub calls, wait(timeout)",
         ),
+        ClientSpec(
+            "raw-aio",
+            "benchmarks.clients.raw_aio",
+            False,
+            "raw floor C: grpc.aio, one event loop, every call awaited at once (the reference's own floor)",
+        ),
     )
 }
 
-RAW_FLOORS = ("raw-futures", "raw-threads")
+RAW_FLOORS = ("raw-futures", "raw-threads", "raw-aio")
+#: The design card's shape, bare: the floor mrclient's goals are set against.
+FLOOR_B = "raw-threads"
+#: The event-loop shape, bare: the floor the reference client sits above.
+FLOOR_AIO = "raw-aio"

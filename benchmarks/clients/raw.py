@@ -1,4 +1,4 @@
-"""What both raw gRPC floors share: one plain channel per model, Setup, request and answer.
+"""What the raw gRPC floors share: one plain channel per model, Setup, request and answer.
 
 No library and no orchestrator: the floors get the endpoints' addresses from
 the benchmark configuration, open one channel each (no health channel), wait
@@ -19,12 +19,13 @@ from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, Setup
 
 from .common import ClientConfig
 
-_SERVICE = "/dynamic_subclass.DynamicSubclassService/"
+SERVICE = "/dynamic_subclass.DynamicSubclassService/"
 #: One TCP connection per channel, as the clients under test have.
 CHANNEL_OPTIONS = (("grpc.use_local_subchannel_pool", 1),)
 
 
-def _identity(data: bytes) -> bytes:
+def identity(data: bytes) -> bytes:
+    """The request is serialized once per round: send its bytes as they are."""
     return data
 
 
@@ -38,7 +39,7 @@ class RawChannels:
         ]
         self.calls = [
             channel.unary_unary(
-                _SERVICE + "Call", request_serializer=_identity, response_deserializer=CallResponse.FromString
+                SERVICE + "Call", request_serializer=identity, response_deserializer=CallResponse.FromString
             )
             for channel in self.channels
         ]
@@ -52,7 +53,7 @@ class RawChannels:
         setup_request = SetupRequest(className=self.config.base_classname).SerializeToString()
         setups = [
             channel.unary_unary(
-                _SERVICE + "Setup", request_serializer=_identity, response_deserializer=SetupResponse.FromString
+                SERVICE + "Setup", request_serializer=identity, response_deserializer=SetupResponse.FromString
             ).future(setup_request, timeout=timeout)
             for channel in self.channels
         ]

@@ -34,6 +34,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import IO
 
@@ -47,6 +48,19 @@ REPO = Path(__file__).resolve().parent.parent
 NOT_A_ROUND = ("_find_and_load", "init (", "_set_up", "connect_and_setup", "_wait_until_ready", "Retrying", "close (")
 
 
+def in_observability_check(frames: Sequence[str]) -> bool:
+    """Whether a stack is in gRPC's per-call observability check, which takes one process-wide lock.
+
+    Every unary call takes ``grpc._observability``'s lock twice (through ``get_plugin``): when
+    Cython's ``segregated_call`` creates the call (a ``contextlib`` frame right under
+    ``grpc/_channel.py``, the Cython frame being invisible) and when ``_handle_event`` ends it
+    (``maybe_record_rpc_latency``).
+    """
+    if any("grpc/_observability.py" in frame for frame in frames):
+        return True
+    return any("grpc/_channel.py" in outer and "contextlib.py" in inner for outer, inner in pairwise(frames))
+
+
 def find_py_spy() -> str | None:
     beside = Path(sys.executable).parent / "py-spy"
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -56,7 +70,7 @@ def summarize(collapsed: Path, top: int) -> str:
     """The frames with the most samples in rounds: self time, then inclusive time."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = observability = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         frames = [frame for frame in stack.split(";") if frame]
@@ -64,12 +78,14 @@ def summarize(collapsed: Path, top: int) -> str:
             continue
         count = int(count_text)
         total += count
+        observability += count if in_observability_check(frames) else 0
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
     if total == 0:
         return "no samples in rounds"
-    lines = [f"{total} samples in rounds", "", "self:"]
+    lines = [f"{total} samples in rounds; {observability / total:.1%} in gRPC's observability check (get_plugin)"]
+    lines += ["", "self:"]
     lines += [f"  {count / total:6.1%}  {frame}" for frame, count in own.most_common(top)]
     lines += ["", "inclusive:"]
     lines += [f"  {count / total:6.1%}  {frame}" for frame, count in inclusive.most_common(top)]

@@ -54,7 +54,7 @@ class Preset:
 
 PRESETS = {
     # make bench: the whole matrix, under 20 minutes on 2 cores.
-    "full": Preset(ns=(10, 100, 1000, 2000), latencies_ms=(0, 50), warmup=3, rounds=20, passes=2),
+    "full": Preset(ns=(10, 100, 1000, 2000), latencies_ms=(0, 50), warmup=2, rounds=16, passes=2),
     # make bench-quick: about 1 minute.
     "quick": Preset(ns=(10, 100), latencies_ms=(0, 50), warmup=2, rounds=10, passes=2),
     # tests/test_bench_smoke.py: does it run, does every client get every answer.

@@ -33,9 +33,10 @@ ROUND_MARGIN = 0.05
 
 #: The GIL switch interval while a round runs, in seconds (Python's default is 0.005). When
 #: hundreds of answers come back at once, every pool thread wakes for a few microseconds of
-#: work; a longer interval lets each finish instead of being preempted, which cut the CPU of
-#: a round by 10-17 % in A/B runs (docs/performance.rst). It is process-wide, so it is set
-#: only while a round runs and restored when the last round running ends.
+#: work; a longer interval lets each finish instead of being preempted, which cut the CPU per
+#: call of a round at N = 1000 by about 5 % at 0 ms model latency and 15 % at 50 ms in A/B
+#: runs (docs/performance.rst). It is process-wide, so it is set only while a round runs and
+#: restored when the last round running ends.
 ROUND_SWITCH_INTERVAL = 0.02
 
 _switch_lock = threading.Lock()

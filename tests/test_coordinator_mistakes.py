@@ -306,6 +306,19 @@ def test_init_warns_when_the_crunch_has_no_models(crunch: Crunch, caplog: pytest
     assert "no models for crunch 'mistakse': is the crunch id right?" in caplog.text
 
 
+def test_a_with_block_waits_for_the_orchestrator_no_longer_than_init_timeout() -> None:
+    runner = DynamicSubclassModelConcurrentRunner(
+        timeout=5, crunch_id="mistakes", host="127.0.0.1", port=free_port(), base_classname="a.B", init_timeout=1.5
+    )  # nobody listens on that port
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectionError), runner:
+            pytest.fail("the with block must not be entered without an orchestrator")
+    finally:
+        runner.close()
+    assert time.monotonic() - started < 15  # the default init_timeout is 60 s
+
+
 def test_an_orchestrator_that_refuses_the_crunch_is_shown_not_retried_until_the_timeout() -> None:
     with LocalOrchestrator(crunch_id="mistakes", refuse_unknown_crunch=True) as orchestrator:
         runner = DynamicSubclassModelConcurrentRunner(

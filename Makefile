@@ -38,9 +38,10 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(PY) -m mypy mrclient
 
-# The docs, warnings as errors; the notebook is executed as part of the build.
+# The docs, warnings as errors, every page read afresh (-E: an incremental build hides the
+# warnings of pages it does not read again); the notebook is executed as part of the build.
 docs: $(VENV)/.dev
-	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(PY) -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 
 # -- the supported range: oldest and newest pins --------------------------------------------
 # Each pin venv installs the package with .ci/pins-*.txt as constraints, on the

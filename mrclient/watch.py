@@ -267,9 +267,10 @@ class _Lines:
 
     def say(self, *lines: str) -> None:
         stamp = time.strftime("%X")
+        text = "".join(f"{stamp} {line}\n" for line in lines)
         with self._lock:
-            for line in lines:
-                print(f"{stamp} {line}", file=self.stream, flush=True)
+            self.stream.write(text)
+            self.stream.flush()
 
 
 # -- the loop -----------------------------------------------------------------------------------

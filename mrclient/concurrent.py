@@ -488,13 +488,12 @@ class ModelConcurrentRunner(abc.ABC):
         elif outcome.code == CERTIFICATE_CHANGED:  # not the model's fault: pin its new certificate
             self._in_background(self.model_cluster.reconnect, runner)
         elif penalize:
-            self._apply_penalty(runner, outcome.error, detail)
+            self._apply_penalty(runner, cast(ErrorType, outcome.error), detail)
 
-    def _apply_penalty(self, runner: ModelRunner, error: ErrorType | None, detail: str | None) -> None:
+    def _apply_penalty(self, runner: ModelRunner, error: ErrorType, detail: str | None) -> None:
+        """A failed call's penalty (a success was recorded on the round's own path)."""
         policy = self.policy
-        if error is None:
-            policy.record_success(runner)
-        elif error is ErrorType.TIMEOUT:
+        if error is ErrorType.TIMEOUT:
             verdict = policy.record_timeout(runner)
             if verdict is TimeoutVerdict.REPORT:
                 self.report_failure(runner, "MULTIPLE_TIMEOUT", detail)

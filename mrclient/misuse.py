@@ -47,14 +47,16 @@ def coordinator_mistake(outcomes: Iterable[CallOutcome], called: int, subject: s
     ``called`` is how many models the burst involved, answered or not;
     ``subject`` names what they were asked (default: "the call").
     """
-    answered = [outcome for outcome in outcomes if outcome.error not in _NO_ANSWER]
-    if not answered or (len(answered) < 2 and called != 1):
+    first: CallOutcome | None = None
+    answered = 0
+    for outcome in outcomes:  # stops at the first answer that rules a mistake out: in a round, a success
+        if outcome.error in _NO_ANSWER:
+            continue
+        if outcome.code not in COORDINATOR_MISTAKES or (first is not None and outcome.code != first.code):
+            return None
+        first = first or outcome
+        answered += 1
+    if first is None or first.code is None or (answered < 2 and called != 1):
         return None
-    codes = {outcome.code for outcome in answered}
-    if len(codes) != 1:
-        return None
-    code = codes.pop()
-    if code not in COORDINATOR_MISTAKES:
-        return None
-    message = COORDINATOR_MISTAKES[code].format(subject=subject or "the call")
-    return f"{message}; the node said: {answered[0].detail}"
+    message = COORDINATOR_MISTAKES[first.code].format(subject=subject or "the call")
+    return f"{message}; the node said: {first.detail}"

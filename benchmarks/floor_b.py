@@ -17,15 +17,14 @@ Benchmark code: it reads a runner's private ``_call`` stub and ``_pool_for``.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import grpc
 
-from mrclient.proto.commons_pb2 import Argument, Variant, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse
 from mrclient.rounds import call_models, switch_interval
+
+from .clients.raw import is_echo, method_request
 
 #: One warm pool per runner, as floor B keeps one for its whole run; closed by ``close_pools``.
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -42,18 +41,13 @@ def _pool(runner: Any, size: int) -> ThreadPoolExecutor:
 
 def _is_echo(stub: Any, request: bytes, timeout: float, payload: dict[str, Any]) -> bool:
     try:
-        response: CallResponse = stub(request, timeout=timeout)
+        return is_echo(stub(request, timeout=timeout), payload)
     except grpc.RpcError:
         return False
-    if response.status.code != "SUCCESS" or response.methodResponse.type != VariantType.JSON:
-        return False
-    return bool(json.loads(response.methodResponse.value) == payload)
 
 
 def _round(runner: Any, method: str, payload: dict[str, Any], timeout: float) -> int:
-    value = json.dumps(payload, separators=(",", ":")).encode()
-    argument = Argument(position=1, data=Variant(type=VariantType.JSON, value=value))
-    request = CallRequest(methodName=method, methodArguments=[argument]).SerializeToString()
+    request = method_request(method, payload)
     stubs = [model._call for model in runner.models]
     pool = _pool(runner, len(stubs))
     futures = [pool.submit(_is_echo, stub, request, timeout, payload) for stub in stubs]
@@ -82,9 +76,7 @@ def close_pools() -> None:
 def rounds_only_round(runner: Any, method: str, payload: dict[str, Any], timeout: float) -> int:
     """mrclient's fan-out alone (``rounds.call_models`` on the runner's pool and models, under its switch
     interval), without the concurrent runner's results, penalties and statistics: what the hand-off costs."""
-    value = json.dumps(payload, separators=(",", ":")).encode()
-    argument = Argument(position=1, data=Variant(type=VariantType.JSON, value=value))
-    request = CallRequest(methodName=method, methodArguments=[argument]).SerializeToString()
+    request = method_request(method, payload)
     models = runner.models
     with switch_interval(runner.round_switch_interval):
         answers = call_models(runner._pool_for(len(models)), models, lambda _: request, timeout)

@@ -75,3 +75,17 @@ def test_a_tiny_ab_run_gets_every_answer(tmp_path: Path) -> None:
     assert results["runners"] == 1  # stats is switched on one runner between its rounds
     assert [r["variant"] for r in results["rounds"]] == schedule(2, 4)
     assert "stats=on vs stats=off: CPU per call" in done.stdout
+
+
+def test_floor_b_runs_on_the_runners_own_channels_in_the_same_process(tmp_path: Path) -> None:
+    shapes = ["shape=mrclient", "shape=floor-b", "shape=floor-b-switch", "shape=rounds-only"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--variant", "shape=" + ",".join(s.split("=")[1] for s in shapes),
+         "--models", "3", "--rounds", "2", "--warmup", "1", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [v["label"] for v in results["variants"]] == shapes
+    assert all(v["ok"] == v["expected"] == 6 for v in results["variants"])  # every round shape checks the echo
+    assert results["runners"] == 1  # the shapes share one runner and its channels

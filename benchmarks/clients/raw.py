@@ -69,11 +69,16 @@ class RawChannels:
 
 def call_request(config: ClientConfig, payload: dict[str, Any]) -> bytes:
     """The round's request, serialized once for every model."""
+    return method_request(config.method, payload)
+
+
+def method_request(method: str, payload: dict[str, Any]) -> bytes:
+    """A ``Call`` of ``method`` with ``payload`` as its one JSON argument, serialized."""
     argument = Argument(
         position=1,
         data=Variant(type=VariantType.JSON, value=json.dumps(payload, separators=(",", ":")).encode()),
     )
-    return bytes(CallRequest(methodName=config.method, methodArguments=[argument]).SerializeToString())
+    return bytes(CallRequest(methodName=method, methodArguments=[argument]).SerializeToString())
 
 
 def is_echo(response: CallResponse, payload: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import mrclient.concurrent
+import mrclient.concurrent.base
 from mrclient import DynamicSubclassModelConcurrentRunner
 
 LEFTOVER_WAIT = 1.0  # gRPC's connectivity pollers end shortly after their channel closes
@@ -32,7 +32,7 @@ def say(**what: Any) -> None:
 
 
 def signal_while_holding_the_pool_lock(*args: Any, **kwargs: Any) -> ThreadPoolExecutor:
-    """Stands for ThreadPoolExecutor in mrclient.concurrent: called under the pool lock, it raises SIGTERM first."""
+    """Stands for ThreadPoolExecutor in mrclient.concurrent.base: called under the pool lock, it raises SIGTERM first."""
     signal.raise_signal(signal.SIGTERM)  # the handler runs here, the lock held beneath it
     return ThreadPoolExecutor(*args, **kwargs)
 
@@ -50,7 +50,7 @@ def main(port: int, mode: str) -> None:
         say(results={})
     else:
         if mode == "pool-lock":
-            mrclient.concurrent.ThreadPoolExecutor = signal_while_holding_the_pool_lock  # type: ignore[misc]
+            mrclient.concurrent.base.ThreadPoolExecutor = signal_while_holding_the_pool_lock  # type: ignore[misc]
         results = runner.call("hold")
         say(results={m.model_name: [r.status.name, r.detail] for m, r in results.items()})
     say(closed=runner.closed)

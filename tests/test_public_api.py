@@ -74,3 +74,22 @@ def test_local_orchestrator_without_websockets_names_the_extra(tmp_path: Path) -
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert "pip install 'mrclient[testing]'" in done.stdout, done.stderr
+
+
+def test_the_module_paths_of_the_runners_and_results_still_import() -> None:
+    """``mrclient.concurrent`` became a package (one module per kind): the old import paths name the same objects."""
+    from mrclient.concurrent import (
+        POOL_HEADROOM,
+        DynamicSubclassModelConcurrentRunner,
+        ModelConcurrentRunner,
+        ModelPredictResult,
+        TrainInferModelConcurrentRunner,
+    )
+    from mrclient.concurrent.dynamic_subclass import DynamicSubclassModelConcurrentRunner as in_its_module
+    from mrclient.results import ModelPredictResult as result_type
+
+    assert POOL_HEADROOM > 0
+    assert DynamicSubclassModelConcurrentRunner is mrclient.DynamicSubclassModelConcurrentRunner is in_its_module
+    assert TrainInferModelConcurrentRunner is mrclient.TrainInferModelConcurrentRunner
+    assert ModelConcurrentRunner is mrclient.ModelConcurrentRunner
+    assert ModelPredictResult is mrclient.ModelPredictResult is result_type

@@ -96,7 +96,7 @@ def test_library_frames_are_told_apart_from_the_coordinators_and_the_kits() -> N
         frame: FrameType = namespace["here"]()
         return frame
 
-    for module in ("mrclient.concurrent", "mrclient.rounds", "mrclient", "mrclient.runners.base"):
+    for module in ("mrclient.concurrent.base", "mrclient.rounds", "mrclient", "mrclient.runners.base"):
         assert runs_library_code(frame_in(module)), module
     for module in ("__main__", "mrclientish", "mrclient.cli", "mrclient.testing.node", "mrclient.__main__"):
         assert not runs_library_code(frame_in(module)), module
@@ -113,7 +113,7 @@ def test_a_shutdown_runs_once_on_its_own_thread_and_waits_only_outside_the_libra
         assert proceed.wait(WAIT)
 
     shutdown = Shutdown(tear_down, name="test-close")
-    library_frame: dict[str, Any] = {"__name__": "mrclient.concurrent", "sys": sys}
+    library_frame: dict[str, Any] = {"__name__": "mrclient.concurrent.base", "sys": sys}
     exec("def asked(s): s.request(sys._getframe())", library_frame)
     library_frame["asked"](shutdown)  # from library code: returns while the tear-down still runs
     assert shutdown.requested and not shutdown.done.is_set()

@@ -143,11 +143,11 @@ def test_a_thread_that_dies_anyway_says_so_and_the_next_call_logs_it_once(
         assert not runner.connected
         assert runner.model_cluster.sync_failure == "Doomed: the runner factory ended the thread"
 
-        caplog.set_level(logging.ERROR, logger="mrclient.concurrent")
+        caplog.set_level(logging.ERROR, logger="mrclient.concurrent.base")
         for _ in range(3):
             results = runner.call("predict")
             assert [(r.model_id, res.status) for r, res in results.items()] == [(first, SUCCESS)]
-        frozen = [r for r in caplog.records if r.name == "mrclient.concurrent" and "no longer updated" in r.getMessage()]
+        frozen = [r for r in caplog.records if r.name == "mrclient.concurrent.base" and "no longer updated" in r.getMessage()]
         assert len(frozen) == 1 and "Doomed" in frozen[0].getMessage()
     finally:
         runner.close()

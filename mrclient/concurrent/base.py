@@ -19,44 +19,32 @@ of its own (see ``shutdown``), so it is safe from anywhere.
 from __future__ import annotations
 
 import abc
-import enum
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from .cluster import ModelCluster
-from .codec import to_arguments, to_kw_arguments, to_variant
-from .errors import InvalidCoordinatorUsageError, MrclientError
-from .listeners import ListenerDispatcher
-from .misuse import coordinator_mistake
-from .orchestrator import OrchestratorSettings
-from .penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
-from .proto.dynamic_subclass_pb2 import CallRequest
-from .proto.train_infer_pb2 import InferRequest
-from .roster import Roster, RosterKeeper
-from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
-from .runners import (
-    MODEL_LEFT,
-    ArgumentsType,
-    CallOutcome,
-    DynamicSubclassModelRunner,
-    ErrorType,
-    ModelRunner,
-    TrainInferModelRunner,
-)
-from .runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
-from .runners.dynamic_subclass import build_call_request
-from .runners.train_infer import DEFAULT_SERVICE
-from .security import GatewayCredentials, SecureCredentials
-from .shutdown import Shutdown
-from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary, StatsBook
-from .validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+from ..cluster import ModelCluster
+from ..errors import InvalidCoordinatorUsageError, MrclientError
+from ..listeners import ListenerDispatcher
+from ..misuse import coordinator_mistake
+from ..orchestrator import OrchestratorSettings
+from ..penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
+from ..results import ModelPredictResult, result_of
+from ..roster import Roster, RosterKeeper
+from ..rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
+from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
+from ..runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
+from ..security import GatewayCredentials, SecureCredentials
+from ..shutdown import Shutdown
+from ..stats import CallTotals, ConnectionState, ModelStats, RoundSummary, StatsBook
+from ..validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+
+__all__ = ["DEFAULT_INIT_TIMEOUT", "ModelConcurrentRunner", "POOL_HEADROOM", "check_request_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,59 +56,10 @@ DEFAULT_INIT_TIMEOUT = 60.0
 
 _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
-
-@dataclass
-class ModelPredictResult:
-    """One model's answer in a round: its status, its decoded result and how long it took."""
-
-    class Status(enum.Enum):
-        """How a model's call ended: answered, failed, or no answer by the deadline."""
-
-        SUCCESS = "SUCCESS"
-        FAILED = "FAILED"
-        TIMEOUT = "TIMEOUT"
-
-    model_runner: ModelRunner
-    result: Any
-    status: Status
-    exec_time_us: int
-    #: The gRPC code or the model's message when the call did not succeed.
-    detail: str | None = None
-
-    # The reference client's constructors, kept so that coordinators' code and tests that build results still run.
-
-    @staticmethod
-    def of_success(
-        model_runner: ModelRunner, result: Any, exec_time: int, *, detail: str | None = None
-    ) -> ModelPredictResult:
-        """A ``SUCCESS`` result holding ``result``; ``exec_time`` in microseconds."""
-        return ModelPredictResult(model_runner, result, ModelPredictResult.Status.SUCCESS, exec_time, detail)
-
-    @staticmethod
-    def of_failed(model_runner: ModelRunner, exec_time: int, *, detail: str | None = None) -> ModelPredictResult:
-        """A ``FAILED`` result (no value); ``exec_time`` in microseconds."""
-        return ModelPredictResult(model_runner, None, ModelPredictResult.Status.FAILED, exec_time, detail)
-
-    @staticmethod
-    def of_timeout(model_runner: ModelRunner, exec_time: int, *, detail: str | None = None) -> ModelPredictResult:
-        """A ``TIMEOUT`` result (no value); ``exec_time`` in microseconds."""
-        return ModelPredictResult(model_runner, None, ModelPredictResult.Status.TIMEOUT, exec_time, detail)
-
-
-_STATUS_OF_ERROR = {
-    None: ModelPredictResult.Status.SUCCESS,
-    ErrorType.TIMEOUT: ModelPredictResult.Status.TIMEOUT,
-}
 #: A model resting after timeouts is answered TIMEOUT without being contacted.
 _RESTED_DETAIL = "SKIPPED: resting after consecutive timeouts"
 _RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=_RESTED_DETAIL)
 _SUCCESS, _TIMEOUT = ModelPredictResult.Status.SUCCESS, ModelPredictResult.Status.TIMEOUT
-
-
-def _result(runner: ModelRunner, outcome: CallOutcome, exec_time_us: int) -> ModelPredictResult:
-    status = _STATUS_OF_ERROR.get(outcome.error, ModelPredictResult.Status.FAILED)
-    detail = outcome.detail or (outcome.error.value if outcome.error else None)
-    return ModelPredictResult(runner, outcome.result, status, exec_time_us, detail)
 
 
 class ModelConcurrentRunner(abc.ABC):
@@ -462,10 +401,10 @@ class ModelConcurrentRunner(abc.ABC):
             for runner in runners:
                 if runner in resting:
                     policy.record_rest(runner)
-                    results[runner] = _result(runner, _RESTED, 0)
+                    results[runner] = result_of(runner, _RESTED, 0)
                     continue
                 outcome, exec_us = answers[runner]
-                result = results[runner] = _result(runner, outcome, exec_us)
+                result = results[runner] = result_of(runner, outcome, exec_us)
                 if outcome.error is None:  # the common case, on the shortest path: a success clears penalties
                     if penalize:
                         policy.record_success(runner)
@@ -558,254 +497,10 @@ class ModelConcurrentRunner(abc.ABC):
         return self.model_cluster.models if model_runs is None else list(model_runs)
 
 
-class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
-    """Rounds of method calls on each participant's subclass of ``base_classname``."""
-
-    def __init__(
-        self,
-        timeout: float,
-        crunch_id: str,
-        host: str,
-        port: int | str,
-        base_classname: str,
-        instance_args: Sequence[Any] | None = None,
-        instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
-        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
-        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
-        secure_credentials: SecureCredentials | None = None,
-        gateway_credentials: GatewayCredentials | None = None,
-        report_failure: bool = True,
-        *,
-        retry_backoff_factor: float = 2.0,
-        orchestrator_settings: OrchestratorSettings | None = None,
-        init_timeout: float = DEFAULT_INIT_TIMEOUT,
-        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
-        keep_stats: bool = True,
-    ) -> None:
-        """Set up the runner; nothing connects before :meth:`init`.
-
-        Args:
-            timeout: default deadline of one round, in seconds.
-            crunch_id: the crunch whose models to follow.
-            host: the orchestrator's host.
-            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
-            base_classname: the fully qualified base class (``"package.module.Class"``)
-                whose subclass each model node finds in the participant's code and instantiates.
-            instance_args: the constructor's positional arguments, plain values
-                or ``Argument`` messages; encoded once, sent in every model's Setup.
-            instance_kwargs: its keyword arguments, a mapping of plain values or a
-                list of ``KwArgument`` messages.
-            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
-            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
-            secure_credentials: see :class:`ModelConcurrentRunner`.
-            gateway_credentials: see :class:`ModelConcurrentRunner`.
-            report_failure: see :class:`ModelConcurrentRunner`.
-            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
-            orchestrator_settings: see :class:`ModelConcurrentRunner`.
-            init_timeout: see :class:`ModelConcurrentRunner`.
-            round_switch_interval: see :class:`ModelConcurrentRunner`.
-            keep_stats: see :class:`ModelConcurrentRunner`.
-        """
-        self.base_classname = base_classname
-        # Encoded once here, shared by every runner's Setup.
-        self.instance_args = to_arguments(instance_args)
-        self.instance_kwargs = to_kw_arguments(instance_kwargs)
-        super().__init__(
-            timeout,
-            crunch_id,
-            host,
-            port,
-            max_consecutive_failures=max_consecutive_failures,
-            max_consecutive_timeouts=max_consecutive_timeouts,
-            secure_credentials=secure_credentials,
-            gateway_credentials=gateway_credentials,
-            report_failure=report_failure,
-            retry_backoff_factor=retry_backoff_factor,
-            orchestrator_settings=orchestrator_settings,
-            init_timeout=init_timeout,
-            round_switch_interval=round_switch_interval,
-            keep_stats=keep_stats,
-        )
-
-    def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
-        """A runner that sets up ``base_classname`` on the model's node."""
-        return DynamicSubclassModelRunner(
-            base_classname=self.base_classname,
-            instance_args=self.instance_args,
-            instance_kwargs=self.instance_kwargs,
-            **self.runner_options(),
-            **kwargs,
-        )
-
-    def call(
-        self,
-        method_name: str,
-        arguments: ArgumentsType | None = None,
-        timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
-        *,
-        args: Sequence[Any] | None = None,
-        kwargs: Mapping[str, Any] | None = None,
-    ) -> dict[ModelRunner, ModelPredictResult]:
-        """Call ``method_name`` on every ready model (or on ``model_runs``).
-
-        Arguments come in one of three forms: ``arguments=(args, kwargs)`` with
-        protobuf ``Argument``/``KwArgument`` lists; ``arguments=fn`` where
-        ``fn(model_runner)`` returns that tuple for one model; or plain Python
-        values as ``args=[...]`` and ``kwargs={...}``. Shared arguments are
-        encoded and serialized once for the whole round. ``fn`` runs on the
-        caller's thread before any model is called, so an exception it raises
-        ends the round before it starts.
-
-        ``timeout`` is the round's deadline in seconds (default: the runner's).
-        ``model_runs`` restricts the round to those models; an empty list calls
-        none. Returns one :class:`ModelPredictResult` per model called; never
-        raises because a model misbehaves.
-        """
-        if not method_name or not isinstance(method_name, str):
-            raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
-        if arguments is not None and (args is not None or kwargs is not None):
-            raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
-        subject = f"method {method_name!r}"
-        runners = self._runners(model_runs)
-        if callable(arguments):
-            make_arguments = arguments
-            requests = {
-                runner: _call_request(
-                    method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
-                )
-                for runner in runners
-            }
-            for request in requests.values():
-                _check_size(request.ByteSize(), subject)
-            return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
-        if arguments is None:
-            arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
-        shared = _call_request(method_name, arguments, "arguments").SerializeToString()
-        _check_size(len(shared), subject)
-        return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
-
-
-def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
-    """Plain values as arguments; one that cannot be encoded is the coordinator's mistake, named."""
-    try:
-        return encode(values)
-    except (ValueError, TypeError) as error:
-        raise InvalidCoordinatorUsageError(str(error)) from error
-
-
-def _call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
-    """The CallRequest for ``(args, kwargs)``; anything else is refused, naming ``name``."""
-    if not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument "
-            f"(or a function of the model runner returning them), got {arguments!r:.200}"
-        )
-    try:
-        return build_call_request(method_name, (arguments[0], arguments[1]))
-    except (TypeError, ValueError) as error:
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
-        ) from error
-
-
-def _check_size(size: int, subject: str) -> None:
+def check_request_size(size: int, subject: str) -> None:
     """Refuse a request no model node would accept, before any model is called."""
     if size > MAX_MESSAGE_BYTES:
         raise InvalidCoordinatorUsageError(
             f"the request for {subject} is {size / 2**20:.1f} MiB, over the {MAX_MESSAGE_BYTES / 2**20:.0f} MiB "
             "a model node accepts: send less per call"
-        )
-
-
-def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
-    assert isinstance(runner, TrainInferModelRunner)
-    return runner.execute_reinitialize(timeout)
-
-
-class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
-    """Rounds of predictions from each participant's ``infer`` generator."""
-
-    def __init__(
-        self,
-        timeout: float,
-        crunch_id: str,
-        host: str,
-        port: int | str,
-        service_name: str = DEFAULT_SERVICE,
-        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
-        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
-        secure_credentials: SecureCredentials | None = None,
-        gateway_credentials: GatewayCredentials | None = None,
-        report_failure: bool = True,
-        *,
-        retry_backoff_factor: float = 2.0,
-        orchestrator_settings: OrchestratorSettings | None = None,
-        init_timeout: float = DEFAULT_INIT_TIMEOUT,
-        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
-        keep_stats: bool = True,
-    ) -> None:
-        """Set up the runner; nothing connects before :meth:`init`.
-
-        Args:
-            timeout: default deadline of one round, in seconds.
-            crunch_id: the crunch whose models to follow.
-            host: the orchestrator's host.
-            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
-            service_name: ``"TrainInferStreamService"`` (the reference client's
-                choice) or ``"TrainInferService"``; both serve the same calls.
-            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
-            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
-            secure_credentials: see :class:`ModelConcurrentRunner`.
-            gateway_credentials: see :class:`ModelConcurrentRunner`.
-            report_failure: see :class:`ModelConcurrentRunner`.
-            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
-            orchestrator_settings: see :class:`ModelConcurrentRunner`.
-            init_timeout: see :class:`ModelConcurrentRunner`.
-            round_switch_interval: see :class:`ModelConcurrentRunner`.
-            keep_stats: see :class:`ModelConcurrentRunner`.
-        """
-        self.service_name = service_name
-        super().__init__(
-            timeout,
-            crunch_id,
-            host,
-            port,
-            max_consecutive_failures=max_consecutive_failures,
-            max_consecutive_timeouts=max_consecutive_timeouts,
-            secure_credentials=secure_credentials,
-            gateway_credentials=gateway_credentials,
-            report_failure=report_failure,
-            retry_backoff_factor=retry_backoff_factor,
-            orchestrator_settings=orchestrator_settings,
-            init_timeout=init_timeout,
-            round_switch_interval=round_switch_interval,
-            keep_stats=keep_stats,
-        )
-
-    def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
-        """A runner that feeds the model node's ``infer`` generator."""
-        return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
-
-    def predict(
-        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
-    ) -> dict[ModelRunner, ModelPredictResult]:
-        """Feed ``value`` to every model's ``infer`` and gather the predictions."""
-        try:
-            variant = to_variant(value)
-        except ValueError as error:
-            raise InvalidCoordinatorUsageError(f"value: {error}") from error
-        shared = InferRequest(argument=variant).SerializeToString()
-        _check_size(len(shared), "Infer")
-        return self._run_round(
-            self._runners(model_runs), lambda _: shared, timeout, subject="Infer", method="predict"
-        )
-
-    def reinitialize(
-        self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
-    ) -> dict[ModelRunner, ModelPredictResult]:
-        """Restart every model's ``infer`` generator; no penalties are counted."""
-        return self._run_round(
-            self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
-            method="reinitialize",
         )

@@ -1,0 +1,170 @@
+"""Rounds of method calls on each participant's subclass of the coordinator's base class."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from ..codec import to_arguments, to_kw_arguments
+from ..errors import InvalidCoordinatorUsageError
+from ..orchestrator import OrchestratorSettings
+from ..proto.dynamic_subclass_pb2 import CallRequest
+from ..results import ModelPredictResult
+from ..rounds import ROUND_SWITCH_INTERVAL
+from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
+from ..runners.dynamic_subclass import build_call_request
+from ..security import GatewayCredentials, SecureCredentials
+from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size
+
+__all__ = ["DynamicSubclassModelConcurrentRunner"]
+
+
+class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
+    """Rounds of method calls on each participant's subclass of ``base_classname``."""
+
+    def __init__(
+        self,
+        timeout: float,
+        crunch_id: str,
+        host: str,
+        port: int | str,
+        base_classname: str,
+        instance_args: Sequence[Any] | None = None,
+        instance_kwargs: Mapping[str, Any] | Sequence[Any] | None = None,
+        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
+        report_failure: bool = True,
+        *,
+        retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
+        keep_stats: bool = True,
+    ) -> None:
+        """Set up the runner; nothing connects before :meth:`init`.
+
+        Args:
+            timeout: default deadline of one round, in seconds.
+            crunch_id: the crunch whose models to follow.
+            host: the orchestrator's host.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
+            base_classname: the fully qualified base class (``"package.module.Class"``)
+                whose subclass each model node finds in the participant's code and instantiates.
+            instance_args: the constructor's positional arguments, plain values
+                or ``Argument`` messages; encoded once, sent in every model's Setup.
+            instance_kwargs: its keyword arguments, a mapping of plain values or a
+                list of ``KwArgument`` messages.
+            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
+            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
+            secure_credentials: see :class:`ModelConcurrentRunner`.
+            gateway_credentials: see :class:`ModelConcurrentRunner`.
+            report_failure: see :class:`ModelConcurrentRunner`.
+            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+            orchestrator_settings: see :class:`ModelConcurrentRunner`.
+            init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
+            keep_stats: see :class:`ModelConcurrentRunner`.
+        """
+        self.base_classname = base_classname
+        # Encoded once here, shared by every runner's Setup.
+        self.instance_args = to_arguments(instance_args)
+        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        super().__init__(
+            timeout,
+            crunch_id,
+            host,
+            port,
+            max_consecutive_failures=max_consecutive_failures,
+            max_consecutive_timeouts=max_consecutive_timeouts,
+            secure_credentials=secure_credentials,
+            gateway_credentials=gateway_credentials,
+            report_failure=report_failure,
+            retry_backoff_factor=retry_backoff_factor,
+            orchestrator_settings=orchestrator_settings,
+            init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
+            keep_stats=keep_stats,
+        )
+
+    def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
+        """A runner that sets up ``base_classname`` on the model's node."""
+        return DynamicSubclassModelRunner(
+            base_classname=self.base_classname,
+            instance_args=self.instance_args,
+            instance_kwargs=self.instance_kwargs,
+            **self.runner_options(),
+            **kwargs,
+        )
+
+    def call(
+        self,
+        method_name: str,
+        arguments: ArgumentsType | None = None,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner] | None = None,
+        *,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Call ``method_name`` on every ready model (or on ``model_runs``).
+
+        Arguments come in one of three forms: ``arguments=(args, kwargs)`` with
+        protobuf ``Argument``/``KwArgument`` lists; ``arguments=fn`` where
+        ``fn(model_runner)`` returns that tuple for one model; or plain Python
+        values as ``args=[...]`` and ``kwargs={...}``. Shared arguments are
+        encoded and serialized once for the whole round. ``fn`` runs on the
+        caller's thread before any model is called, so an exception it raises
+        ends the round before it starts.
+
+        ``timeout`` is the round's deadline in seconds (default: the runner's).
+        ``model_runs`` restricts the round to those models; an empty list calls
+        none. Returns one :class:`ModelPredictResult` per model called; never
+        raises because a model misbehaves.
+        """
+        if not method_name or not isinstance(method_name, str):
+            raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
+        if arguments is not None and (args is not None or kwargs is not None):
+            raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
+        subject = f"method {method_name!r}"
+        runners = self._runners(model_runs)
+        if callable(arguments):
+            make_arguments = arguments
+            requests = {
+                runner: _call_request(
+                    method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
+                )
+                for runner in runners
+            }
+            for request in requests.values():
+                check_request_size(request.ByteSize(), subject)
+            return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
+        if arguments is None:
+            arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
+        shared = _call_request(method_name, arguments, "arguments").SerializeToString()
+        check_request_size(len(shared), subject)
+        return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
+
+
+def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
+    """Plain values as arguments; one that cannot be encoded is the coordinator's mistake, named."""
+    try:
+        return encode(values)
+    except (ValueError, TypeError) as error:
+        raise InvalidCoordinatorUsageError(str(error)) from error
+
+
+def _call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
+    """The CallRequest for ``(args, kwargs)``; anything else is refused, naming ``name``."""
+    if not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument "
+            f"(or a function of the model runner returning them), got {arguments!r:.200}"
+        )
+    try:
+        return build_call_request(method_name, (arguments[0], arguments[1]))
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
+        ) from error

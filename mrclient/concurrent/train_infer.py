@@ -1,0 +1,112 @@
+"""Rounds of predictions from each participant's ``infer`` generator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..codec import to_variant
+from ..errors import InvalidCoordinatorUsageError
+from ..orchestrator import OrchestratorSettings
+from ..proto.train_infer_pb2 import InferRequest
+from ..results import ModelPredictResult
+from ..rounds import ROUND_SWITCH_INTERVAL
+from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
+from ..runners.train_infer import DEFAULT_SERVICE
+from ..security import GatewayCredentials, SecureCredentials
+from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size
+
+__all__ = ["TrainInferModelConcurrentRunner"]
+
+
+def _reinitialize(runner: ModelRunner, _request: Any, timeout: float) -> CallOutcome:
+    assert isinstance(runner, TrainInferModelRunner)
+    return runner.execute_reinitialize(timeout)
+
+
+class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
+    """Rounds of predictions from each participant's ``infer`` generator."""
+
+    def __init__(
+        self,
+        timeout: float,
+        crunch_id: str,
+        host: str,
+        port: int | str,
+        service_name: str = DEFAULT_SERVICE,
+        max_consecutive_failures: int = ModelConcurrentRunner.MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_timeouts: int = ModelConcurrentRunner.MAX_CONSECUTIVE_TIMEOUTS,
+        secure_credentials: SecureCredentials | None = None,
+        gateway_credentials: GatewayCredentials | None = None,
+        report_failure: bool = True,
+        *,
+        retry_backoff_factor: float = 2.0,
+        orchestrator_settings: OrchestratorSettings | None = None,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
+        keep_stats: bool = True,
+    ) -> None:
+        """Set up the runner; nothing connects before :meth:`init`.
+
+        Args:
+            timeout: default deadline of one round, in seconds.
+            crunch_id: the crunch whose models to follow.
+            host: the orchestrator's host.
+            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
+            service_name: ``"TrainInferStreamService"`` (the reference client's
+                choice) or ``"TrainInferService"``; both serve the same calls.
+            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
+            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
+            secure_credentials: see :class:`ModelConcurrentRunner`.
+            gateway_credentials: see :class:`ModelConcurrentRunner`.
+            report_failure: see :class:`ModelConcurrentRunner`.
+            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
+            orchestrator_settings: see :class:`ModelConcurrentRunner`.
+            init_timeout: see :class:`ModelConcurrentRunner`.
+            round_switch_interval: see :class:`ModelConcurrentRunner`.
+            keep_stats: see :class:`ModelConcurrentRunner`.
+        """
+        self.service_name = service_name
+        super().__init__(
+            timeout,
+            crunch_id,
+            host,
+            port,
+            max_consecutive_failures=max_consecutive_failures,
+            max_consecutive_timeouts=max_consecutive_timeouts,
+            secure_credentials=secure_credentials,
+            gateway_credentials=gateway_credentials,
+            report_failure=report_failure,
+            retry_backoff_factor=retry_backoff_factor,
+            orchestrator_settings=orchestrator_settings,
+            init_timeout=init_timeout,
+            round_switch_interval=round_switch_interval,
+            keep_stats=keep_stats,
+        )
+
+    def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
+        """A runner that feeds the model node's ``infer`` generator."""
+        return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
+
+    def predict(
+        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Feed ``value`` to every model's ``infer`` and gather the predictions."""
+        try:
+            variant = to_variant(value)
+        except ValueError as error:
+            raise InvalidCoordinatorUsageError(f"value: {error}") from error
+        shared = InferRequest(argument=variant).SerializeToString()
+        check_request_size(len(shared), "Infer")
+        return self._run_round(
+            self._runners(model_runs), lambda _: shared, timeout, subject="Infer", method="predict"
+        )
+
+    def reinitialize(
+        self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+    ) -> dict[ModelRunner, ModelPredictResult]:
+        """Restart every model's ``infer`` generator; no penalties are counted."""
+        return self._run_round(
+            self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
+            method="reinitialize",
+        )

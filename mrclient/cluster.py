@@ -70,6 +70,8 @@ class _FirstSetups:
     def __init__(self, runners: Iterable[ModelRunner]) -> None:
         self.pending = set(runners)
         self.count = len(self.pending)
+        #: The class every node is asked to set up (the coordinator's base class), if the runners name one.
+        self.setup_class = next((runner.setup_class for runner in self.pending), None)
         self.retrying: dict[ModelRunner, str] = {}  # runner -> why its first attempt failed
         self.outcomes: list[CallOutcome] = []
         self.held: list[tuple[ModelRunner, str, str | None]] = []
@@ -109,7 +111,7 @@ class _FirstSetups:
         """The coordinator's mistake the settled setups show (or None), and the reports held."""
         self.judged = True
         held, self.held = self.held, []
-        return coordinator_mistake(self.outcomes, self.count, "the setup"), held
+        return coordinator_mistake(self.outcomes, self.count, "the setup", setup_class=self.setup_class), held
 
 
 class ModelCluster:

@@ -105,13 +105,14 @@ def test_every_round_kind_refuses_a_runner_whose_init_has_not_succeeded() -> Non
     )
     train_infer = TrainInferModelConcurrentRunner(timeout=5, crunch_id=CRUNCH, host="127.0.0.1", port=port)
     try:
-        for call in (
+        rounds: list[Callable[[], object]] = [
             lambda: subclass.call("predict"),
             lambda: subclass.call("predict", arguments=lambda model: ([], [])),
             lambda: subclass.call("predict", args=[1]),
             lambda: train_infer.predict(1),
             lambda: train_infer.reinitialize(),
-        ):
+        ]
+        for call in rounds:
             with pytest.raises(InvalidCoordinatorUsageError, match=NOT_INITIALIZED):
                 call()
     finally:
@@ -159,7 +160,13 @@ def test_a_stopped_listener_thread_keeps_its_listeners_and_the_next_event_starts
     dispatcher: ListenerDispatcher[int] = ListenerDispatcher("mrclient-test-listeners")
     heard: list[int] = []
     second = threading.Event()
-    dispatcher.add("joined", lambda item: (heard.append(item), item == 2 and second.set()))
+
+    def listener(item: int) -> None:
+        heard.append(item)
+        if item == 2:
+            second.set()
+
+    dispatcher.add("joined", listener)
     dispatcher.post("joined", 1)
     dispatcher.stop_thread()  # delivers what was posted, then ends the thread
     assert heard == [1]

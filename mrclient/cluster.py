@@ -10,6 +10,12 @@ closed after the lock is released, and listeners run on a dispatcher thread.
 A runner joins the callable ``models`` only once its setup succeeded, and only
 if it is still the model's current runner by then; a runner removed or replaced
 while setting up is closed, which aborts its setup, and never joins.
+
+A ``start()`` that fails is undone: its connection, runners, setups and the
+listener thread are stopped, and the cluster is as it was before, so that
+``start()`` can be tried again (a coordinator retries ``init()`` on its next
+tick). Only ``close()`` is final. Events from a connection the cluster no
+longer holds are ignored.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ class _FirstSetups:
     def __init__(self, runners: Iterable[ModelRunner]) -> None:
         self.pending = set(runners)
         self.count = len(self.pending)
+        #: The class every node is asked to set up (the coordinator's base class), if the runners name one.
+        self.setup_class = next((runner.setup_class for runner in self.pending), None)
         self.retrying: dict[ModelRunner, str] = {}  # runner -> why its first attempt failed
         self.outcomes: list[CallOutcome] = []
         self.held: list[tuple[ModelRunner, str, str | None]] = []
@@ -109,7 +117,7 @@ class _FirstSetups:
         """The coordinator's mistake the settled setups show (or None), and the reports held."""
         self.judged = True
         held, self.held = self.held, []
-        return coordinator_mistake(self.outcomes, self.count, "the setup"), held
+        return coordinator_mistake(self.outcomes, self.count, "the setup", setup_class=self.setup_class), held
 
 
 class ModelCluster:
@@ -147,11 +155,12 @@ class ModelCluster:
         self._files_for = 0  # the largest table the open-file limit was checked for
         self._started = False
         self._closed = False
+        self._host, self._port, self._settings, self._setup_workers = host, port, settings, setup_workers
         self._pool = BurstPool(setup_workers, thread_name_prefix="mrclient-setup")
         self._listeners: ListenerDispatcher[ModelRunner] = ListenerDispatcher(
             "mrclient-listeners", join_timeout=listener_join_timeout
         )
-        self._connection = OrchestratorConnection(crunch_id, host, port, self._on_event, settings)
+        self._connection = self._new_connection()
 
     def __repr__(self) -> str:
         return f"<ModelCluster {self._connection.url} ready={len(self._snapshot)}>"
@@ -165,7 +174,10 @@ class ModelCluster:
         join later. Raises ``ConnectionError`` when the orchestrator cannot be
         reached in time, the first ``InvalidCoordinatorUsageError`` an initial
         setup raised, and one when every model refused the coordinator (see
-        ``misuse``; nobody is reported then). On any error the cluster is closed.
+        ``misuse``; nobody is reported then). On any error the start is undone
+        (the cluster is as before, listeners kept, nothing left running) and
+        ``start()`` may be called again. Once started, it returns at once;
+        after ``close()`` it raises ``RuntimeError``.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -174,8 +186,9 @@ class ModelCluster:
             if self._started:
                 return
             self._started = True
+            connection = self._connection
         try:
-            self._connection.connect(timeout)
+            connection.connect(timeout)
             with self._changed:
                 while not self._changed.wait_for(
                     self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
@@ -203,8 +216,47 @@ class ModelCluster:
             else:
                 logger.info("init of %s: %s", self.crunch_id, progress)
         except BaseException:
-            self.close()
+            self._undo_start()
             raise
+
+    def _new_connection(self) -> OrchestratorConnection:
+        """An orchestrator connection whose events count only while it is this cluster's."""
+
+        def on_event(event: str, entries: list[Any]) -> None:
+            self._on_event(event, entries, connection)
+
+        connection = OrchestratorConnection(self.crunch_id, self._host, self._port, on_event, self._settings)
+        return connection
+
+    def _undo_start(self) -> None:
+        """After a failed ``start()``: stop what it started and be as before, so it can be tried again.
+
+        The connection and setup pool are replaced by fresh ones; the old
+        connection is closed, the runners it brought closed (``on_model_left``
+        for those that were ready, nobody reported), the old pool waited for,
+        and the listener thread ended; listeners stay registered. A ``close()``
+        meanwhile wins: it stops everything itself.
+        """
+        connection, pool = self._new_connection(), BurstPool(self._setup_workers, thread_name_prefix="mrclient-setup")
+        with self._lock:
+            if self._closed:
+                runners: list[ModelRunner] = []
+                ready: set[ModelRunner] = set()
+                old_connection, old_pool = connection, pool  # never used: close() closes the cluster's own
+            else:
+                old_connection, self._connection = self._connection, connection
+                old_pool, self._pool = self._pool, pool
+                runners, ready = list(self._runners.values()), set(self._ready.values())
+                self._runners.clear()
+                self._ready.clear()
+                self._snapshot = ()
+                self._first = None
+                self._started = False
+                self._changed.notify_all()
+        old_connection.close()  # first: no event of the failed start comes after this
+        self._retire((runner, runner in ready) for runner in runners)
+        old_pool.close()  # the setups of closed runners end at once
+        self._listeners.stop_thread()  # after the "left" events above are delivered
 
     def _initial_settled(self) -> bool:
         """Whether ``start()`` may stop waiting: every first model joined, failed, or is retrying."""
@@ -225,9 +277,10 @@ class ModelCluster:
             self._ready.clear()
             self._snapshot = ()
             self._changed.notify_all()
-        self._connection.close()
+            connection, pool = self._connection, self._pool  # read under the lock: a failed start swaps them
+        connection.close()
         self._retire((runner, runner in ready) for runner in runners)
-        self._pool.close()
+        pool.close()
         self._listeners.close()
         logger.info("model cluster for %s closed", self.crunch_id)
 
@@ -356,9 +409,9 @@ class ModelCluster:
 
     # -- applying events (on the orchestrator thread) ---------------------------------------
 
-    def _on_event(self, event: str, entries: list[Any]) -> None:
+    def _on_event(self, event: str, entries: list[Any], connection: OrchestratorConnection) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or connection is not self._connection:  # closed, or from a start undone
                 return
             plan = plan_event(self._runners, entries, snapshot=event == "init")
             closing = [self._runners[model_id] for model_id in plan.close]

@@ -20,13 +20,16 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Listener = Callable[[T], None]
+_Queue = queue.SimpleQueue[tuple[str, tuple[Listener[T], ...], T] | None]
 
 
 class ListenerDispatcher(Generic[T]):
     """Posts ``(kind, item)`` events to the listeners of that kind, in order.
 
     The thread starts with the first event that has a listener and ends at
-    ``close()``, after the events already posted have been delivered.
+    ``close()``, after the events already posted have been delivered; each
+    thread has a queue of its own, so ``stop_thread()`` can end one and a
+    later event start the next.
     """
 
     def __init__(self, name: str, join_timeout: float = 5.0) -> None:
@@ -34,8 +37,7 @@ class ListenerDispatcher(Generic[T]):
         self.join_timeout = join_timeout
         self._lock = threading.Lock()
         self._listeners: dict[str, tuple[Listener[T], ...]] = {}
-        # None stops the thread
-        self._queue: queue.SimpleQueue[tuple[str, tuple[Listener[T], ...], T] | None] = queue.SimpleQueue()
+        self._queue: _Queue[T] = queue.SimpleQueue()  # the current thread's; None stops it
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -62,9 +64,23 @@ class ListenerDispatcher(Generic[T]):
         if self._closed:
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
             self._thread.start()
         self._queue.put((kind, listeners, item))
+
+    def stop_thread(self) -> None:
+        """Deliver what was posted and end the thread, keeping the listeners; the next event starts another.
+
+        Waits at most ``join_timeout``, like ``close()``.
+        """
+        with self._lock:
+            thread, stopping = self._thread, self._queue
+            if thread is None:
+                return
+            self._thread, self._queue = None, queue.SimpleQueue()
+        stopping.put(None)
+        if thread is not threading.current_thread():
+            self._join(thread)
 
     def close(self) -> None:
         """Deliver what was posted, then stop the thread; idempotent.
@@ -75,16 +91,19 @@ class ListenerDispatcher(Generic[T]):
         with self._lock:
             self._closed = True
             thread = self._thread
-        self._queue.put(None)
+            self._queue.put(None)
         if thread is None or thread is threading.current_thread():
             return
+        self._join(thread)
+
+    def _join(self, thread: threading.Thread) -> None:
         thread.join(self.join_timeout)
         if thread.is_alive():
             logger.warning("a %s listener is still running after %ss; leaving it behind", self.name, self.join_timeout)
 
-    def _run(self) -> None:
+    def _run(self, events: _Queue[T]) -> None:
         while True:
-            event = self._queue.get()
+            event = events.get()
             if event is None:
                 return
             kind, listeners, item = event

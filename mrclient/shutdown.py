@@ -26,7 +26,7 @@ __all__ = ["Shutdown", "runs_library_code"]
 logger = logging.getLogger(__name__)
 
 #: mrclient's modules that use the library like any coordinator: they hold none of its locks.
-_USERS = ("mrclient.cli", "mrclient.__main__", "mrclient.testing")
+_USERS = ("mrclient.cli", "mrclient.__main__", "mrclient.testing", "mrclient.aio")
 
 
 def runs_library_code(frame: FrameType | None) -> bool:
@@ -49,7 +49,9 @@ class Shutdown:
     """Runs ``tear_down`` once, on a thread of its own; asking for it is safe from anywhere.
 
     ``requested`` turns True at the first ``request()``; ``done`` is set once
-    ``tear_down`` returned (or raised: it is logged).
+    ``tear_down`` returned (or raised: it is logged), and the callbacks given to
+    ``add_done_callback`` are called then (an event loop's way to hear of it
+    without a thread waiting on ``done``).
     """
 
     def __init__(self, tear_down: Callable[[], None], name: str) -> None:
@@ -59,6 +61,8 @@ class Shutdown:
         self._tear_down = tear_down
         self._once = threading.Lock()  # taken, without waiting, by the first request; never released
         self._thread: threading.Thread | None = None
+        self._callbacks: list[Callable[[], None]] = []  # guarded by _callbacks_lock, until done
+        self._callbacks_lock = threading.Lock()
 
     def request(self, caller: FrameType | None) -> None:
         """Start the tear-down (once); wait for it to end unless ``caller`` runs library code.
@@ -83,10 +87,32 @@ class Shutdown:
         if started is not None and started is not threading.current_thread():
             started.join()  # done is set just before the thread ends
 
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the tear-down is done: at once if it is, else on the thread that finishes it.
+
+        It must be quick and must not raise (an exception is logged).
+        """
+        with self._callbacks_lock:
+            if not self.done.is_set():
+                self._callbacks.append(callback)
+                return
+        _call(callback)
+
     def _run(self) -> None:
         try:
             self._tear_down()
         except Exception:
             logger.exception("closing %s failed", self.name)
         finally:
-            self.done.set()
+            with self._callbacks_lock:
+                self.done.set()
+                callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                _call(callback)
+
+
+def _call(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.exception("a callback of the shutdown failed: %r", callback)

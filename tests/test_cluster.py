@@ -119,9 +119,11 @@ def test_start_returns_with_the_initial_models_set_up(orchestrator: LocalOrchest
 def test_start_raises_a_connection_error_naming_the_url_and_cleans_up(kit: ClusterKit) -> None:
     port = free_port()
     cluster = ModelCluster(CRUNCH, "127.0.0.1", port, kit.factory(), settings=FAST)
-    with pytest.raises(ConnectionError, match=f"ws://127.0.0.1:{port}/{CRUNCH}"):
-        cluster.start(0.3)
-    assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-")]
+    for _ in range(2):  # a failed start is undone: the next one tries again
+        with pytest.raises(ConnectionError, match=f"ws://127.0.0.1:{port}/{CRUNCH}"):
+            cluster.start(0.3)
+        assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-")]
+    cluster.close()
     with pytest.raises(RuntimeError, match="closed"):
         cluster.start(0.3)
 

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 
-from conftest import free_port
+from conftest import PARTICIPANT, free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
     InvalidCoordinatorUsageError,
     ModelPredictResult,
     MrclientError,
 )
+from mrclient.misuse import SETUP_FAILED, coordinator_mistake, names_missing_class
+from mrclient.runners.base import CallOutcome, ErrorType
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 WAIT = 10.0
@@ -106,6 +108,118 @@ def test_a_typo_in_the_base_class_raises_at_init_and_reports_nobody(crunch: Crun
     message = str(raised.value)
     assert "BAD_IMPLEMENTATION for the setup" in message and f"{__name__}.Bsae" in message
     assert crunch.no_report()
+
+
+# -- a failed Setup: the coordinator's base class, or a participant's constructor ----------------
+
+BASE = "trackers.base.TrackerBase"
+BSAE = "trackers.base.TrackerBsae"
+
+
+def setup_failed(message: str, base: str = BASE) -> CallOutcome:
+    """A Setup the node answered SETUP_FAILED, as the runner records it."""
+    return CallOutcome(error=ErrorType.FAILED, detail=f"setup of {base!r} answered SETUP_FAILED: {message}", code=SETUP_FAILED)
+
+
+TYPO = setup_failed("Class 'TrackerBsae' not found in module 'trackers.base'.", BSAE)
+RAISED = setup_failed("the tracker needs a window")
+RAISED_OTHER = setup_failed("could not open weights.pkl")
+SILENT = CallOutcome(error=ErrorType.TIMEOUT, detail="DEADLINE_EXCEEDED")
+UNREACHABLE = CallOutcome(error=ErrorType.GRPC_CONNECTION_FAILED, detail="no connection")
+
+
+@pytest.mark.parametrize(
+    "outcomes, called, setup_class, mistake",
+    [
+        ([TYPO, TYPO, TYPO], 3, BSAE, "the model nodes cannot find the base class 'trackers.base.TrackerBsae'"),
+        ([TYPO], 1, BSAE, "the model nodes cannot find the base class"),  # the only model
+        ([TYPO, SILENT, UNREACHABLE], 3, BSAE, "the model nodes cannot find"),  # its own class named: one answer is enough
+        ([TYPO, CallOutcome()], 2, BSAE, None),  # a model that was set up rules it out
+        ([TYPO, TYPO], 2, None, "every model failed the setup with the same message"),  # same words from two
+        ([RAISED], 1, BASE, None),  # the only model's constructor raised: the participant's, as far as anyone can tell
+        ([RAISED, SILENT, SILENT], 3, BASE, None),
+        ([RAISED, RAISED_OTHER], 2, BASE, None),  # constructors raising, each its own way
+        ([RAISED, RAISED], 2, BASE, "every model failed the setup with the same message"),  # e.g. bad instance arguments
+        ([TYPO, RAISED], 2, BSAE, None),  # not the same words
+        ([setup_failed("Class 'Helper' not found in module 'my_tracker'.")], 1, BASE, None),  # names another class
+    ],
+)
+def test_a_failed_setup_is_the_coordinators_only_when_every_node_says_the_same_or_names_its_class(
+    outcomes: list[CallOutcome], called: int, setup_class: str | None, mistake: str | None
+) -> None:
+    found = coordinator_mistake(outcomes, called, "the setup", setup_class=setup_class)
+    if mistake is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(mistake) and found.endswith(f"the node said: {outcomes[0].detail}")
+
+
+@pytest.mark.parametrize(
+    "message, setup_class, names_it",
+    [
+        ("Class 'TrackerBsae' not found in module 'trackers.base'.", BSAE, True),
+        ("Object 'TrackerBase' in module 'trackers.base' is not a class.", BASE, True),
+        ("Invalid class name 'TrackerBase'. Use 'module.ClassName' format.", "TrackerBase", True),
+        ("Class 'TrackerBsae' not found in module 'trackers.base'.", BASE, False),  # not the class we asked for
+        ("Class 'Helper' not found in module 'trackers.base'.", BSAE, False),
+        ("the tracker needs a window", BASE, False),
+        ("Class 'TrackerBsae' not found in module 'trackers.base'.", None, False),
+        (None, BASE, False),
+    ],
+)
+def test_a_message_names_the_coordinators_class_as_missing_only_by_its_full_name(
+    message: str | None, setup_class: str | None, names_it: bool
+) -> None:
+    assert names_missing_class(message, setup_class) is names_it
+
+
+@pytest.mark.parametrize("models", [1, 3])
+def test_a_class_typo_with_the_module_right_raises_at_init_and_reports_nobody(
+    crunch: Crunch, local_node: Callable[..., LocalModelNode], models: int
+) -> None:
+    for _ in range(models):  # nodes that load the participant's code as the reference node does
+        crunch.orchestrator.add_model(port=local_node(code_directory=PARTICIPANT).port)
+    runner = crunch.runner(init=False, base_classname=BSAE)
+    for _ in range(2):  # a retried init() judges afresh, and says the same
+        with pytest.raises(InvalidCoordinatorUsageError) as raised:
+            runner.init(timeout=WAIT)
+        message = str(raised.value)
+        assert message.startswith(f"the model nodes cannot find the base class {BSAE!r}: is base_classname right")
+        assert "SETUP_FAILED: Class 'TrackerBsae' not found in module 'trackers.base'." in message
+    assert crunch.no_report()
+
+
+class RaisesOnInit(Base):
+    def __init__(self) -> None:
+        raise ValueError(f"{type(self).__name__} needs a window")
+
+
+class AlsoRaisesOnInit(RaisesOnInit):
+    pass
+
+
+def test_constructors_that_raise_are_still_reported(crunch: Crunch, local_node: Callable[..., LocalModelNode]) -> None:
+    raising = {
+        crunch.orchestrator.add_model(port=local_node(classes=[Base, cls]).port): cls.__name__
+        for cls in (RaisesOnInit, AlsoRaisesOnInit)
+    }
+    crunch.add_models(1)
+    runner = crunch.runner()
+    assert len(runner.models) == 1
+    assert crunch.orchestrator.wait_for_reports(2, WAIT)
+    reports = {r["model_id"]: (r["failure_code"], r["failure_reason"]) for r in crunch.orchestrator.reports}
+    assert reports == {
+        model_id: ("MULTIPLE_FAILED", f"setup of '{__name__}.Base' answered SETUP_FAILED: {name} needs a window")
+        for model_id, name in raising.items()
+    }
+
+
+def test_the_only_models_constructor_that_raises_is_reported(crunch: Crunch, local_node: Callable[..., LocalModelNode]) -> None:
+    model_id = crunch.orchestrator.add_model(port=local_node(classes=[Base, RaisesOnInit]).port)
+    runner = crunch.runner()
+    assert runner.models == []
+    assert crunch.orchestrator.wait_for_reports(1, WAIT)
+    assert [(r["model_id"], r["failure_code"]) for r in crunch.orchestrator.reports] == [(model_id, "MULTIPLE_FAILED")]
 
 
 def test_two_threads_calling_at_once_take_turns(crunch: Crunch) -> None:

@@ -29,6 +29,7 @@ def test_the_design_cards_import_line_works() -> None:
         decode_data,
         encode_data,
     )
+    from mrclient.aio import AsyncRunner  # noqa: F401
     from mrclient.testing import LocalModelNode, LocalOrchestrator  # noqa: F401
 
     assert issubclass(InvalidCoordinatorUsageError, mrclient.MrclientError)

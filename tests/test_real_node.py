@@ -150,3 +150,53 @@ def test_dynamic_subclass_runner_against_the_real_node(real_model_node: RealNode
             runner.call("", timeout=WAIT)
     finally:
         runner.close()
+
+
+# -- a failed Setup on the real node: the coordinator's class typo, or the participant's constructor --------
+
+
+def test_a_class_typo_on_the_real_node_is_the_coordinators_mistake_and_nobody_is_reported(
+    real_nodes: Callable[..., RealNode],
+) -> None:
+    """The module right, the class misspelt: every node answers SETUP_FAILED naming the class; init raises."""
+    from mrclient import DynamicSubclassModelConcurrentRunner, InvalidCoordinatorUsageError
+    from mrclient.testing import LocalOrchestrator
+
+    nodes = [real_nodes(), real_nodes()]
+    with LocalOrchestrator(crunch_id="real") as orchestrator:
+        for node in nodes:
+            orchestrator.add_model(port=node.port)
+        runner = DynamicSubclassModelConcurrentRunner(
+            timeout=WAIT, crunch_id="real", host="127.0.0.1", port=orchestrator.port,
+            base_classname="trackers.base.TrackerBsae", retry_backoff_factor=0.05,
+        )
+        try:
+            with pytest.raises(InvalidCoordinatorUsageError) as raised:
+                runner.init(timeout=WAIT)
+        finally:
+            runner.close()
+        message = str(raised.value)
+        assert message.startswith("the model nodes cannot find the base class 'trackers.base.TrackerBsae'")
+        assert "answered SETUP_FAILED: Class 'TrackerBsae' not found in module 'trackers.base'." in message
+        assert not orchestrator.wait_for_reports(1, 0.5)
+
+
+def test_a_constructor_that_raises_on_the_real_node_is_still_reported(real_model_node: RealNode) -> None:
+    from mrclient import DynamicSubclassModelConcurrentRunner
+    from mrclient.testing import LocalOrchestrator
+
+    with LocalOrchestrator(crunch_id="real") as orchestrator:
+        model_id = orchestrator.add_model(port=real_model_node.port)
+        runner = DynamicSubclassModelConcurrentRunner(
+            timeout=WAIT, crunch_id="real", host="127.0.0.1", port=orchestrator.port, base_classname=TRACKER_BASE,
+            instance_kwargs={"window": 3}, retry_backoff_factor=0.05,  # MyTracker.__init__ takes no window: it raises
+        )
+        try:
+            runner.init(timeout=WAIT)
+            assert runner.models == []
+            assert orchestrator.wait_for_reports(1, WAIT)
+        finally:
+            runner.close()
+        [report] = orchestrator.reports
+        assert (report["model_id"], report["failure_code"]) == (model_id, "MULTIPLE_FAILED")
+        assert "answered SETUP_FAILED: " in report["failure_reason"] and "'window'" in report["failure_reason"]

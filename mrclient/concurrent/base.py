@@ -164,7 +164,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
         self._shutdown = Shutdown(self._tear_down, name="mrclient-close")
         self._roster = RosterKeeper()
-        self._started = False
+        self._started = False  # True once init() succeeded
         self._told_table_frozen = False
         self.keep_stats = bool(keep_stats)
         self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=_RESTED_DETAIL, left_detail=MODEL_LEFT)
@@ -200,14 +200,18 @@ class ModelConcurrentRunner(abc.ABC):
         Blocks until the first snapshot is applied and its models are set up, or
         ``timeout`` seconds (default: ``init_timeout``); models still being set
         up then join later. Raises ``ConnectionError`` when the orchestrator
-        cannot be reached in time, and ``MrclientError`` after ``close()``. A
-        ``close()`` while it waits (a SIGTERM during start-up) makes it return:
-        the next ``call()`` then says the runner is closed.
+        cannot be reached in time, ``InvalidCoordinatorUsageError`` when every
+        model's setup shows a mistake of the coordinator's, and
+        ``MrclientError`` after ``close()``. A failed ``init()`` leaves the
+        runner as it was (listeners kept, nothing running): call it again, on
+        the next tick say; until one succeeds, rounds raise. Once it succeeded,
+        ``init()`` returns at once. A ``close()`` while it waits (a SIGTERM
+        during start-up) makes it return: the next ``call()`` then says the
+        runner is closed.
         """
         timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
         if self._shutdown.requested:
             raise MrclientError("the runner is closed")
-        self._started = True
         try:
             self.model_cluster.start(timeout)
         except ConnectionError:
@@ -215,6 +219,11 @@ class ModelConcurrentRunner(abc.ABC):
                 logger.info("closed while connecting to the orchestrator")
                 return
             raise
+        except RuntimeError:  # the cluster is closed: close() came first
+            if self._shutdown.requested:
+                raise MrclientError("the runner is closed") from None
+            raise
+        self._started = True
 
     def sync(self) -> None:
         """Block until ``close()`` has finished; the model table is kept current meanwhile."""
@@ -384,8 +393,10 @@ class ModelConcurrentRunner(abc.ABC):
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         if self._shutdown.requested:
             raise MrclientError("the runner is closed")
-        if not self._started:
-            raise InvalidCoordinatorUsageError("the runner has no models yet: call init() first")
+        if not self._started:  # never an empty round for a runner that is not running
+            raise InvalidCoordinatorUsageError(
+                "init() has not succeeded on this runner: call init() first (again, if it raised), then the round"
+            )
         with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
             started_at, started = time.time(), time.perf_counter()

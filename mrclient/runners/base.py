@@ -231,6 +231,8 @@ class ModelRunner(abc.ABC):
         self.init_failure: CallOutcome | None = None
         #: What the node said when ``setup`` last failed, if a flavour knows more than an ErrorType.
         self.setup_detail: str | None = None
+        #: The node's status code when ``setup`` last failed (``"SETUP_FAILED"``), if a flavour knows it.
+        self.setup_code: str | None = None
 
         #: This runner's Setup succeeded once; a node answering "no instance" later lost it.
         self.setup_succeeded = False
@@ -269,6 +271,11 @@ class ModelRunner(abc.ABC):
         set up again for the same deployment keeps the model's history.
         """
         return self.counters.snapshot(self)
+
+    @property
+    def setup_class(self) -> str | None:
+        """The class the node is asked to set up (the coordinator's base class), if this flavour names one."""
+        return None
 
     @property
     def closed(self) -> bool:
@@ -350,7 +357,7 @@ class ModelRunner(abc.ABC):
         # Setup is also the connection check: without wait_for_ready, a refused,
         # broken or silent connection fails it at once (gRPC bounds each connect
         # attempt, see CHANNEL_OPTIONS) and the retry policy decides what next.
-        self.setup_detail = None
+        self.setup_detail = self.setup_code = None
         try:
             channel = self._open_channel()
             ok, error = self.setup(channel, self.setup_timeout)
@@ -373,7 +380,7 @@ class ModelRunner(abc.ABC):
         return CallOutcome(
             error=error,
             detail=self.setup_detail or f"setup failed: {error.name if error else ''}",
-            code=error.name if error is ErrorType.BAD_IMPLEMENTATION else None,
+            code=self.setup_code or (error.name if error is ErrorType.BAD_IMPLEMENTATION else None),
         )
 
     def _setup_rpc_failure(self, error: grpc.RpcError) -> CallOutcome:

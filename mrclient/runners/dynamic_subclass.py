@@ -85,6 +85,11 @@ class DynamicSubclassModelRunner(ModelRunner):
         self.instance_kwargs = to_kw_arguments(instance_kwargs)
         self._call: Any = None
 
+    @property
+    def setup_class(self) -> str:
+        """``base_classname``: what Setup asks the node to find."""
+        return self.base_classname
+
     def bind(self, channel: grpc.Channel) -> None:
         """Prepare the ``Call`` method on a new channel (requests may come pre-serialized)."""
         self._call = channel.unary_unary(
@@ -115,6 +120,7 @@ class DynamicSubclassModelRunner(ModelRunner):
             return True, None
         logger.warning("model %s: setup answered %s: %s", self.model_id, code, message)
         self.setup_detail = f"setup of {self.base_classname!r} answered {code}: {message}"
+        self.setup_code = code
         if code == "INVALID_ARGUMENT":
             raise InvalidCoordinatorUsageError(f"Setup of {self.base_classname!r} rejected: {message}")
         if code == "BAD_IMPLEMENTATION":

@@ -1,0 +1,292 @@
+"""An awaitable facade over a runner, for coordinators that live in an asyncio event loop.
+
+``AsyncRunner(runner)`` wraps a constructed runner and gives it the async
+reference client's surface: ``await init()``, ``await call(...)`` (``predict``
+and ``reinitialize`` for a TrainInfer runner), ``await sync()``, ``await
+aclose()``, ``async with``. It is a thin layer, not a second client: the round
+still runs on the runner's own thread pool, in the same shape; the facade only
+moves the waiting off the event loop, and reads the table and statistics
+through to the runner.
+
+Who owns what: each blocking operation (an ``init()``, a round, a close) runs
+on a thread of the facade's (``mrclient-aio-<operation>``), started for that
+operation and ended with it, never on the loop's default executor, which
+``asyncio.run()`` waits for at exit. ``sync()`` waits on no thread at all: the
+runner's shutdown calls back into the loop once it is done. Cancelling
+``sync()`` means "stop": the runner is closed, and ``sync()`` raises
+``CancelledError`` once it is and every operation thread has ended.
+Cancelling another await abandons only the wait: the round goes on until its
+own deadline, or ends at once when the runner is closed. Rounds leave the GIL
+switch interval alone by default, since a long one delays the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+
+from .cluster import ModelCluster
+from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
+from .errors import InvalidCoordinatorUsageError
+from .roster import Roster
+from .runners import ModelRunner
+from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
+
+__all__ = ["AsyncRunner"]
+
+logger = logging.getLogger(__name__)
+
+#: How long closing waits for each operation thread to end once the runner is closed. They end at
+#: once then (a round returns, an init() stops waiting); one still running after this is named in a
+#: warning and left behind.
+THREAD_JOIN_TIMEOUT = 10.0
+
+_R = TypeVar("_R", bound=ModelConcurrentRunner, covariant=True)
+_S = TypeVar("_S", bound=ModelConcurrentRunner)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _off_the_loop(
+    method: Callable[Concatenate[_S, _P], _T],
+) -> Callable[Concatenate[AsyncRunner[_S], _P], Coroutine[Any, Any, _T]]:
+    """The runner's blocking ``method`` as a coroutine method of the facade, with the same arguments.
+
+    Typed by the runner class it comes from: ``call`` is there for a
+    dynamic-subclass runner only, ``predict`` for a TrainInfer one.
+    """
+    name = method.__name__
+    owner = method.__qualname__.partition(".")[0]
+
+    @functools.wraps(method)
+    async def awaitable(self: AsyncRunner[_S], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        bound: Callable[_P, _T] | None = getattr(self.runner, name, None)
+        if bound is None:
+            raise InvalidCoordinatorUsageError(
+                f"{name}() is a method of {owner}; this AsyncRunner wraps a {type(self.runner).__name__}"
+            )
+        return await self._off_loop(name, bound, *args, **kwargs)
+
+    awaitable.__doc__ = f"Await :meth:`mrclient.{owner}.{name}`, run off the event loop.\n\n" + inspect.cleandoc(
+        method.__doc__ or ""
+    )
+    return awaitable
+
+
+class AsyncRunner(Generic[_R]):
+    """A runner for asyncio coordinators: the async reference client's surface over a mrclient runner.
+
+    Construct the runner as usual and wrap it; everything else reads as with
+    the reference client::
+
+        runner = AsyncRunner(DynamicSubclassModelConcurrentRunner(timeout=10, crunch_id=..., ...))
+        await runner.init()
+        results = await runner.call("predict")
+
+    Rounds, ``init()`` and the close run off the event loop, on threads the
+    facade starts and ends; ``await sync()`` returns once the runner is closed,
+    and closes it when cancelled. The model table, listeners and statistics
+    read through to ``runner`` (listeners run on mrclient's listener thread,
+    not on the loop: hand work to the loop with ``loop.call_soon_threadsafe``).
+
+    ``round_switch_interval`` replaces the runner's: None (the default) leaves
+    Python's GIL switch interval alone during rounds, since mrclient's longer
+    interval, process-wide, would delay the event loop's thread beside a round.
+    """
+
+    def __init__(self, runner: _R, *, round_switch_interval: float | None = None) -> None:
+        if not isinstance(runner, ModelConcurrentRunner):
+            raise InvalidCoordinatorUsageError(
+                f"AsyncRunner wraps a constructed runner (DynamicSubclassModelConcurrentRunner(...) or "
+                f"TrainInferModelConcurrentRunner(...)), not {type(runner).__name__}"
+            )
+        runner.round_switch_interval = round_switch_interval
+        self._runner = runner
+        self._lock = threading.Lock()  # guards _operations
+        self._operations: list[tuple[threading.Thread, concurrent.futures.Future[Any]]] = []
+
+    def __repr__(self) -> str:
+        return f"<AsyncRunner over {self._runner!r}>"
+
+    @property
+    def runner(self) -> _R:
+        """The wrapped (synchronous) runner."""
+        return self._runner
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    init = _off_the_loop(ModelConcurrentRunner.init)
+    wait_for_models = _off_the_loop(ModelConcurrentRunner.wait_for_models)
+
+    async def sync(self) -> None:
+        """Return once the runner is closed; the model table is kept current meanwhile.
+
+        No thread waits for this. Cancelled (a host's shutdown cancels the task
+        that awaits it), it closes the runner and raises ``CancelledError``
+        once the runner is closed and the facade's threads have ended; being
+        cancelled again meanwhile does not cut that short (closing is bounded).
+        """
+        try:
+            await self._closed()
+        except asyncio.CancelledError:
+            await self._close()
+            raise
+        await self._close()  # closed by someone else: end the facade's threads too
+
+    async def aclose(self) -> None:
+        """Close the runner, off the loop, and wait until it and the facade's threads are done; idempotent."""
+        await self._close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the runner was closed (``aclose()``, a cancelled ``sync()``, or ``runner.close()``)."""
+        return self._runner.closed
+
+    async def __aenter__(self) -> AsyncRunner[_R]:
+        await self.init()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    # -- rounds -----------------------------------------------------------------------------
+
+    call = _off_the_loop(DynamicSubclassModelConcurrentRunner.call)
+    predict = _off_the_loop(TrainInferModelConcurrentRunner.predict)
+    reinitialize = _off_the_loop(TrainInferModelConcurrentRunner.reinitialize)
+
+    # -- read through to the runner (none of these blocks) ------------------------------------
+
+    @property
+    def models(self) -> list[ModelRunner]:
+        """The models ready to be called, as a snapshot."""
+        return self._runner.models
+
+    @property
+    def model_cluster(self) -> ModelCluster:
+        """The runner's model table (``model_cluster.models_run``, as with the reference client)."""
+        return self._runner.model_cluster
+
+    @property
+    def connected(self) -> bool:
+        """Whether the orchestrator connection is up."""
+        return self._runner.connected
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """The orchestrator connection as a snapshot."""
+        return self._runner.connection_state
+
+    def on_model_joined(
+        self, listener: Callable[[ModelRunner], None], *, replay: bool = True
+    ) -> Callable[[ModelRunner], None]:
+        """See :meth:`ModelConcurrentRunner.on_model_joined`; ``listener`` runs on mrclient's thread."""
+        return self._runner.on_model_joined(listener, replay=replay)
+
+    def on_model_left(self, listener: Callable[[ModelRunner], None]) -> Callable[[ModelRunner], None]:
+        """See :meth:`ModelConcurrentRunner.on_model_left`; ``listener`` runs on mrclient's thread."""
+        return self._runner.on_model_left(listener)
+
+    def on_round(self, listener: Callable[[RoundSummary], None]) -> Callable[[RoundSummary], None]:
+        """See :meth:`ModelConcurrentRunner.on_round`; ``listener`` runs on mrclient's thread."""
+        return self._runner.on_round(listener)
+
+    def joined_since_last(self) -> Roster:
+        """See :meth:`ModelConcurrentRunner.joined_since_last`."""
+        return self._runner.joined_since_last()
+
+    def stats(self) -> dict[ModelRunner, ModelStats]:
+        """Every ready model's statistics (see :meth:`ModelConcurrentRunner.stats`)."""
+        return self._runner.stats()
+
+    def totals(self) -> CallTotals:
+        """Rounds and calls so far, all models together (see :meth:`ModelConcurrentRunner.totals`)."""
+        return self._runner.totals()
+
+    def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:
+        """Report a model and drop it; queued for the orchestrator thread, never waits on the network."""
+        self._runner.report_failure(model_runner, failure_code, failure_reason)
+
+    # -- off the loop -----------------------------------------------------------------------
+
+    async def _off_loop(self, what: str, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``work`` on a thread of its own and await its result; cancelling abandons the wait only."""
+        _, done = self._start(what, functools.partial(work, *args, **kwargs))
+        return await asyncio.wrap_future(done)
+
+    def _start(self, what: str, work: Callable[[], _T]) -> tuple[threading.Thread, concurrent.futures.Future[_T]]:
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        thread = threading.Thread(target=_fill, args=(done, work), name=f"mrclient-aio-{what}", daemon=True)
+        with self._lock:
+            self._operations = [(t, f) for t, f in self._operations if t.is_alive()]
+            self._operations.append((thread, done))
+        thread.start()
+        return thread, done
+
+    def _closed(self) -> asyncio.Future[None]:
+        """A future of this loop's, resolved once the runner is closed; no thread waits for it."""
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        def wake() -> None:  # on the thread that finished the close, or here if it is done
+            try:
+                loop.call_soon_threadsafe(resolve)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+        self._runner._shutdown.add_done_callback(wake)
+        return closed
+
+    async def _close(self) -> None:
+        """Close the runner on a thread and wait for it, through further cancellations; then join ours."""
+        thread, done = self._start("close", self._close_blocking)
+        closing = asyncio.wrap_future(done)  # a future, not a task: asyncio.run's final cancel passes it by
+        interrupted = False
+        while not closing.done():
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                interrupted = True  # closing is bounded: finish it, then say so
+        thread.join(THREAD_JOIN_TIMEOUT)  # it set its result as its last act
+        closing.result()
+        if interrupted:
+            raise asyncio.CancelledError()
+
+    def _close_blocking(self) -> None:
+        self._runner.close()
+        me = threading.current_thread()
+        with self._lock:
+            others = [thread for thread, _ in self._operations if thread is not me]
+        for thread in others:
+            thread.join(THREAD_JOIN_TIMEOUT)
+            if thread.is_alive():
+                logger.warning("the %s thread is still running %ss after close(); leaving it behind",
+                               thread.name, THREAD_JOIN_TIMEOUT)
+
+
+def _fill(done: concurrent.futures.Future[_T], work: Callable[[], _T]) -> None:
+    """Run ``work`` into ``done``, unless the wait for it was cancelled before it started."""
+    if not done.set_running_or_notify_cancel():
+        return
+    try:
+        result = work()
+    except BaseException as error:  # handed to the awaiting coroutine, whatever it is
+        done.set_exception(error)
+    else:
+        done.set_result(result)

@@ -4,7 +4,8 @@ The command runs in a pseudo-terminal (the rich and plain-text tables, at 80
 columns too) and through a pipe (lines). What a default watch must never do
 is touch a model node: nodes behind a recording proxy (``_rpc_recorder``)
 show every RPC they received while a coordinator runs rounds on the same
-crunch, against ``LocalModelNode`` and against the reference node from PyPI.
+crunch (against the reference node from PyPI too: tests/test_watch_real_node.py,
+out of the pin runs of ``make test`` as every test of that node).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 import pytest
 
 from _rpc_recorder import RecordingProxy, recording_proxy_fixture  # noqa: F401 (the recording_proxy fixture)
-from conftest import TRACKER_BASE, RealNode
 from mrclient import ConnectionState, DynamicSubclassModelConcurrentRunner, ModelPredictResult, RoundSummary
 from mrclient.announcements import GONE, Announcement, apply_frame, prune_left
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -460,14 +460,3 @@ def test_watch_health_sends_health_checks_and_nothing_else(
     assert_only_the_coordinator_called(coordinator, proxies, also="Check")
     assert all("Check" in proxy.methods() for proxy in proxies)
     assert a_line_with("model-1", "RUNNING", "SERVING")(terminal.lines()), terminal.lines()[-10:]
-
-
-@pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
-def test_a_default_watch_sends_no_rpc_to_the_reference_node(
-    real_nodes: Callable[..., RealNode], recording_proxy: Callable[[str], RecordingProxy]
-) -> None:
-    node = real_nodes()
-    with LocalOrchestrator(crunch_id="watched") as orchestrator:
-        proxies = [recording_proxy(f"127.0.0.1:{node.port}")]
-        coordinator, _ = watch_during_rounds(orchestrator, proxies, TRACKER_BASE)
-    assert_only_the_coordinator_called(coordinator, proxies)

@@ -414,7 +414,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_calling_options(parser: argparse.ArgumentParser | Any, needed: bool) -> None:
+def _add_calling_options(parser: argparse._ActionsContainer, needed: bool) -> None:
+    """The options of a command that sets models up and calls them (a parser, or a group of one)."""
     parser.add_argument("--base-classname", required=needed, metavar="CLASS",
                         help="the fully qualified base class the models extend")
     parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",

@@ -39,6 +39,7 @@ from .errors import MrclientError
 from .health_probe import HealthProbe
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
 from .security import GatewayCredentials, SecureCredentials
+from .stats import RoundSummary
 from .watch_display import Lines, ModelCalls, RichScreen, TextScreen, model_rows, summary_parts
 
 __all__ = ["LEFT_KEPT_S", "OUTPUTS", "Board", "CallPlan", "HealthPlan", "Watcher", "no_models_notice", "pick_output"]
@@ -85,7 +86,7 @@ class Board:
         self._table: dict[str, Announcement] = {}
         self._changes: list[Announcement] = []
         self._ever_announced = False
-        self.last_round: Any = None
+        self.last_round: RoundSummary | None = None
         self.call_error: str | None = None
 
     def apply(self, event: str, entries: list[Any]) -> None:
@@ -123,7 +124,7 @@ class Board:
         """Whether the orchestrator ever announced a model of the crunch to this watcher."""
         return self._ever_announced
 
-    def round_done(self, summary: Any) -> None:
+    def round_done(self, summary: RoundSummary) -> None:
         with self._lock:
             self.last_round, self.call_error = summary, None
 

@@ -36,6 +36,7 @@ from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
 from .pools import BurstPool
 from .runners.base import CallOutcome, ErrorType, ModelRunner
+from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
 from .stats import ConnectionState
 
 __all__ = ["ModelCluster", "RunnerFactory"]
@@ -151,6 +152,7 @@ class ModelCluster:
         self._ready: dict[str, ModelRunner] = {}  # those whose setup succeeded
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
+        self._setup_failed: dict[str, tuple[ModelRunner, str]] = {}  # the latest failed setup per model
         self._first: _FirstSetups | None = None  # the first init's setups, from that init on
         self._files_for = 0  # the largest table the open-file limit was checked for
         self._started = False
@@ -329,6 +331,37 @@ class ModelCluster:
             self._changed.wait_for(lambda: self._closed or len(self._snapshot) >= count, timeout)
             return len(self._snapshot) >= count
 
+    def setup_states(self) -> list[SetupState]:
+        """Where the setup of each model the orchestrator announced stands, as a snapshot.
+
+        One :class:`~mrclient.setup_state.SetupState` per model of the table
+        (``READY`` or ``SETTING_UP``), and one ``SETUP_FAILED``, with the
+        reason, per model whose latest setup failed, kept until a new runner
+        is made for it (the orchestrator announces it again). ``models`` holds
+        the ``READY`` ones. Empty after ``close()``. Copied under the table
+        lock, which no IO ever holds.
+        """
+        with self._lock:
+            if self._closed:
+                return []
+            runners, ready, failed = dict(self._runners), set(self._ready.values()), dict(self._setup_failed)
+        states = [
+            SetupState(model_id, runner, READY if runner in ready else SETTING_UP)
+            for model_id, runner in runners.items()
+        ]
+        states += [
+            SetupState(model_id, runner, SETUP_FAILED, reason)
+            for model_id, (runner, reason) in failed.items()
+            if model_id not in runners
+        ]
+        return states
+
+    def wait_for_setups(self, timeout: float) -> bool:
+        """Block until no model of the table is still setting up; False after ``timeout`` or ``close()``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or len(self._ready) == len(self._runners), timeout)
+            return not self._closed and len(self._ready) == len(self._runners)
+
     def on_model_joined(self, listener: ModelListener, *, replay: bool = True) -> ModelListener:
         """Call ``listener(runner)`` once per runner that becomes ready (off the WebSocket thread).
 
@@ -449,6 +482,7 @@ class ModelCluster:
             logger.exception("could not create a runner for model %s", entry.model_id)
             return None
         self._runners[entry.model_id] = runner
+        self._setup_failed.pop(entry.model_id, None)
         return runner
 
     def _detach(self, runner: ModelRunner) -> bool:
@@ -522,6 +556,7 @@ class ModelCluster:
                 self._listeners.post(_JOINED, runner)
             elif current:
                 del self._runners[runner.model_id]
+                self._setup_failed[runner.model_id] = (runner, reason)
             code = SETUP_FAILURE_CODES.get(error) if error is not None and current and not ok else None
             if outcome.code == OPEN_FILES_EXHAUSTED:  # this process's limit, not the model's fault
                 code = None

@@ -1,28 +1,31 @@
-"""``mrclient watch``: a crunch's models, live in a terminal.
+"""``mrclient watch``: a crunch's models as the orchestrator announces them, live in a terminal.
 
-A ``Board`` holds every model seen, ready or left (a left one stays
-``LEFT_KEPT_S`` seconds), and the latest round's summary. The runner's join and
-leave listeners and its ``on_round`` listener feed it, on mrclient's listener
-threads; the display loop on the main thread reads it under the board's lock
-and draws one of three outputs:
+By default it reads the orchestrator and nothing else: a ``Watcher`` opens
+its own ``OrchestratorConnection`` (one thread, owned and closed here) whose
+handler applies each frame to a ``Board`` with the pure rules of
+``announcements.apply_frame``, on that thread and without IO. No runner is
+made, so no model node is ever contacted: a real node serves one call at a
+time, and a watcher that set models up or called them would make the crunch
+coordinator's calls fail (``RESOURCE_EXHAUSTED``).
 
-* ``rich``: a table refreshed in place (the ``watch`` extra);
-* ``table``: the same table as plain text, redrawn with ANSI codes (a terminal
-  without rich);
-* ``lines``: one line per model that joins or leaves, and per round (standard
-  output is not a terminal: a log file, a pipe).
+Touching the nodes is opt-in, and says so:
 
-With ``--call METHOD --every SECONDS`` a thread of this module's calls the
-method on every model in turn, so the display goes on during a slow round; it
-is joined once the runner is closed (which ends a round under way). Each
-model's last status, latency and error come from its statistics
-(``model_runner.stats``), the summary line from ``runner.connection_state``.
+* ``health``: a ``HealthProbe`` (mrclient/health_probe.py) asks each running
+  node's gRPC health service, over a health channel; no ``Setup``, no call;
+* ``runner`` and ``call``: a coordinator of its own (``--call``), set up on
+  every model, calling a method every ``call.every`` seconds on a thread of
+  this module's (``mrclient-watch-calls``), joined once the runner is closed.
+
+The display loop runs on the caller's thread until ``stop`` is set and draws
+one of three outputs (see ``watch_display``): ``rich``, ``table`` (plain text)
+or ``lines`` (one line per event, when standard output is not a terminal).
+Everything this module started is stopped before ``run`` returns.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
+import logging
 import sys
 import threading
 import time
@@ -30,21 +33,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .concurrent import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from .announcements import Announcement, apply_frame, prune_left
+from .concurrent import DynamicSubclassModelConcurrentRunner
 from .errors import MrclientError
-from .runners import ModelRunner
-from .stats import ConnectionState, ModelStats, RoundSummary
+from .health_probe import HealthProbe
+from .orchestrator import OrchestratorConnection, OrchestratorSettings
+from .security import GatewayCredentials, SecureCredentials
+from .stats import RoundSummary
+from .watch_display import Lines, ModelCalls, RichScreen, TextScreen, model_rows, summary_parts
 
-__all__ = ["Board", "CallPlan", "OUTPUTS", "pick_output", "summary_line", "table_rows", "text_table", "watch_crunch"]
+__all__ = ["LEFT_KEPT_S", "OUTPUTS", "Board", "CallPlan", "HealthPlan", "Watcher", "no_models_notice", "pick_output"]
+
+logger = logging.getLogger(__name__)
 
 OUTPUTS = ("auto", "rich", "table", "lines")
 #: How long a model that left stays on the board, seconds.
 LEFT_KEPT_S = 300.0
-#: The widest a cell of the plain-text table gets (the last column takes what is left).
-CELL_WIDTH = 28
-
-_BASE_COLUMNS = ("MODEL", "NAME", "STATE", "ADDRESS", "DEPLOYMENT", "JOINED")
-_CALL_COLUMNS = ("LAST", "LATENCY", "P90", "CALLS", "ERROR")
 
 
 def pick_output(requested: str, tty: bool) -> str:
@@ -53,7 +57,7 @@ def pick_output(requested: str, tty: bool) -> str:
     if requested == "auto":
         return ("rich" if has_rich else "table") if tty else "lines"
     if requested == "rich" and not has_rich:
-        raise ImportError("the rich output needs rich: pip install 'mrclient[watch]' (or use --output table)")
+        raise ImportError("the rich output needs rich: pip install '.[watch]' (or use --output table)")
     return requested
 
 
@@ -63,46 +67,62 @@ def _has_rich() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def _clock(moment: float | None) -> str:
-    return "" if moment is None else time.strftime("%H:%M:%S", time.localtime(moment))
-
-
-@dataclass
-class Entry:
-    """One model on the board: its latest runner, and since when it is in its state."""
-
-    runner: ModelRunner
-    ready: bool
-    since: float
+def no_models_notice(crunch_id: str, url: str) -> str:
+    """What an empty crunch looks like: the orchestrator answers an unknown crunch id with no models."""
+    return f"crunch {crunch_id!r} has no models: the orchestrator at {url} announces none. Is the crunch id right?"
 
 
 class Board:
-    """The models seen and the latest round; written by listeners, read by the display."""
+    """The crunch as announced, written by the connection's handler and read by the display.
+
+    ``apply`` runs on the orchestrator thread: it decides with plain data and
+    never does IO. Models that left stay ``left_kept_s`` seconds.
+    """
 
     def __init__(self, left_kept_s: float = LEFT_KEPT_S) -> None:
         self.left_kept_s = left_kept_s
+        self.changed = threading.Event()  # set by every frame that changed something
         self._lock = threading.Lock()
-        self._entries: dict[str, Entry] = {}
+        self._table: dict[str, Announcement] = {}
+        self._changes: list[Announcement] = []
+        self._ever_announced = False
         self.last_round: RoundSummary | None = None
         self.call_error: str | None = None
 
-    def joined(self, runner: ModelRunner) -> bool:
-        """The model is ready; False when the board already showed this runner ready."""
+    def apply(self, event: str, entries: list[Any]) -> None:
+        """The connection's handler: one ``init`` or ``update`` frame."""
+        now = time.time()
         with self._lock:
-            entry = self._entries.get(runner.model_id)
-            if entry is not None and entry.runner is runner and entry.ready:
-                return False
-            self._entries[runner.model_id] = Entry(runner, True, time.time())
-            return True
+            change = apply_frame(self._table, event, entries, now)
+            self._table = prune_left(change.table, now, self.left_kept_s)
+            self._changes.extend(change.changed)
+            self._ever_announced = self._ever_announced or bool(change.table)
+        for problem in change.problems:
+            logger.warning("%s frame: %s", event, problem)
+        if change.changed:
+            self.changed.set()
 
-    def left(self, runner: ModelRunner) -> bool:
-        """The model left; False when the board shows another runner of it (it was replaced)."""
+    def snapshot(self, now: float) -> list[Announcement]:
+        """Every model shown: running, recovering, and those that left less than ``left_kept_s`` ago."""
         with self._lock:
-            entry = self._entries.get(runner.model_id)
-            if entry is None or entry.runner is not runner or not entry.ready:
-                return False
-            entry.ready, entry.since = False, time.time()
-            return True
+            self._table = prune_left(self._table, now, self.left_kept_s)
+            return list(self._table.values())
+
+    def running(self) -> list[Announcement]:
+        with self._lock:
+            return [shown for shown in self._table.values() if shown.running]
+
+    def take_changes(self) -> list[Announcement]:
+        """The models whose state, deployment or address changed since the last call, in order."""
+        self.changed.clear()
+        with self._lock:
+            changes, self._changes = self._changes, []
+            return changes
+
+    @property
+    def ever_announced(self) -> bool:
+        """Whether the orchestrator ever announced a model of the crunch to this watcher."""
+        return self._ever_announced
 
     def round_done(self, summary: RoundSummary) -> None:
         with self._lock:
@@ -111,169 +131,6 @@ class Board:
     def round_failed(self, error: str) -> None:
         with self._lock:
             self.call_error = error
-
-    def snapshot(self, now: float) -> tuple[list[Entry], RoundSummary | None, str | None]:
-        """The entries to show (ready first, then by name), the latest round and call error."""
-        with self._lock:
-            for model_id in [m for m, e in self._entries.items() if not e.ready and now - e.since > self.left_kept_s]:
-                del self._entries[model_id]
-            entries = sorted(self._entries.values(), key=_order)
-            return entries, self.last_round, self.call_error
-
-
-def _order(entry: Entry) -> tuple[bool, str, str]:
-    return not entry.ready, entry.runner.model_name or "", entry.runner.model_id
-
-
-def table_rows(entries: Sequence[Entry], calling: bool) -> list[tuple[str, ...]]:
-    """The table's header and one row per entry, as plain strings."""
-    rows: list[tuple[str, ...]] = [_BASE_COLUMNS + (_CALL_COLUMNS if calling else ())]
-    for entry in entries:
-        runner = entry.runner
-        stats = runner.stats
-        state = "ready" if entry.ready else f"left {_clock(entry.since)}"
-        row: tuple[str, ...] = (
-            runner.model_id, runner.model_name or "", state, runner.target, runner.deployment_id,
-            _clock(stats.joined_at),
-        )  # fmt: skip
-        if calling:
-            row += _call_cells(stats)
-        rows.append(row)
-    return rows
-
-
-def _call_cells(stats: ModelStats) -> tuple[str, ...]:
-    last = stats.last_status or ""
-    latency = "" if stats.last_latency_ms is None else f"{stats.last_latency_ms:.1f} ms"
-    p90 = "" if stats.latency_p90_ms is None else f"{stats.latency_p90_ms:.1f} ms"
-    ok = f"{stats.successes}/{stats.calls}" if stats.calls else ""
-    error = "" if stats.last_status == "SUCCESS" or stats.last_error is None else stats.last_error
-    return last, latency, p90, ok, error
-
-
-def summary_line(
-    state: ConnectionState, ready: int, left: int, last_round: RoundSummary | None, call_error: str | None
-) -> str:
-    """One line: the orchestrator connection, the table's size, the latest round."""
-    link = "connected" if state.connected else "DISCONNECTED"
-    parts = [
-        link if state.since is None else f"{link} since {_clock(state.since)}",
-        f"{state.reconnects} reconnects",
-        f"reports {state.reports_pending} unsent, {state.reports_unconfirmed} unconfirmed",
-        f"{ready} ready, {left} left",
-    ]
-    if last_round is not None:
-        parts.append(
-            f"{last_round.method} {_clock(last_round.started_at)}: {last_round.successes} ok, "
-            f"{last_round.failures} failed, {last_round.timeouts} timeout, {last_round.wall_time_s * 1000:.0f} ms"
-        )
-    if call_error:
-        parts.append(f"call error: {call_error}")
-    return " · ".join(parts)
-
-
-def text_table(rows: Sequence[Sequence[str]], width: int, height: int) -> list[str]:
-    """Fixed-width lines of ``rows`` (header first), cut to ``width`` columns and ``height`` lines."""
-    cut = [[_cut(cell, CELL_WIDTH) for cell in row[:-1]] + [row[-1]] for row in rows]
-    widths = [max(len(row[i]) for row in cut) for i in range(len(cut[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1] for row in cut]
-    lines = [_cut(line.rstrip(), width) for line in lines]
-    if len(lines) > height:
-        hidden = len(lines) - height + 1
-        lines = lines[: height - 1] + [f"... and {hidden} more"]
-    return lines
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
-
-
-# -- drawing ------------------------------------------------------------------------------------
-
-
-class _TextScreen:
-    """The plain-text table, redrawn from the top-left corner of the terminal."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-
-    def __enter__(self) -> _TextScreen:
-        self.stream.write("\x1b[?25l\x1b[2J")  # hide the cursor, clear the screen
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stream.write("\x1b[?25h\n")
-        self.stream.flush()
-
-    def draw(self, title: str, rows: Sequence[Sequence[str]]) -> None:
-        size = shutil.get_terminal_size()
-        lines = [_cut(title, size.columns), *text_table(rows, size.columns, max(2, size.lines - 2))]
-        self.stream.write("\x1b[H" + "".join(line + "\x1b[K\n" for line in lines) + "\x1b[J")
-        self.stream.flush()
-
-
-class _RichScreen:
-    """The table as a rich ``Live`` display, refreshed in place."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self.live = Live(console=Console(file=stream), auto_refresh=False, vertical_overflow="ellipsis")
-
-    def __enter__(self) -> _RichScreen:
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(None, None, None)
-
-    def draw(self, title: str, rows: Sequence[Sequence[str]]) -> None:
-        from rich.table import Table
-
-        # Every column as wide as its cells, up to CELL_WIDTH; ERROR gets what the terminal has left.
-        widths = [min(CELL_WIDTH, max(len(row[index]) for row in rows)) for index in range(len(rows[0]))]
-        if rows[0][-1] == "ERROR":
-            widths[-1] = max(len("ERROR"), self.live.console.width - sum(widths[:-1]) - 3 * len(widths) - 1)
-        table = Table(title=title, title_justify="left")
-        for name, width in zip(rows[0], widths, strict=True):
-            table.add_column(name, no_wrap=True, overflow="ellipsis", min_width=width, max_width=width)
-        for row in rows[1:]:
-            failing = len(row) > len(_BASE_COLUMNS) and row[len(_BASE_COLUMNS)] in ("FAILED", "TIMEOUT")
-            table.add_row(*row, style="dim" if row[2].startswith("left") else "red" if failing else None)
-        self.live.update(table, refresh=True)
-
-
-class _Lines:
-    """One line per event; events come from listener threads, so printing is serialized."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self._lock = threading.Lock()
-
-    def model(self, event: str, model: ModelRunner) -> None:
-        self.say(f"{event:<6} {model.model_id} {model.model_name} {model.target}")
-
-    def round(self, method: str, results: Mapping[ModelRunner, ModelPredictResult], wall_s: float) -> None:
-        counts = {status: 0 for status in ModelPredictResult.Status}
-        for result in results.values():
-            counts[result.status] += 1
-        tally = ", ".join(f"{count} {status.value}" for status, count in counts.items())
-        lines = [f"round  {method}: {len(results)} models, {tally} in {wall_s * 1000:.0f} ms"]
-        for model, result in sorted(results.items(), key=lambda item: item[0].model_id):
-            if result.status is not ModelPredictResult.Status.SUCCESS:
-                lines.append(f"{result.status.value:<7} {model.model_id} {model.model_name}: {result.detail}")
-        self.say(*lines)
-
-    def say(self, *lines: str) -> None:
-        stamp = time.strftime("%X")
-        text = "".join(f"{stamp} {line}\n" for line in lines)
-        with self._lock:
-            self.stream.write(text)
-            self.stream.flush()
-
-
-# -- the loop -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -286,89 +143,166 @@ class CallPlan:
     every: float = 10.0
 
 
-def watch_crunch(
-    runner: DynamicSubclassModelConcurrentRunner,
-    stop: threading.Event,
-    output: str,
-    call: CallPlan | None = None,
-    refresh: float = 1.0,
-    stream: IO[str] | None = None,
-) -> None:
-    """Show ``runner``'s models until ``stop`` is set, then close the runner; ``output`` as ``pick_output`` says."""
-    out = stream or sys.stdout
-    board = Board()
-    lines = _Lines(out) if output == "lines" else None
+@dataclass(frozen=True)
+class HealthPlan:
+    """What ``--health`` asks: how often, and the credentials of secure nodes."""
 
-    def joined(model: ModelRunner) -> None:
-        if board.joined(model) and lines and not stop.is_set():
-            lines.model("joined", model)
-
-    def left(model: ModelRunner) -> None:
-        # On Ctrl-C every model "leaves" as the runner closes: not news.
-        if board.left(model) and lines and not stop.is_set():
-            lines.model("left", model)
-
-    runner.on_model_joined(joined, replay=False)  # those already ready are listed as "ready" below
-    runner.on_model_left(left)
-    runner.on_round(board.round_done)
-    for model in runner.models:
-        if board.joined(model) and lines:
-            lines.model("ready", model)
-    caller = _start_caller(runner, call, stop, board, lines) if call else None
-    try:
-        if lines is None:
-            _draw_until(stop, runner, board, output, out, calling=call is not None, refresh=refresh)
-        else:
-            stop.wait()
-    finally:
-        stop.set()
-        runner.close()  # ends a round under way
-        if caller is not None:
-            caller.join(runner.timeout + 5.0)
+    every: float = 10.0
+    timeout: float = 5.0
+    credentials: SecureCredentials | GatewayCredentials | None = None
 
 
-def _draw_until(
-    stop: threading.Event,
-    runner: DynamicSubclassModelConcurrentRunner,
-    board: Board,
-    output: str,
-    out: IO[str],
-    calling: bool,
-    refresh: float,
-) -> None:
-    screen: _RichScreen | _TextScreen = _RichScreen(out) if output == "rich" else _TextScreen(out)
-    with screen:
-        while not stop.is_set():
-            entries, last_round, call_error = board.snapshot(time.time())
-            ready = sum(1 for entry in entries if entry.ready)
-            title = summary_line(runner.connection_state, ready, len(entries) - ready, last_round, call_error)
-            screen.draw(f"{runner.model_cluster.crunch_id}: {title}", table_rows(entries, calling))
-            stop.wait(refresh)
+class Watcher:
+    """One ``mrclient watch``: its orchestrator connection, and what it was asked to add."""
 
+    def __init__(
+        self,
+        crunch_id: str,
+        host: str,
+        port: int,
+        output: str,
+        *,
+        refresh: float = 1.0,
+        stream: IO[str] | None = None,
+        health: HealthPlan | None = None,
+        runner: DynamicSubclassModelConcurrentRunner | None = None,
+        call: CallPlan | None = None,
+        settings: OrchestratorSettings | None = None,
+    ) -> None:
+        if (runner is None) != (call is None):
+            raise ValueError("a runner is for --call, and --call needs one")
+        self.crunch_id = crunch_id
+        self.output = output
+        self.refresh = refresh
+        self.out = stream or sys.stdout
+        self.health = health
+        self.runner = runner
+        self.call = call
+        self.board = Board()
+        self.connection = OrchestratorConnection(crunch_id, host, port, self.board.apply, settings)
+        self.lines = Lines(self.out) if output == "lines" else None
+        self._probe: HealthProbe | None = None
+        self._caller: threading.Thread | None = None
+        #: True once connected (and, with ``--call``, the runner set up): the display runs until ``stop``.
+        self.showing = False
 
-def _start_caller(
-    runner: DynamicSubclassModelConcurrentRunner,
-    plan: CallPlan,
-    stop: threading.Event,
-    board: Board,
-    lines: _Lines | None,
-) -> threading.Thread:
-    def call_every() -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                results = runner.call(plan.method, args=list(plan.args), kwargs=plan.kwargs)
-            except MrclientError as error:  # the coordinator's mistake (or closed): shown, and tried again
-                if not stop.is_set():
-                    board.round_failed(str(error))
-                    if lines:
-                        lines.say(f"error  {error}")
+    def run(self, stop: threading.Event, init_timeout: float) -> None:
+        """Show the crunch until ``stop`` is set; raises ``ConnectionError`` when the orchestrator is not reached.
+
+        ``init_timeout`` bounds the wait for the orchestrator's first ``init``
+        (and, with ``--call``, the runner's ``init()``). Everything started
+        here is closed before it returns.
+        """
+        try:
+            self.connection.connect(init_timeout)
+            if self.health is not None:
+                plan = self.health
+                self._probe = HealthProbe(self.board.running, plan.credentials, plan.every, plan.timeout).start()
+            if self.runner is not None and self.call is not None:
+                self.runner.init(timeout=init_timeout)
+                self.runner.on_round(self.board.round_done)
+                self._caller = self._start_caller(self.runner, self.call, stop)
+            self.showing = True
+            if self.lines is not None:
+                self._print_until(stop, self.lines)
             else:
-                if lines and not stop.is_set():
-                    lines.round(plan.method, results, time.monotonic() - started)
-            stop.wait(max(0.0, plan.every - (time.monotonic() - started)))
+                self._draw_until(stop)
+        finally:
+            stop.set()
+            self.close()
 
-    thread = threading.Thread(target=call_every, name="mrclient-watch-calls", daemon=True)
-    thread.start()
-    return thread
+    def close(self) -> None:
+        """Stop the calls, the probe and the connection (the runner too, with ``--call``); idempotent."""
+        if self.runner is not None:
+            self.runner.close()  # ends a round under way
+        if self._caller is not None:
+            self._caller.join((self.runner.timeout if self.runner else 0.0) + 5.0)
+        if self._probe is not None:
+            self._probe.close()
+        self.connection.close()
 
+    # -- what is shown ----------------------------------------------------------------------
+
+    def _title(self, announced: Sequence[Announcement]) -> list[list[str]]:
+        state = self.connection.state
+        last_round, call_error = (self.board.last_round, self.board.call_error) if self.call else (None, None)
+        parts = summary_parts(self.crunch_id, state, announced, self.call is not None, last_round, call_error)
+        title = [parts]
+        if self.health is not None:
+            title.append([f"health of the running nodes every {self.health.every:g}s (gRPC health service only)"])
+        if not announced and not self.board.ever_announced:
+            title.append([no_models_notice(self.crunch_id, self.connection.url)])
+        return title
+
+    def _calls(self) -> dict[str, ModelCalls] | None:
+        if self.runner is None:
+            return None
+        return {
+            state.model_id: ModelCalls(stats=state.runner.stats)
+            if state.ready
+            else ModelCalls(setup=state.state, setup_detail=state.detail)
+            for state in self.runner.model_cluster.setup_states()
+        }
+
+    def _health(self) -> dict[str, str] | None:
+        if self._probe is None:
+            return None
+        return {model_id: health.status for model_id, health in self._probe.results().items()}
+
+    def _draw_until(self, stop: threading.Event) -> None:
+        screen: RichScreen | TextScreen = RichScreen(self.out) if self.output == "rich" else TextScreen(self.out)
+        with screen:
+            while not stop.is_set():
+                now = time.time()
+                announced = self.board.snapshot(now)
+                columns, rows = model_rows(announced, self._health(), self._calls(), now)
+                screen.draw(self._title(announced), columns, rows)
+                stop.wait(self.refresh)
+
+    def _print_until(self, stop: threading.Event, lines: Lines) -> None:
+        """One line per model that changes, per health answer that changes, per lost or regained connection."""
+        if not self.board.snapshot(time.time()):
+            lines.say(no_models_notice(self.crunch_id, self.connection.url) + " Watching for models.")
+        connected = True
+        health: dict[str, str] = {}
+        while not stop.is_set():
+            for shown in self.board.take_changes():
+                lines.model(shown)
+            state = self.connection.state
+            if state.connected != connected:
+                connected = state.connected
+                lines.say("connected to the orchestrator again" if connected else
+                          f"lost the orchestrator connection ({state.last_error}); reconnecting")
+            if self._probe is not None:
+                for model_id, answer in self._probe.results().items():
+                    if health.get(model_id) != answer.status:
+                        health[model_id] = answer.status
+                        detail = f": {answer.detail}" if answer.detail else ""
+                        lines.say(f"{'health':<10} {model_id} {answer.status}{detail}")
+            self.board.changed.wait(self.refresh)
+
+    # -- --call -----------------------------------------------------------------------------
+
+    def _start_caller(
+        self, runner: DynamicSubclassModelConcurrentRunner, plan: CallPlan, stop: threading.Event
+    ) -> threading.Thread:
+        board, lines = self.board, self.lines
+
+        def call_every() -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    results = runner.call(plan.method, args=list(plan.args), kwargs=plan.kwargs)
+                except MrclientError as error:  # the coordinator's mistake (or closed): shown, and tried again
+                    if not stop.is_set():
+                        board.round_failed(str(error))
+                        if lines:
+                            lines.say(f"error      {error}")
+                else:
+                    if lines and not stop.is_set():
+                        lines.round(plan.method, results, time.monotonic() - started)
+                stop.wait(max(0.0, plan.every - (time.monotonic() - started)))
+
+        thread = threading.Thread(target=call_every, name="mrclient-watch-calls", daemon=True)
+        thread.start()
+        return thread

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -54,6 +55,32 @@ def test_call_with_a_credentials_directory(tmp_path: Path, local_node: Callable[
 
         missing = call(orchestrator, "--credentials", str(tmp_path / "nowhere"))
         assert missing.returncode == 1 and "nowhere/ca.crt" in missing.stderr
+
+
+def test_watch_health_reaches_a_mutual_tls_node(tmp_path: Path, local_node: Callable[..., LocalModelNode]) -> None:
+    """The health channel of a secure node: the TLS probe pins its certificate; no Setup, no call."""
+    authority = LocalCertificateAuthority()
+    cruncher = Cruncher.generate()
+    with LocalOrchestrator(crunch_id="secure-watch") as orchestrator:
+        security = authority.mutual_tls_node("m1", cruncher)
+        node = local_node(classes=[TrackerBase, EwmaTracker], secure=security)
+        orchestrator.add_model(port=node.port, model_id="m1", name="secure-one", infos=cruncher.infos())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mrclient.cli", "watch", "--host", "127.0.0.1", "--port", str(orchestrator.port),
+             "--crunch-id", "secure-watch", "--health", "--every", "0.2",
+             "--credentials", str(authority.write_coordinator_files(tmp_path / "certs"))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert process.stdout is not None
+            lines = [process.stdout.readline() for _ in range(2)]  # bounded: a health answer comes within a sweep
+            assert "running" in lines[0] and "m1" in lines[0], lines
+            assert "health" in lines[1] and "m1 SERVING" in lines[1], lines
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, errors = process.communicate(timeout=RUN_TIMEOUT)
+        assert process.returncode == 0, errors
+        assert node.instance is None  # never set up
 
 
 def test_call_through_a_gateway_trusts_grpc_default_roots(tmp_path: Path, local_node: Callable[..., LocalModelNode]) -> None:

@@ -304,8 +304,9 @@ def test_in_an_80_column_terminal_every_status_is_whole(crunch: Any, output: str
             assert terminal.wait_for(a_line_with(model, "RUNNING", "SERVING", status)), terminal.lines()[-20:]
         assert terminal.interrupt() == 0
         drawn = [line for line in terminal.lines() if "model-" in line]
+        # A status is a word of its own; the detail column (MODEL_FAILED: ...) is free text and may be cut.
         assert drawn and all(len(line) <= 80 for line in drawn), [line for line in drawn if len(line) > 80]
-        assert not [line for line in drawn if re.search(r"(FAILE|TIMEO|SUCCES|SERVIN|RUNNIN)(…|\.\.\.)", line)], drawn
+        assert not [line for line in drawn if re.search(r"(?<!\w)(FAILE|TIMEO|SUCCES|SERVIN|RUNNIN)(…|\.\.\.)", line)], drawn
     finally:
         terminal.close()
 

@@ -240,6 +240,8 @@ def test_a_connection_without_init_is_a_failed_attempt(
 def test_reports_made_while_the_orchestrator_is_down_arrive_once_in_order(
     orchestrator: LocalOrchestrator, connect: Any
 ) -> None:
+    for n in range(20):  # the init after the restart lists them at the reports' ip: they are all sent
+        orchestrator.add_model(host="10.0.0.1", port=5000 + n, model_id=f"m{n}")
     connection, _ = connect(orchestrator.port)
     connection.connect(WAIT)
     orchestrator.stop()

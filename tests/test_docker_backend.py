@@ -5,7 +5,8 @@ frames per stop, a replaced submission as RUNNING-new then STOPPED-old, and a
 restart that closes with 1001: ``LocalOrchestrator(backend="docker")`` sends all
 of it, to real nodes on loopback (gRPC resolves ``localhost`` to 127.0.0.1 and
 ::1 and tries both, so a node bound to 127.0.0.1 is reached). Every round's
-statuses and results are checked model by model.
+statuses and results are checked model by model. The same with the real node
+from PyPI: tests/test_real_node_docker.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import TRACKER_BASE, RealNode
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
 from mrclient.codec import to_arguments
 from mrclient.orchestrator import OrchestratorSettings, reconnect_backoff
@@ -148,33 +147,6 @@ def test_a_reported_model_is_stopped_by_a_docker_orchestrator_because_the_report
         assert orchestrator.wait_for_reports(1, WAIT)
     assert [(r["model_id"], r["ip"]) for r in orchestrator.reports] == [(model_id, "localhost")]
     assert orchestrator.ignored_reports == [] and orchestrator.running_models == {}
-
-
-@pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
-def test_real_pypi_nodes_announced_docker_style_join_answer_and_leave(
-    orchestrator: LocalOrchestrator, real_nodes: Callable[..., RealNode], tmp_path: Path
-) -> None:
-    """The real node (crunch-model-runner from PyPI, its own process) reached at ``localhost`` and a string port."""
-    first, second = real_nodes(), real_nodes()
-    kept, stopped = orchestrator.add_model(port=first.port), orchestrator.add_model(port=second.port)
-    table = Table()
-    with DynamicSubclassModelConcurrentRunner(
-        timeout=30.0, crunch_id=CRUNCH, host="127.0.0.1", port=orchestrator.port, base_classname=TRACKER_BASE,
-        instance_args=[2.0], retry_backoff_factor=0.01, orchestrator_settings=FAST,
-    ) as runner:
-        runner.on_model_left(table.left)
-        assert runner.wait_for_models(2, WAIT)
-        assert {m.ip for m in runner.models} == {"localhost"}
-        ticks = runner.call("tick", args=[{"x": 1}])
-        assert {m.model_id: r.status for m, r in ticks.items()} == {kept: SUCCESS, stopped: SUCCESS}
-        expected = {"last": {"x": 1}, "ticks": 1, "scale": 2.0, "horizon": 0}
-        predictions = {m.model_id: (r.status, r.result) for m, r in runner.call("predict").items()}
-        assert predictions == {kept: (SUCCESS, expected), stopped: (SUCCESS, expected)}
-        orchestrator.stop_model(stopped)
-        assert table.wait_for(("left", stopped, orchestrator.model(stopped)["deployment_id"]))
-        predictions = {m.model_id: (r.status, r.result) for m, r in runner.call("predict").items()}
-        assert predictions == {kept: (SUCCESS, expected)}
-    assert orchestrator.reports == []
 
 
 def _can_bind(host: str) -> bool:

@@ -512,6 +512,7 @@ CHOKES = {
     "no-data": json.dumps({"event": "report_failure"}),
     "no-ip": json.dumps({"event": "report_failure", "data": [{k: v for k, v in REPORT.items() if k != "ip"}]}),
     "a-number": "5",
+    "data-not-a-list": json.dumps({"event": "report_failure", "data": REPORT}),
 }
 
 

@@ -556,9 +556,11 @@ class LocalOrchestrator:
         if "data" not in frame:
             raise _Unhandled(f"a report_failure without data: {message!r:.200}")
         items = frame["data"]
+        if not isinstance(items, list):
+            raise _Unhandled(f"a report_failure whose data is not a list: {message!r:.200}")
         with self._changed:
             try:
-                for item in items if isinstance(items, list) else [items]:
+                for item in items:
                     if not isinstance(item, dict) or not {"model_id", "failure_code", "ip"} <= item.keys():
                         raise _Unhandled(f"a report without model_id, failure_code or ip: {item!r:.200}")
                     self._reports.append(item)

@@ -359,7 +359,7 @@ def _report_into_a_dead_path(
         item = {"model_id": model_id, "failure_code": "MULTIPLE_FAILED", "failure_reason": "broken", "ip": "10.0.0.1"}
         size += len(json.dumps({"event": "report_failure", "data": [item]})) + 8
     assert proxy.wait_swallowed(size), "the client wrote the reports into the black hole"
-    assert connection.state.reports_unconfirmed == len(model_ids) and orchestrator.reports == []
+    assert connection.pending == len(model_ids) and orchestrator.reports == [], "none is known delivered"
 
 
 def test_a_report_unconfirmed_at_a_drop_is_sent_again_once_the_new_init_lists_its_model(

@@ -16,6 +16,7 @@ import fcntl
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 REQUIREMENT = "model-runner-client==0.14.0"
@@ -40,20 +41,27 @@ def _run(command: list[str]) -> None:
         raise RuntimeError(f"failed ({done.returncode}): {' '.join(command)}\n{done.stdout}\n{done.stderr}")
 
 
-def ensure(venv: Path = VENV) -> Path:
-    """The interpreter of a venv holding the reference client; built first if needed."""
+def ensure(venv: Path = VENV, also: Sequence[str] = (), key: str = "") -> Path:
+    """The interpreter of a venv holding the reference client; built first if needed.
+
+    ``also``: more pip arguments, installed with the reference client in one
+    resolve (tests/test_beside_reference.py adds ``-e .[testing]``); ``key``:
+    more text for the stamp, so that a change to what ``also`` installs (a
+    digest of setup.cfg, say) rebuilds the venv.
+    """
     python = venv / "bin" / "python"
     stamp = venv / ".installed"
+    wanted = "\n".join([REQUIREMENT, *also, key]).strip()
     venv.mkdir(parents=True, exist_ok=True)
     with open(venv / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if stamp.exists() and stamp.read_text() == REQUIREMENT and python.exists():
+            if stamp.exists() and stamp.read_text() == wanted and python.exists():
                 return python
-            print(f"creating {venv} with {REQUIREMENT} (once)", file=sys.stderr, flush=True)
-            _run([_base_python(), "-m", "venv", str(venv)])
-            _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", REQUIREMENT])
-            stamp.write_text(REQUIREMENT)
+            print(f"creating {venv} with {REQUIREMENT} {' '.join(also)} (once)", file=sys.stderr, flush=True)
+            _run([_base_python(), "-m", "venv", str(venv)])  # keeps .lock
+            _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", REQUIREMENT, *also])
+            stamp.write_text(wanted)
             return python
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

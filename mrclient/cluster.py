@@ -35,6 +35,7 @@ from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
 from .pools import BurstPool
+from .reports import report_problem
 from .runners.base import CallOutcome, ErrorType, ModelRunner
 from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
 from .stats import ConnectionState
@@ -153,6 +154,7 @@ class ModelCluster:
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
         self._setup_failed: dict[str, tuple[ModelRunner, str]] = {}  # the latest failed setup per model
+        self._created: weakref.WeakSet[ModelRunner] = weakref.WeakSet()  # the runners reports may name
         self._first: _FirstSetups | None = None  # the first init's setups, from that init on
         self._files_for = 0  # the largest table the open-file limit was checked for
         self._started = False
@@ -385,8 +387,15 @@ class ModelCluster:
         """Report ``runner`` to the orchestrator and drop it; once per runner, never blocking.
 
         Only the model's current runner is reported: a runner already replaced
-        (say, by a redeploy) must not get its successor stopped.
+        (say, by a redeploy) must not get its successor stopped. A code other
+        than the five the orchestrator knows, or anything but a runner this
+        cluster made, raises ``InvalidCoordinatorUsageError`` and sends nothing,
+        reporting on or off.
         """
+        with self._lock:
+            problem = report_problem(runner, code, reason, self._created)
+        if problem is not None:
+            raise InvalidCoordinatorUsageError(problem)
         if not self.reporting:
             logger.warning("reporting is off; not reporting model %s: %s (%s)", runner.model_id, code, reason)
             return
@@ -483,6 +492,7 @@ class ModelCluster:
             return None
         self._runners[entry.model_id] = runner
         self._setup_failed.pop(entry.model_id, None)
+        self._created.add(runner)
         return runner
 
     def _detach(self, runner: ModelRunner) -> bool:

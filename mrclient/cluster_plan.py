@@ -30,14 +30,19 @@ RECOVERING = "RECOVERING"
 KNOWN_STATES = frozenset({RUNNING, STOPPED, RECOVERING})
 
 _MAX_PORT = 65535
+_MAX_PORT_DIGITS = 10  # longer digit strings are out of range without being converted
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     """One valid MODEL entry of an ``init`` or ``update`` frame.
 
-    ``ip`` and ``port`` are always set for RUNNING entries; a STOPPED or
-    RECOVERING entry only needs its ids and may lack them.
+    ``ip`` and ``port`` are always set for RUNNING entries: ``ip`` verbatim (a
+    dotted address or a host name such as ``localhost``: failure reports must
+    carry it unchanged), ``port`` a number even when announced as a numeric
+    string. A STOPPED or RECOVERING entry only needs its ids: its address is
+    not read (the second STOPPED frame of a stop has ``port: 0`` and may have
+    an empty or null ``ip``).
     """
 
     model_id: str
@@ -112,17 +117,22 @@ def _text_field(raw: Mapping[str, Any], key: str, problems: list[str]) -> str | 
 
 
 def _port_field(raw: Mapping[str, Any], problems: list[str]) -> int | None:
+    """An int, or a string of ASCII digits (the Docker backend announces Docker's host-port mapping so)."""
     if "port" not in raw:
         problems.append("port is missing")
         return None
     port = raw["port"]
-    if isinstance(port, bool) or not isinstance(port, int):
+    if isinstance(port, str) and port.isascii() and port.isdigit():
+        number = int(port) if len(port) <= _MAX_PORT_DIGITS else _MAX_PORT + 1
+    elif isinstance(port, int) and not isinstance(port, bool):
+        number = port
+    else:
         problems.append(f"port is {_show(port)} ({_type_name(port)}), not a number")
         return None
-    if not 0 < port <= _MAX_PORT:
-        problems.append(f"port {port} is out of range")
+    if not 0 < number <= _MAX_PORT:
+        problems.append(f"port {_show(port) if isinstance(port, str) else port} is out of range")
         return None
-    return port
+    return number
 
 
 def parse_entry(raw: object) -> ModelEntry | Rejected:

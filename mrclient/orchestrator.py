@@ -8,8 +8,10 @@ exponential backoff and jitter (a tenacity policy) until ``close()``; only
 first bytes and skipped; any other error ends the connection and goes through
 the reconnect policy. Messages for the orchestrator go through an ``Outbox``
 that only this thread drains: each is kept until pongs prove the orchestrator
-has it, and resent after a reconnect otherwise (at least once, in order). The
-thread reads what is waiting before it writes, and waits in ``select`` on the
+has it, and resent after a reconnect otherwise (at least once, in order), once
+the new ``init`` is applied and only if still worth sending (``redelivery``: a
+report whose model that init no longer lists at its ip is dropped and logged).
+The thread reads what is waiting before it writes, and waits in ``select`` on the
 socket and on a wake-up socket, so ``close()`` and new messages reach it at once.
 
 It knows the wire format and nothing about runners: the callback decides.
@@ -35,6 +37,7 @@ from tenacity.wait import wait_base
 
 from .frames import Event, Skipped, parse_frame
 from .outbox import Outbox
+from .redelivery import redeliver
 from .stats import ConnectionState
 
 __all__ = [
@@ -336,6 +339,7 @@ class OrchestratorConnection:
         ws = websocket.WebSocket(skip_utf8_validation=True)
         with self._state:
             self._ws, self._serving = ws, False
+        self._outbox.hold()  # until this connection's init says which held reports still make sense
         try:
             connect: Callable[..., None] = ws.connect  # untyped in websocket-client
             connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
@@ -458,6 +462,7 @@ class OrchestratorConnection:
             logger.exception("the handler of %s frames failed; skipped the frame, which begins %.200r",
                              parsed.name, bytes(data[:200]))
         if parsed.name == "init":
+            self._release_outbox(parsed.entries)
             with self._state:
                 if not self._connected:
                     self._connections += 1
@@ -467,6 +472,21 @@ class OrchestratorConnection:
                 self._state.notify_all()
             return True
         return False
+
+    def _release_outbox(self, init_entries: list[Any]) -> None:
+        """Let the held messages go, but the reports the ``init`` just applied no longer lists at their ip."""
+        dropped: tuple[tuple[Mapping[str, Any], str], ...] = ()
+
+        def decide(waiting: list[str]) -> list[str]:
+            nonlocal dropped
+            decision = redeliver(waiting, init_entries)
+            dropped = decision.dropped
+            return list(decision.send)
+
+        self._outbox.release(decide)
+        for item, why in dropped:
+            logger.info("not sending again the report of model %s at %s (%s): %s", item.get("model_id"),
+                        item.get("ip"), item.get("failure_code"), why)
 
     def _end(self, ws: websocket.WebSocket) -> None:
         """Close the socket (with a closing handshake when closing); unconfirmed messages go back first."""
@@ -484,7 +504,7 @@ class OrchestratorConnection:
         finally:
             requeued = self._outbox.requeue()
             if requeued and not self._closing.is_set():
-                logger.info("%d messages to %s were not confirmed: sending them again after the reconnect",
+                logger.info("%d messages to %s were not confirmed: sending them again once the next init is in",
                             requeued, self.url)
             ws.shutdown()  # type: ignore[no-untyped-call]
 

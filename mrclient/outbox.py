@@ -17,7 +17,10 @@ one the orchestrator was known to have read when the ping left.
 Messages not proven when the connection ends go back to the front of the
 queue, in order, and are sent again on the next connection before anything
 new: delivery is at least once, with a duplicate only when a connection dies
-between the orchestrator's receipt and the proof.
+between the orchestrator's receipt and the proof. While the connection has
+not had its ``init``, the outbox is held (``hold``): nothing leaves it until
+``release`` has let the caller decide, from that init, what is still worth
+sending (see ``redelivery``).
 
 Any thread may ``put``; only the connection's thread sends, confirms and
 requeues. It does no IO.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 
 __all__ = ["Outbox"]
 
@@ -42,6 +46,7 @@ class Outbox:
         self._unconfirmed: collections.deque[tuple[int, str]] = collections.deque()
         self._last_sent = 0  # sequence number of the last message sent, on any connection
         self._last_read = 0  # the last one a pong proved read by the orchestrator's WebSocket layer
+        self._held = False  # a new connection awaits its init: nothing is sent
 
     def __len__(self) -> int:
         """Messages the orchestrator is not known to have: unsent or unconfirmed."""
@@ -64,9 +69,29 @@ class Outbox:
             self._unsent.append(text)
 
     def peek(self) -> str | None:
-        """The next message to send, left in place until ``mark_sent``."""
+        """The next message to send, left in place until ``mark_sent``; None while held."""
         with self._lock:
-            return self._unsent[0] if self._unsent else None
+            return self._unsent[0] if self._unsent and not self._held else None
+
+    @property
+    def on_hold(self) -> bool:
+        """Whether messages wait for ``release``."""
+        with self._lock:
+            return self._held
+
+    def hold(self) -> None:
+        """A new connection starts: send nothing until ``release``."""
+        with self._lock:
+            self._held = True
+
+    def release(self, decide: Callable[[list[str]], list[str]]) -> None:
+        """Send again: ``decide(waiting)`` (the messages waiting, in order) returns those still to send.
+
+        Decided under the lock, so a message put meanwhile queues behind them, untouched.
+        """
+        with self._lock:
+            self._unsent = collections.deque(decide(list(self._unsent)))
+            self._held = False
 
     def mark_sent(self) -> None:
         """The message ``peek`` gave was written whole: keep it until a pong proves it arrived."""

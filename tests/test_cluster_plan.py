@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,17 +157,79 @@ def test_stopped_entries_need_no_address_and_missing_infos_are_empty() -> None:
 
 def test_a_malformed_entry_in_an_init_does_not_tear_its_model_down() -> None:
     table = known(m1=("d1", "10.0.0.1", 5000), m2=("d1", "10.0.0.1", 5001))
-    bad_port: Any = "5000"
+    bad_port: Any = "5000/tcp"
     plan = plan_event(table, [entry("m1", port=bad_port), entry("m2", port=5001)], snapshot=True)
     assert plan.close == () and plan.start == () and len(plan.problems) == 1
+
+
+# -- frames as the real orchestrator sends them (PROTOCOL.md section 1) ------------------------
+
+
+def test_docker_style_string_ports_and_host_names_are_accepted() -> None:
+    plan = plan_event({}, [entry("1", "1_20261206_161245_287", ip="localhost", port="32768")],  # type: ignore[arg-type]
+                      snapshot=True)
+    assert starts(plan) == [("1", "1_20261206_161245_287", "localhost", 32768)]
+    assert isinstance(plan.start[0].port, int) and plan.problems == ()
+
+
+def test_a_string_port_naming_the_runners_port_keeps_the_runner() -> None:
+    table = known(m1=("d1", "localhost", 32768))
+    plan = plan_event(table, [entry("m1", ip="localhost", port="32768", model_name="x")], snapshot=True)  # type: ignore[arg-type]
+    assert plan.close == () and plan.start == () and [e.model_name for e in plan.refresh] == ["x"]
+
+
+@pytest.mark.parametrize("port", ["abc", "", " 32768", "32768 ", "+32768", "-1", "3e4", "0x10", "32768.0",
+                                  "\u0663\u0662\u0667\u0666\u0668", "32768/tcp", 32768.0, None, [32768]])
+def test_a_port_that_is_not_a_number_is_refused_and_only_its_entry_skipped(port: Any) -> None:
+    plan = plan_event({}, [entry("bad", port=port), entry("ok")], snapshot=False)
+    assert starts(plan) == [("ok", "d1", "10.0.0.1", 5000)]
+    kind = "null" if port is None else type(port).__name__
+    assert plan.problems == (f"entry 0 (model 'bad') skipped: port is {port!r} ({kind}), not a number",)
+
+
+@pytest.mark.parametrize("port", ["0", "00000", "65536", "99999999999", "9" * 5000, 0, -1, 65536])
+def test_a_port_out_of_range_is_refused_with_its_value(port: Any) -> None:
+    plan = plan_event({}, [entry("bad", port=port)], snapshot=False)
+    assert plan.start == () and len(plan.problems) == 1
+    assert plan.problems[0].startswith("entry 0 (model 'bad') skipped: port ")
+    assert plan.problems[0].endswith(" is out of range")
+    assert len(plan.problems[0]) < 120, "a huge value is shown cut"
+
+
+@pytest.mark.parametrize("second", [{"ip": "", "port": 0}, {"ip": None, "port": 0}, {"port": 0}, {"ip": "", "port": "0"}],
+                         ids=["empty-ip", "null-ip", "no-ip", "string-zero"])
+def test_the_two_frames_of_a_stop_close_once_and_the_second_is_quiet(second: dict[str, Any]) -> None:
+    table = known(m1=("d1", "localhost", 32768))
+    first = entry("m1", state="STOPPED", ip="localhost", port="32768")  # type: ignore[arg-type]
+    then = {**entry("m1", state="STOPPED"), **second}
+    if "ip" not in second:
+        del then["ip"]
+    plan = plan_event(table, [first], snapshot=False)
+    assert plan == Plan(close=("m1",))
+    assert plan_event({}, [then], snapshot=False) == Plan(), "the second frame: nothing to do, nothing to say"
+    assert plan_event(table, [first, then], snapshot=False) == Plan(close=("m1",)), "both in one frame"
+    assert plan_event(table, [then], snapshot=False) == Plan(close=("m1",)), "the second alone still stops it"
+
+
+def test_a_replaced_submission_running_new_then_stopped_old_keeps_the_new_runner() -> None:
+    table: dict[str, Rec] = known(m1=("d1", "localhost", 32768))
+    new = entry("m1", "d2", ip="localhost", port="32769")  # type: ignore[arg-type]
+    stop_old = entry("m1", "d1", state="STOPPED", ip="localhost", port="32768")  # type: ignore[arg-type]
+    stop_old_again = {**entry("m1", "d1", state="STOPPED"), "ip": "", "port": 0}
+    plan = plan_event(table, [new], snapshot=False)
+    assert plan.close == ("m1",) and starts(plan) == [("m1", "d2", "localhost", 32769)]
+    table = carry_out(table, plan)
+    for frame in ([stop_old], [stop_old_again]):
+        assert plan_event(table, frame, snapshot=False) == Plan(), "a stale deployment's stop leaves the new one"
+    assert plan_event(known(m1=("d1", "localhost", 32768)), [new, stop_old, stop_old_again], snapshot=False) == plan
 
 
 # -- thousands of cases: the plan against an independent, entry-by-entry oracle -----------------
 
 MODEL_IDS = ["m1", "m2", "m3", "m4"]
 DEPLOYMENTS = ["d1", "d2", "d3"]
-IPS = ["10.0.0.1", "10.0.0.2"]
-PORTS = [5000, 5001]
+IPS = ["10.0.0.1", "10.0.0.2", "localhost"]
+PORTS: list[Any] = [5000, 5001, "5000", "5001"]  # ints (process and cloud backends) or numeric strings (Docker)
 STATES = ["RUNNING", "RUNNING", "STOPPED", "RECOVERING", "PAUSED"]
 
 infos_st = st.fixed_dictionaries({"model_name": st.sampled_from(["alpha", "beta", "gamma"])})
@@ -177,7 +240,8 @@ good_entry_st = st.builds(
     st.sampled_from(IPS), st.sampled_from(PORTS), infos_st,
 )
 junk_st = st.one_of(
-    st.none(), st.integers(-5, 70000), st.text(max_size=3), st.booleans(), st.lists(st.none(), max_size=1)
+    st.none(), st.integers(-5, 70000), st.text(max_size=3), st.booleans(), st.lists(st.none(), max_size=1),
+    st.sampled_from(["0", "65536", " 5000", "5000.0", "+5000", "0x10", "\u0665\u0660\u0660\u0660"]),
 )
 
 
@@ -185,8 +249,12 @@ junk_st = st.one_of(
 def any_entry_st(draw: st.DrawFn) -> Any:
     """Mostly valid entries; some with a key dropped or a value of the wrong type; a few non-objects."""
     raw: dict[str, Any] = draw(good_entry_st)
-    kind = draw(st.sampled_from(["good"] * 6 + ["drop", "junk", "not-object"]))
-    if kind == "drop":
+    kind = draw(st.sampled_from(["good"] * 6 + ["second-stop", "drop", "junk", "not-object"]))
+    if kind == "second-stop":  # the second STOPPED frame of a stop: port 0, an empty, null or no ip
+        raw.update(state="STOPPED", port=0, ip=draw(st.sampled_from(["", None])))
+        if draw(st.booleans()):
+            del raw["ip"]
+    elif kind == "drop":
         del raw[draw(st.sampled_from(sorted(raw)))]
     elif kind == "junk":
         raw[draw(st.sampled_from(sorted(raw)))] = draw(junk_st)
@@ -197,7 +265,7 @@ def any_entry_st(draw: st.DrawFn) -> Any:
 
 table_st = st.dictionaries(
     st.sampled_from(MODEL_IDS),
-    st.tuples(st.sampled_from(DEPLOYMENTS), st.sampled_from(IPS), st.sampled_from(PORTS)),
+    st.tuples(st.sampled_from(DEPLOYMENTS), st.sampled_from(IPS), st.sampled_from([5000, 5001])),
 ).map(lambda models: known(**models))
 frame_st = st.lists(any_entry_st(), max_size=8)
 
@@ -214,9 +282,15 @@ def is_valid(raw: Any) -> bool:
         return False
     if raw["state"] != "RUNNING":
         return True
-    port = raw.get("port")
-    return (isinstance(raw.get("ip"), str) and bool(raw["ip"]) and isinstance(port, int)
-            and not isinstance(port, bool) and 0 < port <= 65535)
+    port = port_number(raw.get("port"))
+    return isinstance(raw.get("ip"), str) and bool(raw["ip"]) and port is not None and 0 < port <= 65535
+
+
+def port_number(port: Any) -> int | None:
+    """The contract's port: an int, or a string of ASCII digits 0-9."""
+    if isinstance(port, str):
+        return int(port) if port and all(c in "0123456789" for c in port) else None
+    return port if isinstance(port, int) and not isinstance(port, bool) else None
 
 
 def oracle(table: dict[str, Rec], frame: list[Any], snapshot: bool) -> dict[str, Rec]:
@@ -235,10 +309,10 @@ def oracle(table: dict[str, Rec], frame: list[Any], snapshot: bool) -> dict[str,
         if raw["state"] in ("STOPPED", "RECOVERING"):
             if current is not None:
                 del table[mid]
-        elif current is not None and (current.ip, current.port) == (raw["ip"], raw["port"]):
+        elif current is not None and (current.ip, current.port) == (raw["ip"], port_number(raw["port"])):
             table[mid] = replace(current, infos=raw.get("infos") or {})
         else:
-            table[mid] = Rec(raw["deployment_id"], raw["ip"], raw["port"], raw.get("infos") or {})
+            table[mid] = Rec(raw["deployment_id"], raw["ip"], port_number(raw["port"]) or 0, raw.get("infos") or {})
     if snapshot:
         table = {mid: rec for mid, rec in table.items() if mid in mentioned}
     return table
@@ -253,7 +327,7 @@ def carry_out(table: dict[str, Rec], plan: Plan) -> dict[str, Rec]:
     assert len({e.model_id for e in plan.start}) == len(plan.start), "two runners started for one model"
     for e in plan.start:
         assert e.model_id not in table, "a runner started without closing the previous one"
-        assert e.state == "RUNNING" and e.ip and e.port
+        assert e.state == "RUNNING" and e.ip and isinstance(e.port, int) and not isinstance(e.port, bool)
         table[e.model_id] = Rec(e.deployment_id, e.ip, e.port, dict(e.infos))
     started = {e.model_id for e in plan.start}
     for e in plan.refresh:

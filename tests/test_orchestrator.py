@@ -240,6 +240,8 @@ def test_a_connection_without_init_is_a_failed_attempt(
 def test_reports_made_while_the_orchestrator_is_down_arrive_once_in_order(
     orchestrator: LocalOrchestrator, connect: Any
 ) -> None:
+    for n in range(20):  # the init after the restart lists them at the reports' ip: they are all sent
+        orchestrator.add_model(host="10.0.0.1", port=5000 + n, model_id=f"m{n}")
     connection, _ = connect(orchestrator.port)
     connection.connect(WAIT)
     orchestrator.stop()
@@ -405,3 +407,169 @@ def test_a_report_stops_the_model_as_production_does(orchestrator: LocalOrchestr
     assert update["event"] == "update" and update["data"][0]["state"] == "STOPPED"
     assert report_items(orchestrator) == [(model_id, "BAD_IMPLEMENTATION")]
     assert orchestrator.running_models == {}
+
+
+def test_a_client_that_does_not_answer_pings_is_closed_with_1011() -> None:
+    """The handlers ping by themselves (websockets 14 has no server keepalive): a silent client is dropped."""
+    with LocalOrchestrator(crunch_id=CRUNCH, ping_interval=0.05, ping_timeout=0.1) as orch:
+        raw = websocket.create_connection(orch.url, timeout=WAIT)
+        try:
+            assert orch.wait_for_clients(0, WAIT), "no pong: the orchestrator closed the connection"
+            assert close_code(raw) == 1011
+        finally:
+            raw.shutdown()  # type: ignore[no-untyped-call]
+
+
+# -- LocalOrchestrator as the real one: the Docker backend, close codes, reports ------------------
+
+
+def close_code(raw: websocket.WebSocket) -> int | None:
+    """Read frames, answering nothing, until the closing one; its code (None if the connection ended without one)."""
+    while True:
+        try:
+            frame = raw.recv_frame()
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            return None
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else None
+
+
+def frames(raw: websocket.WebSocket, count: int) -> list[dict[str, Any]]:
+    return [json.loads(raw.recv()) for _ in range(count)]
+
+
+def entries(received: list[dict[str, Any]]) -> list[tuple[str, str, str, Any, Any]]:
+    """(event, deployment, state, ip, port) per frame of one entry."""
+    rows = []
+    for frame in received:
+        [entry] = frame["data"]
+        rows.append((frame["event"], entry["deployment_id"], entry["state"], entry["ip"], entry["port"]))
+    return rows
+
+
+def test_the_docker_backend_announces_string_ports_localhost_two_frame_stops_and_replacements() -> None:
+    with LocalOrchestrator(crunch_id=CRUNCH, backend="docker") as orch:
+        first = orch.add_model(port=32768)
+        raw = websocket.create_connection(orch.url, timeout=WAIT)
+        try:
+            [init] = frames(raw, 1)
+            assert init["event"] == "init" and [(e["ip"], e["port"]) for e in init["data"]] == [("localhost", "32768")]
+            old = orch.model(first)["deployment_id"]
+            new = orch.redeploy_model(first, port=32769)
+            orch.stop_model(first)
+            assert entries(frames(raw, 5)) == [
+                ("update", new, "RUNNING", "localhost", "32769"),  # the replacement: RUNNING new, then
+                ("update", old, "STOPPED", "localhost", "32768"),  # the old one stopped, in two frames
+                ("update", old, "STOPPED", "", 0),
+                ("update", new, "STOPPED", "localhost", "32769"),  # a normal stop: two frames
+                ("update", new, "STOPPED", "", 0),
+            ]
+        finally:
+            raw.close()
+
+
+def test_the_plain_backend_keeps_integer_ports_and_one_stop_frame(orchestrator: LocalOrchestrator) -> None:
+    model_id = orchestrator.add_model(port=5555)
+    raw = websocket.create_connection(orchestrator.url, timeout=WAIT)
+    try:
+        frames(raw, 1)
+        orchestrator.stop_model(model_id)
+        orchestrator.add_model(port=5556)
+        rows = entries(frames(raw, 2))
+        assert [(state, ip, port) for _, _, state, ip, port in rows] == [
+            ("STOPPED", "127.0.0.1", 5555), ("RUNNING", "127.0.0.1", 5556)
+        ]
+    finally:
+        raw.close()
+
+
+def test_an_unknown_crunch_gets_an_empty_init(orchestrator: LocalOrchestrator) -> None:
+    orchestrator.add_model(port=5555)
+    raw = websocket.create_connection(f"ws://127.0.0.1:{orchestrator.port}/no-such-crunch", timeout=WAIT)
+    try:
+        assert frames(raw, 1) == [{"event": "init", "data": []}]
+    finally:
+        raw.close()
+
+
+def test_it_closes_with_1001_when_it_stops_and_sends_no_stopped_frames_first() -> None:
+    with LocalOrchestrator(crunch_id=CRUNCH, backend="docker") as orch:
+        orch.add_model(port=32768)
+        raw = websocket.create_connection(orch.url, timeout=WAIT)
+        try:
+            frames(raw, 1)
+            orch.stop()
+            opcode, frame = raw.recv_data_frame(control_frame=True)
+            assert opcode == websocket.ABNF.OPCODE_CLOSE, f"a {opcode} frame came first"
+            assert int.from_bytes(frame.data[:2], "big") == 1001
+        finally:
+            raw.shutdown()  # type: ignore[no-untyped-call]
+
+
+REPORT = {"model_id": "m1", "failure_code": "MULTIPLE_FAILED", "failure_reason": None, "ip": "127.0.0.1"}
+CHOKES = {
+    "invalid-json": "{not json",
+    "no-data": json.dumps({"event": "report_failure"}),
+    "no-ip": json.dumps({"event": "report_failure", "data": [{k: v for k, v in REPORT.items() if k != "ip"}]}),
+    "a-number": "5",
+    "data-not-a-list": json.dumps({"event": "report_failure", "data": REPORT}),
+}
+
+
+@pytest.mark.parametrize("message", list(CHOKES.values()), ids=list(CHOKES))
+def test_it_closes_with_1011_on_what_the_real_one_chokes_on(orchestrator: LocalOrchestrator, message: str) -> None:
+    raw = websocket.create_connection(orchestrator.url, timeout=WAIT)
+    try:
+        frames(raw, 1)
+        raw.send(message)
+        assert close_code(raw) == 1011
+    finally:
+        raw.shutdown()  # type: ignore[no-untyped-call]
+    assert len(orchestrator.unhandled_messages) == 1 and orchestrator.reports == []
+
+
+def test_messages_it_does_not_know_are_ignored_and_the_connection_goes_on(orchestrator: LocalOrchestrator) -> None:
+    raw = websocket.create_connection(orchestrator.url, timeout=WAIT)
+    try:
+        frames(raw, 1)
+        for message in ("[1, 2]", json.dumps({"event": "hello", "data": []})):
+            raw.send(message)
+        orchestrator.add_model(port=5555)
+        assert frames(raw, 1)[0]["event"] == "update", "still connected"
+    finally:
+        raw.close()
+    assert orchestrator.unhandled_messages == []
+
+
+def test_a_report_is_acted_on_only_at_the_announced_ip_and_the_others_are_recorded() -> None:
+    with LocalOrchestrator(crunch_id=CRUNCH, backend="docker") as orch:
+        model_id = orch.add_model(port=32768)
+        raw = websocket.create_connection(orch.url, timeout=WAIT)
+        try:
+            frames(raw, 1)
+            for ip in ("127.0.0.1", "localhost"):
+                raw.send(json.dumps({"event": "report_failure", "data": [{**REPORT, "model_id": model_id, "ip": ip}]}))
+            assert [e[2:] for e in entries(frames(raw, 2))] == [("STOPPED", "localhost", "32768"), ("STOPPED", "", 0)]
+        finally:
+            raw.close()
+        assert [r["ip"] for r in orch.reports] == ["127.0.0.1", "localhost"], "both received"
+        [(ignored, why)] = orch.ignored_reports
+        assert ignored["ip"] == "127.0.0.1" and why == f"no model {model_id!r} at ip '127.0.0.1' (announced at 'localhost')"
+
+
+def test_with_report_cycles_a_report_it_cannot_place_drops_the_rest_of_its_cycle() -> None:
+    with LocalOrchestrator(crunch_id=CRUNCH, report_cycle=0.2) as orch:
+        first, second = orch.add_model(port=5555), orch.add_model(port=5556)
+        raw = websocket.create_connection(orch.url, timeout=WAIT)
+        try:
+            frames(raw, 1)
+            raw.send(json.dumps({"event": "report_failure", "data": [
+                {**REPORT, "model_id": "gone"}, {**REPORT, "model_id": first}]}))
+            assert orch.wait_for_ignored_reports(2, WAIT)
+            assert [(r["model_id"], why.split(" ")[0]) for r, why in orch.ignored_reports] == [
+                ("gone", "no"), (first, "dropped:")]
+            raw.send(json.dumps({"event": "report_failure", "data": [{**REPORT, "model_id": second}]}))
+            assert entries(frames(raw, 1))[0][2] == "STOPPED", "the next cycle acts on a report it can place"
+        finally:
+            raw.close()
+        assert set(orch.running_models) == {first}

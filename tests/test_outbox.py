@@ -73,6 +73,38 @@ def test_a_stale_proof_never_confirms_a_message_sent_again() -> None:
     assert outbox.confirm(b"mrclient 2 2") == 1
 
 
+def test_a_held_outbox_sends_nothing_until_released() -> None:
+    outbox = Outbox()
+    outbox.put("a")
+    outbox.hold()
+    assert outbox.on_hold and outbox.peek() is None and len(outbox) == 1, "held, not lost"
+    outbox.release(lambda waiting: waiting)
+    assert not outbox.on_hold and outbox.peek() == "a"
+
+
+def test_release_lets_the_caller_drop_or_rewrite_what_waits_and_keeps_the_order() -> None:
+    outbox = Outbox()
+    for text in "abc":
+        outbox.put(text)
+    outbox.mark_sent()
+    outbox.mark_sent()  # a and b unconfirmed
+    outbox.requeue()
+    outbox.hold()
+    seen: list[list[str]] = []
+
+    def decide(waiting: list[str]) -> list[str]:
+        seen.append(waiting)
+        return [text.upper() for text in waiting if text != "b"]
+
+    outbox.release(decide)
+    outbox.put("d")  # made after the init: behind, untouched
+    sent = []
+    while (text := outbox.peek()) is not None:
+        sent.append(text)
+        outbox.mark_sent()
+    assert seen == [["a", "b", "c"]] and sent == ["A", "C", "d"]
+
+
 class DeliveryMachine(RuleBasedStateMachine):
     """A client with an Outbox, a wire, and a server that reads in batches and may die mid-batch."""
 
@@ -121,16 +153,28 @@ class DeliveryMachine(RuleBasedStateMachine):
             while self.to_client:
                 self.receive_pong()
             self.drop()
+            self.init()
             return
         self.to_client.extend(pongs)
         self.delivered.extend(payload.decode() for kind, payload in batch if kind == "msg")
 
     @rule()
     def drop(self) -> None:
-        """The connection ends: whatever is in flight is lost; the pongs already read were acted on."""
+        """The connection ends: whatever is in flight is lost; the pongs already read were acted on.
+
+        The next connection holds the outbox until its init.
+        """
         self.to_server.clear()
         self.to_client.clear()
         self.outbox.requeue()
+        self.outbox.hold()
+
+    @precondition(lambda self: self.outbox.on_hold)
+    @rule()
+    def init(self) -> None:
+        """The new connection's init: everything waiting still goes (the filter is redelivery's, tested apart)."""
+        assert self.outbox.peek() is None, "nothing leaves a held outbox"
+        self.outbox.release(lambda waiting: waiting)
 
     @invariant()
     def only_delivered_messages_leave_the_outbox(self) -> None:
@@ -140,6 +184,8 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         """Run the connection without faults until the outbox is empty: all arrive, in order."""
+        if self.outbox.on_hold:
+            self.init()
         for _ in range(10 * len(self.made) + 10):
             if len(self.outbox) == 0:
                 break

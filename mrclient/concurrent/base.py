@@ -351,7 +351,14 @@ class ModelConcurrentRunner(abc.ABC):
         return listener
 
     def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:
-        """Report a model to the orchestrator (e.g. ``LOW_PERFORMANCE``) and drop it."""
+        """Report a model to the orchestrator (e.g. ``LOW_PERFORMANCE``) and drop it.
+
+        ``failure_code`` is one of ``BAD_IMPLEMENTATION``, ``CONNECTION_FAILED``,
+        ``MULTIPLE_FAILED``, ``MULTIPLE_TIMEOUT``, ``LOW_PERFORMANCE`` and
+        ``model_runner`` a runner of this runner (from ``models`` or a round's
+        results); anything else raises ``InvalidCoordinatorUsageError`` and
+        nothing is sent.
+        """
         self.model_cluster.report_failure(model_runner, failure_code, failure_reason)
 
     # -- rounds -----------------------------------------------------------------------------

@@ -1,12 +1,23 @@
 """A real model orchestrator on loopback, for tests: the WebSocket half of PROTOCOL.md.
 
 ``LocalOrchestrator`` serves ``ws://HOST:PORT/<crunch_id>`` with the
-``websockets`` library's threaded server. Every new connection gets an
-``init`` (the models currently running), then ``update`` deltas as the test
-adds, stops, recovers and redeploys models. Nothing is replayed: a client that
-was away learns the current state from its next ``init``. It records every
-``report_failure`` it receives and, as the production orchestrator does, stops
-the reported model.
+``websockets`` library's threaded server (websockets 14.2 and newer). Every new
+connection gets an ``init`` (the models currently running; an unknown crunch
+gets an empty one), then ``update`` deltas as the test adds, stops, recovers
+and redeploys models. Nothing is replayed: a client that was away learns the
+current state from its next ``init``. It records every ``report_failure`` it
+receives and, as the production orchestrator does, stops the reported model
+only when the report's ``ip`` is the one it announced for that model.
+
+``backend="docker"`` speaks as the real orchestrator's Docker backend does:
+ports as numeric strings, ``"ip": "localhost"``, two STOPPED frames per stop,
+and a replaced submission as RUNNING for the new deployment then STOPPED for
+the old one. Whatever the backend, it closes with 1001 when it stops and with
+1011 when a client sends what the real one chokes on.
+
+Each connection's handler thread sends the keepalive pings itself, so the
+same code runs on every supported websockets. The optional report cycle
+(``report_cycle``) has a thread of its own; ``stop()`` ends both.
 
 Changing the model set while stopped, then ``start()`` again on the same port,
 is an orchestrator restart with a different model set.
@@ -14,16 +25,18 @@ is an orchestrator restart with a different model set.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import logging
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 try:
     from websockets.exceptions import ConnectionClosed
@@ -35,6 +48,16 @@ __all__ = ["LocalOrchestrator"]
 
 logger = logging.getLogger(__name__)
 
+Backend = Literal["plain", "docker"]
+BACKENDS: tuple[Backend, ...] = ("plain", "docker")
+
+#: websockets 15 added keepalive pings to its threaded server (on by default); 14 has none.
+#: The handlers here ping themselves, so the library's own are turned off where they exist.
+_LIBRARY_KEEPALIVE = "ping_interval" in inspect.signature(serve).parameters
+
+#: Close codes the real orchestrator uses: shutting down, and a message it could not handle.
+GOING_AWAY, INTERNAL_ERROR = 1001, 1011
+
 
 @dataclass
 class _Model:
@@ -45,19 +68,28 @@ class _Model:
     infos: dict[str, Any] = field(default_factory=dict)
     state: str = "RUNNING"
 
-    def entry(self) -> dict[str, Any]:
-        return {
-            "deployment_id": self.deployment_id,
-            "model_id": self.model_id,
-            "infos": dict(self.infos),
-            "state": self.state,
-            "ip": self.ip,
-            "port": self.port,
-        }
+
+class _Unhandled(Exception):
+    """A client message the real orchestrator's handler raises on: it closes the connection with 1011."""
 
 
 class LocalOrchestrator:
-    """An orchestrator for one crunch, on ``host:port`` (``port=0``: a free one, kept across restarts)."""
+    """An orchestrator for one crunch, on ``host:port`` (``port=0``: a free one, kept across restarts).
+
+    ``backend`` chooses how models are announced: ``"plain"`` (the default:
+    integer ports, the ``host`` given to ``add_model``, one STOPPED frame per
+    stop) or ``"docker"``, as the real orchestrator's Docker backend does
+    (ports as numeric strings such as ``"32768"``, ``"ip": "localhost"`` unless
+    ``add_model`` says otherwise, a stop announced by two STOPPED frames, the
+    second with ``port: 0`` and an empty ``ip``, and ``redeploy_model``
+    announcing the new deployment RUNNING, then the old one stopped).
+
+    Reports are acted on only when their ``ip`` is the model's announced ip,
+    exactly; the others are recorded in ``ignored_reports``. With
+    ``report_cycle`` (seconds) reports wait for the next cycle, as on the real
+    orchestrator, and a report it cannot act on ends the cycle: the reports
+    queued behind it are dropped (and recorded so).
+    """
 
     def __init__(
         self,
@@ -65,28 +97,41 @@ class LocalOrchestrator:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        backend: Backend = "plain",
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         stop_reported: bool = True,
         refuse_unknown_crunch: bool = False,
+        report_cycle: float | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
+        if report_cycle is not None and report_cycle <= 0:
+            raise ValueError("report_cycle must be a positive number of seconds, or None")
         self.crunch_id = crunch_id
+        self.backend: Backend = backend
         #: Answer a client of another crunch with an error object and close, instead of an empty init.
         self.refuse_unknown_crunch = refuse_unknown_crunch
         self.host = host
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.stop_reported = stop_reported
+        self.report_cycle = report_cycle
         self._port = port
         self._changed = threading.Condition()  # guards everything below
         self._models: dict[str, _Model] = {}
         self._clients: dict[ServerConnection, str] = {}  # connection -> the crunch id it asked for
         self._reports: list[dict[str, Any]] = []
+        self._queued: list[tuple[str, dict[str, Any]]] = []  # (crunch id, report) awaiting the next cycle
+        self._ignored: list[tuple[dict[str, Any], str]] = []
         self._close_codes: list[int | None] = []
+        self._unhandled: list[str] = []
         self._connections = 0
         self._ids = itertools.count(1)
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._cycle_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -95,27 +140,32 @@ class LocalOrchestrator:
         with self._changed:
             if self._server is not None:
                 raise RuntimeError("the orchestrator is already started")
-            server = serve(
-                self._serve_connection,
-                self.host,
-                self._port,
-                ping_interval=self.ping_interval,
-                ping_timeout=self.ping_timeout,
-                close_timeout=2.0,
-                compression=None,
-            )
+            options: dict[str, Any] = {"ping_interval": None} if _LIBRARY_KEEPALIVE else {}
+            server = serve(self._serve_connection, self.host, self._port, close_timeout=2.0, compression=None,
+                           **options)
             self._port = server.socket.getsockname()[1]
             self._server = server
+            self._stopping.clear()
             self._thread = threading.Thread(target=server.serve_forever, name="local-orchestrator", daemon=True)
             self._thread.start()
+            if self.report_cycle is not None:
+                self._cycle_thread = threading.Thread(
+                    target=self._run_cycles, args=(self.report_cycle,), name="local-orchestrator-cycle", daemon=True
+                )
+                self._cycle_thread.start()
         logger.info("local orchestrator for %r on %s", self.crunch_id, self.url)
         return self
 
     def stop(self) -> None:
-        """Close every connection (code 1001) and stop listening; idempotent."""
+        """Close every connection (code 1001, no STOPPED frames first) and stop listening; idempotent.
+
+        Reports still waiting for a cycle are lost, as on the real
+        orchestrator, and recorded in ``ignored_reports``.
+        """
         with self._changed:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
+            server, thread, cycles = self._server, self._thread, self._cycle_thread
+            self._server = self._thread = self._cycle_thread = None
+            self._stopping.set()
         if server is None:
             return
         server.shutdown()
@@ -124,11 +174,16 @@ class LocalOrchestrator:
         with self._changed:
             clients = list(self._clients)
         for client in clients:
-            client.close(code=1001)
+            client.close(code=GOING_AWAY)
         with self._changed:
             self._changed.wait_for(lambda: not self._clients, 10.0)
-        if thread is not None:
-            thread.join(10.0)
+        for joined in (thread, cycles):
+            if joined is not None:
+                joined.join(10.0)
+        with self._changed:
+            lost, self._queued = self._queued, []
+            self._ignored.extend((report, "the orchestrator stopped before its next cycle") for _, report in lost)
+            self._changed.notify_all()
         logger.info("local orchestrator on port %s stopped", self._port)
 
     def restart(self) -> None:
@@ -168,7 +223,7 @@ class LocalOrchestrator:
 
     def add_model(
         self,
-        host: str = "127.0.0.1",
+        host: str | None = None,
         port: int | None = None,
         name: str | None = None,
         infos: Mapping[str, Any] | None = None,
@@ -176,6 +231,8 @@ class LocalOrchestrator:
     ) -> str:
         """Add a RUNNING model served at ``host:port``; returns its model_id.
 
+        ``host`` is the ip announced (and the one reports must carry); by
+        default ``127.0.0.1``, or ``localhost`` with the Docker backend.
         ``model_id`` is chosen here unless given (a secure node's certificate
         and identity name its model, so they are made first).
         """
@@ -196,14 +253,16 @@ class LocalOrchestrator:
             details.update(infos or {})
             if name is not None:
                 details["model_name"] = name
-            model = _Model(model_id, self._new_deployment_id(), host, port, details)
+            ip = host or ("localhost" if self.backend == "docker" else "127.0.0.1")
+            model = _Model(model_id, self._new_deployment_id(), ip, port, details)
             self._models[model_id] = model
             self._publish(model)
         return model_id
 
     def stop_model(self, model_id: str) -> None:
-        """The model stops (announced STOPPED); ``recover_model`` brings it back."""
-        self._set(model_id, "STOPPED")
+        """The model stops (announced STOPPED; twice with the Docker backend); ``recover_model`` brings it back."""
+        with self._changed:
+            self._stop(self._models[model_id])
 
     def recover_model(self, model_id: str, host: str | None = None, port: int | None = None) -> None:
         """Announce RECOVERING, then RUNNING again (same deployment), optionally at a new address."""
@@ -230,24 +289,24 @@ class LocalOrchestrator:
         model_id: str,
         host: str | None = None,
         port: int | None = None,
-        stop_old: bool = False,
+        stop_old: bool | None = None,
     ) -> str:
         """A new deployment of the model (same model_id), RUNNING; returns its deployment_id.
 
-        With ``stop_old``, the old deployment's STOPPED follows, as when the
-        production orchestrator tears the previous run down.
+        With ``stop_old`` (the default with the Docker backend), the old
+        deployment's stop follows, as when the production orchestrator
+        replaces a submission: RUNNING for the new one, then STOPPED for the old.
         """
         with self._changed:
             model = self._models[model_id]
-            old = model.entry()
+            old = _Model(model.model_id, model.deployment_id, model.ip, model.port, dict(model.infos), model.state)
             model.deployment_id = self._new_deployment_id()
             model.ip = host or model.ip
             model.port = port or model.port
             model.state = "RUNNING"
             self._publish(model)
-            if stop_old:
-                old["state"] = "STOPPED"
-                self._broadcast({"event": "update", "data": [old]})
+            if stop_old if stop_old is not None else self.backend == "docker":
+                self._stop(old)
             return model.deployment_id
 
     def remove_model(self, model_id: str) -> None:
@@ -255,12 +314,14 @@ class LocalOrchestrator:
         with self._changed:
             model = self._models.pop(model_id)
             if model.state != "STOPPED":
-                model.state = "STOPPED"
-                self._publish(model)
+                self._stop(model)
 
     def set_state(self, model_id: str, state: str) -> None:
         """Announce any state, known or not (``RECOVERING`` alone, or one the client must ignore)."""
-        self._set(model_id, state)
+        with self._changed:
+            model = self._models[model_id]
+            model.state = state
+            self._publish(model)
 
     def set_infos(self, model_id: str, infos: Mapping[str, Any]) -> None:
         """Change the model's infos (same deployment and address), announced as RUNNING."""
@@ -272,25 +333,43 @@ class LocalOrchestrator:
     def model(self, model_id: str) -> dict[str, Any]:
         """The model's entry as the orchestrator would send it now."""
         with self._changed:
-            return self._models[model_id].entry()
+            return self._entry(self._models[model_id])
 
     @property
     def models(self) -> dict[str, dict[str, Any]]:
         """model_id -> entry, for every model it knows, whatever its state."""
         with self._changed:
-            return {m.model_id: m.entry() for m in self._models.values()}
+            return {m.model_id: self._entry(m) for m in self._models.values()}
 
     @property
     def running_models(self) -> dict[str, dict[str, Any]]:
         """model_id -> entry, for every RUNNING model: what a client should end up with."""
         with self._changed:
-            return {m.model_id: m.entry() for m in self._models.values() if m.state == "RUNNING"}
+            return {m.model_id: self._entry(m) for m in self._models.values() if m.state == "RUNNING"}
 
-    def _set(self, model_id: str, state: str) -> None:
-        with self._changed:
-            model = self._models[model_id]
-            model.state = state
-            self._publish(model)
+    def _entry(self, model: _Model, **changes: Any) -> dict[str, Any]:
+        """The model's entry as this backend announces it (lock held)."""
+        entry = {
+            "deployment_id": model.deployment_id,
+            "model_id": model.model_id,
+            "infos": dict(model.infos),
+            "state": model.state,
+            "ip": model.ip,
+            "port": str(model.port) if self.backend == "docker" else model.port,
+        }
+        entry.update(changes)
+        return entry
+
+    def _stop(self, model: _Model) -> None:
+        """Mark ``model`` stopped and announce it: once, or as the Docker backend does (lock held).
+
+        The Docker backend's second frame comes once the container is gone,
+        so it no longer knows the address: ``port: 0`` and an empty ``ip``.
+        """
+        model.state = "STOPPED"
+        self._publish(model)
+        if self.backend == "docker":
+            self._broadcast({"event": "update", "data": [self._entry(model, ip="", port=0)]})
 
     def _new_deployment_id(self) -> str:
         return f"deployment-{next(self._ids)}"
@@ -330,16 +409,34 @@ class LocalOrchestrator:
 
     @property
     def reports(self) -> list[dict[str, Any]]:
-        """Every ``report_failure`` item received, in order (a copy)."""
+        """Every ``report_failure`` item received, in order (a copy), acted on or not."""
         with self._changed:
             return [dict(report) for report in self._reports]
+
+    @property
+    def ignored_reports(self) -> list[tuple[dict[str, Any], str]]:
+        """``(report, why)`` for each report received and not acted on, in order (a copy).
+
+        Why: no such running model at the report's ``ip`` (the real
+        orchestrator compares it with the announced ip, exactly), another
+        crunch's client, dropped with the rest of its cycle, or lost when the
+        orchestrator stopped before its next cycle.
+        """
+        with self._changed:
+            return [(dict(report), why) for report, why in self._ignored]
+
+    @property
+    def unhandled_messages(self) -> list[str]:
+        """Why each connection closed with 1011 was closed: what the client sent that the real one chokes on."""
+        with self._changed:
+            return list(self._unhandled)
 
     @property
     def client_close_codes(self) -> list[int | None]:
         """For each connection that ended: the close code the client sent, None if it sent none.
 
         Only closes the client started count; a close the orchestrator started
-        (``stop()``) is recorded as None.
+        (``stop()``, a 1011) is recorded as None.
         """
         with self._changed:
             return list(self._close_codes)
@@ -359,8 +456,13 @@ class LocalOrchestrator:
         with self._changed:
             return self._changed.wait_for(lambda: len(self._reports) >= count, timeout)
 
+    def wait_for_ignored_reports(self, count: int, timeout: float) -> bool:
+        """Block until at least ``count`` reports were ignored; False after ``timeout``."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._ignored) >= count, timeout)
+
     def _publish(self, model: _Model) -> None:
-        self._broadcast({"event": "update", "data": [model.entry()]})
+        self._broadcast({"event": "update", "data": [self._entry(model)]})
 
     def _broadcast(self, message: Mapping[str, Any]) -> None:
         """Send to this crunch's clients (lock held, so each sees frames in publication order)."""
@@ -387,17 +489,21 @@ class LocalOrchestrator:
         with self._changed:
             self._connections += 1
             self._clients[connection] = crunch_id
-            models = [m.entry() for m in self._models.values() if m.state == "RUNNING"]
+            models = [self._entry(m) for m in self._models.values() if m.state == "RUNNING"]
             try:
                 connection.send(json.dumps({"event": "init", "data": models if crunch_id == self.crunch_id else []}))
             except ConnectionClosed:
                 pass
             self._changed.notify_all()
         try:
-            for message in connection:
-                self._receive(crunch_id, message)
+            self._converse(crunch_id, connection)
         except ConnectionClosed:
             pass
+        except _Unhandled as error:
+            logger.warning("local orchestrator: closing a connection with 1011: %s", error)
+            with self._changed:
+                self._unhandled.append(str(error))
+            connection.close(code=INTERNAL_ERROR, reason="internal error")
         finally:
             protocol = connection.protocol
             by_client = protocol.close_rcvd is not None and bool(protocol.close_rcvd_then_sent)
@@ -406,22 +512,94 @@ class LocalOrchestrator:
                 self._close_codes.append(protocol.close_rcvd.code if by_client and protocol.close_rcvd else None)
                 self._changed.notify_all()
 
+    def _converse(self, crunch_id: str, connection: ServerConnection) -> None:
+        """Read the client's messages until the connection ends, pinging it if asked to.
+
+        A ping not answered within ``ping_timeout`` closes the connection with
+        1011, as the websockets keepalive does.
+        """
+        interval = self.ping_interval
+        next_ping = time.monotonic() + interval if interval else None
+        pong: threading.Event | None = None
+        pong_deadline = 0.0
+        while True:
+            now = time.monotonic()
+            if pong is not None and pong.is_set():
+                pong = None
+            if pong is not None and now >= pong_deadline:
+                connection.close(code=INTERNAL_ERROR, reason="keepalive ping timeout")
+                return
+            if next_ping is not None and interval and now >= next_ping:
+                next_ping = now + interval
+                if pong is None:
+                    pong = connection.ping()
+                    pong_deadline = now + (self.ping_timeout or interval)
+            deadlines = [d for d in (next_ping, pong_deadline if pong is not None else None) if d is not None]
+            wait = max(0.001, min(deadlines) - now) if deadlines else None
+            try:
+                message = connection.recv(timeout=wait)
+            except TimeoutError:
+                continue
+            self._receive(crunch_id, message)
+
     def _receive(self, crunch_id: str, message: str | bytes) -> None:
+        """Read one client message as the real orchestrator does: what it chokes on raises ``_Unhandled``."""
         try:
             frame = json.loads(message)
         except ValueError:
-            logger.warning("local orchestrator: ignoring a frame that is not JSON: %.200r", message)
-            return
-        if not isinstance(frame, dict) or frame.get("event") != "report_failure":
+            raise _Unhandled(f"not JSON: {message!r:.200}") from None
+        if isinstance(frame, list) or (isinstance(frame, dict) and frame.get("event") != "report_failure"):
             logger.warning("local orchestrator: ignoring %.200r", message)
             return
+        if not isinstance(frame, dict):
+            raise _Unhandled(f"not a JSON object: {message!r:.200}")
+        if "data" not in frame:
+            raise _Unhandled(f"a report_failure without data: {message!r:.200}")
+        items = frame["data"]
+        if not isinstance(items, list):
+            raise _Unhandled(f"a report_failure whose data is not a list: {message!r:.200}")
         with self._changed:
-            for item in frame.get("data") or []:
-                if not isinstance(item, dict):
-                    continue
-                self._reports.append(item)
-                model = self._models.get(str(item.get("model_id")))
-                if self.stop_reported and crunch_id == self.crunch_id and model and model.state == "RUNNING":
-                    model.state = "STOPPED"
-                    self._publish(model)
-            self._changed.notify_all()
+            try:
+                for item in items:
+                    if not isinstance(item, dict) or not {"model_id", "failure_code", "ip"} <= item.keys():
+                        raise _Unhandled(f"a report without model_id, failure_code or ip: {item!r:.200}")
+                    self._reports.append(item)
+                    if self.report_cycle is None:
+                        self._handle_reports([(crunch_id, item)])
+                    else:
+                        self._queued.append((crunch_id, item))
+            finally:
+                self._changed.notify_all()
+
+    # -- acting on reports --------------------------------------------------------------------
+
+    def _run_cycles(self, period: float) -> None:
+        """The report cycle: every ``period`` seconds, act on the reports queued since the last one."""
+        while not self._stopping.wait(period):
+            with self._changed:
+                queued, self._queued = self._queued, []
+                self._handle_reports(queued)
+                self._changed.notify_all()
+
+    def _handle_reports(self, queued: list[tuple[str, dict[str, Any]]]) -> None:
+        """Act on one cycle's reports, in order (lock held).
+
+        As the real orchestrator: a report is about the model running at
+        exactly the ip it names; one it cannot place ends the cycle, and the
+        reports queued behind it are dropped.
+        """
+        for position, (crunch_id, report) in enumerate(queued):
+            if crunch_id != self.crunch_id:
+                self._ignored.append((report, f"from a client of another crunch ({crunch_id!r})"))
+                continue
+            model = self._models.get(str(report["model_id"]))
+            if model is None or model.state != "RUNNING" or model.ip != report["ip"]:
+                where = "not running" if model is None or model.state != "RUNNING" else f"announced at {model.ip!r}"
+                self._ignored.append((report, f"no model {report['model_id']!r} at ip {report['ip']!r} ({where})"))
+                self._ignored.extend(
+                    (later, "dropped: an earlier report of its cycle named no running model")
+                    for _, later in queued[position + 1 :]
+                )
+                return
+            if self.stop_reported:
+                self._stop(model)

@@ -25,6 +25,7 @@ from typing import Any
 from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
 from .fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
+from .hints import warn_empty_crunch
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
@@ -196,6 +197,7 @@ class ModelCluster:
                 self._report_setup_failure(runner, code, reason)
             if first.count == 0:
                 logger.warning("no models for crunch %r: is the crunch id right?", self.crunch_id)
+                warn_empty_crunch(self.crunch_id, self._connection.url)
             elif not settled:
                 logger.warning(
                     "init of %s after %ss: %s; the others join when ready", self.crunch_id, timeout, progress

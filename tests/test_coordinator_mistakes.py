@@ -18,6 +18,7 @@ import pytest
 from conftest import free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
+    EmptyCrunchWarning,
     InvalidCoordinatorUsageError,
     ModelPredictResult,
     MrclientError,
@@ -301,7 +302,8 @@ def test_init_returns_once_every_model_joined_or_failed_its_first_attempt(
 
 def test_init_warns_when_the_crunch_has_no_models(crunch: Crunch, caplog: pytest.LogCaptureFixture) -> None:
     runner = crunch.runner(init=False, crunch_id="mistakse")  # a typo: this orchestrator knows no such crunch
-    runner.init(timeout=WAIT)
+    with pytest.warns(EmptyCrunchWarning, match="'mistakse': is the crunch id right"):
+        runner.init(timeout=WAIT)
     assert runner.models == []
     assert "no models for crunch 'mistakse': is the crunch id right?" in caplog.text
 

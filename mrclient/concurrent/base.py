@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 from ..cluster import ModelCluster
 from ..errors import InvalidCoordinatorUsageError, MrclientError
+from ..hints import wait_hint
 from ..listeners import ListenerDispatcher
 from ..misuse import coordinator_mistake
 from ..orchestrator import OrchestratorSettings
@@ -200,7 +201,9 @@ class ModelConcurrentRunner(abc.ABC):
         Blocks until the first snapshot is applied and its models are set up, or
         ``timeout`` seconds (default: ``init_timeout``); models still being set
         up then join later. Raises ``ConnectionError`` when the orchestrator
-        cannot be reached in time, and ``MrclientError`` after ``close()``. A
+        cannot be reached in time (the message says how long it waited and what
+        sets that), and ``MrclientError`` after ``close()``. A crunch with no
+        model gives an :class:`EmptyCrunchWarning` (is the crunch id right?). A
         ``close()`` while it waits (a SIGTERM during start-up) makes it return:
         the next ``call()`` then says the runner is closed.
         """
@@ -208,12 +211,14 @@ class ModelConcurrentRunner(abc.ABC):
         if self._shutdown.requested:
             raise MrclientError("the runner is closed")
         self._started = True
+        started = time.monotonic()
         try:
             self.model_cluster.start(timeout)
-        except ConnectionError:
+        except ConnectionError as error:
             if self._shutdown.requested:  # closed on purpose while connecting: not a failure to report
                 logger.info("closed while connecting to the orchestrator")
                 return
+            error.args = (wait_hint(str(error), time.monotonic() - started, timeout), *error.args[1:])
             raise
 
     def sync(self) -> None:

@@ -273,7 +273,7 @@ with DynamicSubclassModelConcurrentRunner(
     seen = json.loads(done.stdout)
     assert seen["failures"] == [0]
     for (status, detail), in seen["rounds"]:
-        assert status == "FAILED" and detail.startswith("MISSING_EXTRA: ") and "mrclient[parquet]" in detail
+        assert status == "FAILED" and detail.startswith("MISSING_EXTRA: ") and "pip install '.[parquet]'" in detail
     assert done.stderr.count("no penalty") == 3, done.stderr  # one clear line per round
     assert crunch.no_report()
 

@@ -249,12 +249,12 @@ class ModelCluster:
 
     @property
     def models(self) -> list[ModelRunner]:
-        """The runners ready to be called, as a new list (cheap: no lock, no scan)."""
+        """The runners ready to be called, as a new list (cheap, with no lock and no scan)."""
         return list(self._snapshot)
 
     @property
     def models_run(self) -> Mapping[str, ModelRunner]:
-        """``model_id -> runner`` of the ready models: a read-only snapshot (the reference client's name)."""
+        """``model_id -> runner`` of the ready models, a read-only snapshot (the reference client's name)."""
         return MappingProxyType({runner.model_id: runner for runner in self._snapshot})
 
     @property
@@ -264,7 +264,7 @@ class ModelCluster:
 
     @property
     def connection_state(self) -> ConnectionState:
-        """The orchestrator connection: up since when, reconnects, reports not yet confirmed."""
+        """The orchestrator connection (up since when, reconnects, reports not yet confirmed)."""
         return self._connection.state
 
     @property

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbclient
 import nbformat
 import pytest
+from bs4 import BeautifulSoup, Tag
+from sphinx.pycode import ModuleAnalyzer
 
 from conftest import REPO_ROOT
 from mrclient.penalties import PenaltyPolicy, TimeoutVerdict
@@ -98,3 +103,81 @@ def test_the_notebook_runs_headless_and_is_committed_without_outputs() -> None:
     for status in ("SUCCESS", "FAILED", "TIMEOUT"):
         assert status in table
     assert code[-1].outputs[0]["data"]["text/plain"] == "[]", "after close() no model is left"
+
+
+# -- the API reference as built ---------------------------------------------------------------
+
+#: Properties a colon in their docstring's first line once garbled (napoleon read "X: Y" as type X).
+ONCE_GARBLED = [
+    "mrclient.ModelConcurrentRunner.closed", "mrclient.ModelConcurrentRunner.max_consecutive_failures",
+    "mrclient.ModelConcurrentRunner.max_consecutive_timeouts", "mrclient.ModelConcurrentRunner.connection_state",
+    "mrclient.ModelCluster.models", "mrclient.ModelCluster.models_run", "mrclient.ModelCluster.connection_state",
+    "mrclient.ModelRunner.stats", "mrclient.ModelRunner.closed", "mrclient.ModelRunner.credentials",
+    "mrclient.testing.LocalOrchestrator.running_models", "mrclient.testing.LocalOrchestrator.client_close_codes",
+]
+
+
+@pytest.fixture(scope="module")
+def api_reference(tmp_path_factory: pytest.TempPathFactory) -> BeautifulSoup:
+    """docs/api.rst as Sphinx builds it (into a temporary directory; the notebook is not run: a few seconds)."""
+    out = tmp_path_factory.mktemp("html")
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-E", "-q", "-b", "html", "-D", "nb_execution_mode=off",
+         str(DOCS), str(out), str(DOCS / "api.rst")],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return BeautifulSoup((out / "api.html").read_text(), "html.parser")
+
+
+def _documented(dotted: str) -> str:
+    """The docstring of a property, or the ``#:`` comment or string of an attribute, by its dotted name."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:-1]:
+            owner = getattr(owner, name)
+        break
+    attribute = parts[-1]
+    for klass in inspect.getmro(owner):
+        value = vars(klass).get(attribute)
+        if isinstance(value, property):
+            return inspect.getdoc(value) or ""
+        if klass.__module__.partition(".")[0] == "mrclient":
+            comment = ModuleAnalyzer.for_module(klass.__module__).find_attr_docs().get((klass.__qualname__, attribute))
+            if comment:
+                return "\n".join(comment)
+    return ""
+
+
+def _first_sentence_as_shown(docstring: str) -> str:
+    """The first sentence of a docstring, as the page shows it: roles and literals reduced to their text."""
+    text = " ".join(docstring.split("\n\n")[0].split())
+    text = re.sub(r":[a-z:]+:`~?([^`<]*?)`", lambda match: match.group(1).rpartition(".")[2], text)
+    text = text.replace("``", "")
+    return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
+
+
+def _plain(tag: Tag) -> str:
+    """A tag's text with Sphinx's typographic quotes undone and spaces collapsed."""
+    return " ".join(tag.get_text().replace("\u2019", "'").replace("\u2018", "'").split())
+
+
+def test_every_property_and_attribute_shows_its_whole_first_sentence(api_reference: BeautifulSoup) -> None:
+    checked, garbled = [], []
+    for entry in api_reference.select("dl.py.property, dl.py.attribute"):
+        signature, description = entry.find("dt"), entry.find("dd", recursive=False)
+        assert isinstance(signature, Tag) and isinstance(description, Tag)
+        dotted = str(signature.get("id"))
+        fields = description.find("dl", class_="field-list", recursive=False)
+        sentence = _first_sentence_as_shown(_documented(dotted))
+        shown = _plain(description)
+        checked.append(dotted)
+        if fields is not None or not " ".join(shown.split()).startswith(" ".join(sentence.split())):
+            garbled.append(f"{dotted}: shows {shown[:90]!r}, not {sentence!r}")
+    assert garbled == [], "\n".join(garbled)
+    assert set(ONCE_GARBLED) <= set(checked), set(ONCE_GARBLED) - set(checked)
+    assert len(checked) > 60, "the walk found the reference's properties and attributes"

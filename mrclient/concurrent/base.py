@@ -173,12 +173,12 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def max_consecutive_failures(self) -> int:
-        """Failures in a row a model may have before it is reported (0: never); read-only."""
+        """Failures in a row a model may have before it is reported (0 never reports); read-only."""
         return self.policy.max_consecutive_failures
 
     @property
     def max_consecutive_timeouts(self) -> int:
-        """Timeouts in a row a model may have before it is reported (0: never); read-only."""
+        """Timeouts in a row a model may have before it is reported (0 never reports); read-only."""
         return self.policy.max_consecutive_timeouts
 
     @abc.abstractmethod
@@ -227,7 +227,7 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called: True from that moment on (a coordinator loop's condition)."""
+        """Whether ``close()`` was called, True from that moment on (a coordinator loop's condition)."""
         return self._shutdown.requested
 
     def close(self) -> None:
@@ -323,7 +323,7 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def connection_state(self) -> ConnectionState:
-        """The orchestrator connection as a snapshot: connected since when, reconnects, reports in flight."""
+        """The orchestrator connection as a snapshot (connected since when, reconnects, reports in flight)."""
         return self.model_cluster.connection_state
 
     # -- statistics (see mrclient/stats.py) -------------------------------------------------

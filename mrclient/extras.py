@@ -1,8 +1,9 @@
 """How to install one of mrclient's optional extras, said in one place for every ImportError that needs one.
 
 mrclient is not on PyPI yet: it is installed from a clone of its repository
-or from a wheel built there (README, "Installation"), so ``pip install
-'mrclient[secure]'`` would find nothing; the hint says what works.
+or from a wheel built there (README, "Installation"), so the usual hint, the
+package's name with the extra in brackets, would find nothing; this one says
+what works.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import importlib
 import inspect
 import re
@@ -16,6 +17,7 @@ import pytest
 from bs4 import BeautifulSoup, Tag
 from sphinx.pycode import ModuleAnalyzer
 
+import mrclient
 from conftest import REPO_ROOT
 from mrclient.penalties import PenaltyPolicy, TimeoutVerdict
 
@@ -181,3 +183,53 @@ def test_every_property_and_attribute_shows_its_whole_first_sentence(api_referen
     assert garbled == [], "\n".join(garbled)
     assert set(ONCE_GARBLED) <= set(checked), set(ONCE_GARBLED) - set(checked)
     assert len(checked) > 60, "the walk found the reference's properties and attributes"
+
+
+# -- installation, as it works today --------------------------------------------------------
+
+#: Texts that still name the PyPI form in files other helpers own (the command line, the notebook page),
+#: until their branches land: each is theirs to change (mrclient.extras.install_hint says it in one place).
+OWNED_ELSEWHERE = {
+    "mrclient/watch.py": "pip install 'mrclient[watch]'",
+    "docs/watching.rst": "pip install 'mrclient[watch]'",
+    "docs/jupyter.rst": "mrclient[parquet]",
+    "docs/notebooks/quickstart.ipynb": "pip install 'mrclient[parquet]'",
+}
+
+
+def _extras() -> list[str]:
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    return list(config["options.extras_require"])
+
+
+@pytest.mark.parametrize("page", ["README.rst", "docs/quickstart.rst"])
+def test_the_installation_section_names_every_extra_and_the_wheel_of_this_version(page: str) -> None:
+    text = (REPO_ROOT / page).read_text()
+    section = re.split(r"\n(?:Installation|Install)\n=+\n", text)[1].split("\n=====")[0]
+    assert [extra for extra in _extras() if f"``{extra}``" not in section] == []
+    assert "pip install ." in section and "python -m build --wheel" in section
+    wheels = re.findall(r"mrclient-([^-\s]+)-py3-none-any\.whl", section)
+    assert wheels and set(wheels) == {mrclient.__version__}
+
+
+def test_nothing_tells_to_install_mrclient_from_pypi() -> None:
+    """mrclient is not on PyPI: every install hint says how to install from a clone or a wheel."""
+    files = [REPO_ROOT / "README.rst", *DOCS.glob("*.rst"), *DOCS.glob("notebooks/*.ipynb"), *(REPO_ROOT / "mrclient").rglob("*.py"),
+             *(REPO_ROOT / "examples").rglob("*.rst")]
+    pypi = re.compile(r"pip install ['\"]?mrclient\b|install ``mrclient\[|mrclient\[(?:" + "|".join(_extras()) + r")\]")
+    found = []
+    for path in files:
+        relative = str(path.relative_to(REPO_ROOT))
+        text = path.read_text().replace(OWNED_ELSEWHERE.get(relative, "\0"), "")
+        found += [f"{relative}: {match.group(0)}" for match in pypi.finditer(text)]
+    assert found == []
+
+
+def test_the_migration_pages_word_on_a_zero_timeout_is_true() -> None:
+    assert "mrclient refuses it with an\n:class:`~mrclient.InvalidCoordinatorUsageError`" in (DOCS / "migrating.rst").read_text()
+    runner = mrclient.DynamicSubclassModelConcurrentRunner(
+        timeout=1, crunch_id="c", host="127.0.0.1", port=1, base_classname="a.B"
+    )
+    with pytest.raises(mrclient.InvalidCoordinatorUsageError, match="got 0"):
+        runner.call("predict", timeout=0)

@@ -19,6 +19,7 @@ from .concurrent import (
     TrainInferModelConcurrentRunner,
 )
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .hints import EmptyCrunchWarning, MrclientWarning
 from .roster import Roster
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
@@ -36,6 +37,7 @@ __all__ = [
     "decode_data",
     "DynamicSubclassModelConcurrentRunner",
     "DynamicSubclassModelRunner",
+    "EmptyCrunchWarning",
     "encode_data",
     "GatewayCredentials",
     "InvalidCoordinatorUsageError",
@@ -46,6 +48,7 @@ __all__ = [
     "ModelRunner",
     "ModelStats",
     "MrclientError",
+    "MrclientWarning",
     "Roster",
     "RoundSummary",
     "SecureCredentials",

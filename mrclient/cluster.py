@@ -31,6 +31,7 @@ from typing import Any
 from .cluster_plan import RUNNING, ModelEntry, plan_event
 from .errors import InvalidCoordinatorUsageError
 from .fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
+from .hints import warn_empty_crunch
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .orchestrator import OrchestratorConnection, OrchestratorSettings
@@ -213,6 +214,7 @@ class ModelCluster:
                 self._report_setup_failure(runner, code, reason)
             if first.count == 0:
                 logger.warning("no models for crunch %r: is the crunch id right?", self.crunch_id)
+                warn_empty_crunch(self.crunch_id, self._connection.url)
             elif not settled:
                 logger.warning(
                     "init of %s after %ss: %s; the others join when ready", self.crunch_id, timeout, progress
@@ -304,12 +306,12 @@ class ModelCluster:
 
     @property
     def models(self) -> list[ModelRunner]:
-        """The runners ready to be called, as a new list (cheap: no lock, no scan)."""
+        """The runners ready to be called, as a new list (cheap, with no lock and no scan)."""
         return list(self._snapshot)
 
     @property
     def models_run(self) -> Mapping[str, ModelRunner]:
-        """``model_id -> runner`` of the ready models: a read-only snapshot (the reference client's name)."""
+        """``model_id -> runner`` of the ready models, a read-only snapshot (the reference client's name)."""
         return MappingProxyType({runner.model_id: runner for runner in self._snapshot})
 
     @property
@@ -319,7 +321,7 @@ class ModelCluster:
 
     @property
     def connection_state(self) -> ConnectionState:
-        """The orchestrator connection: up since when, reconnects, reports not yet confirmed."""
+        """The orchestrator connection (up since when, reconnects, reports not yet confirmed)."""
         return self._connection.state
 
     @property

@@ -1,7 +1,7 @@
 """Python values <-> ``commons.Variant`` bytes, as the model nodes encode them.
 
 The byte layouts are the wire contract (PROTOCOL.md, section 2). PARQUET needs
-pandas and pyarrow, which are optional (``pip install 'mrclient[parquet]'``):
+pandas and pyarrow, which are optional (the ``parquet`` extra):
 they are imported only when a DataFrame is encoded or Parquet bytes decoded.
 """
 
@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .extras import install_hint
 from .proto.commons_pb2 import Argument, KwArgument, Variant, VariantType
 
 __all__ = [
@@ -64,9 +65,7 @@ def _parquet_modules() -> tuple[Any, Any, Any]:
         import pyarrow
         import pyarrow.parquet
     except ImportError as error:
-        raise ImportError(
-            "PARQUET values need pandas and pyarrow: pip install 'mrclient[parquet]'"
-        ) from error
+        raise ImportError(f"PARQUET values need pandas and pyarrow: {install_hint('parquet')}") from error
     return pandas, pyarrow, pyarrow.parquet
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from .extras import install_hint
+
 try:
     from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_client.core import (
@@ -32,7 +34,7 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as error:  # pragma: no cover - exercised by a test in a subprocess
     raise ImportError(
-        f"mrclient.metrics needs prometheus-client: pip install 'mrclient[metrics]' ({error})"
+        f"mrclient.metrics needs prometheus-client ({error}): {install_hint('metrics')}"
     ) from error
 
 from .concurrent import ModelConcurrentRunner

@@ -18,6 +18,7 @@ import pytest
 from conftest import PARTICIPANT, free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
+    EmptyCrunchWarning,
     InvalidCoordinatorUsageError,
     ModelPredictResult,
     MrclientError,
@@ -386,7 +387,7 @@ with DynamicSubclassModelConcurrentRunner(
     seen = json.loads(done.stdout)
     assert seen["failures"] == [0]
     for (status, detail), in seen["rounds"]:
-        assert status == "FAILED" and detail.startswith("MISSING_EXTRA: ") and "mrclient[parquet]" in detail
+        assert status == "FAILED" and detail.startswith("MISSING_EXTRA: ") and "pip install '.[parquet]'" in detail
     assert done.stderr.count("no penalty") == 3, done.stderr  # one clear line per round
     assert crunch.no_report()
 
@@ -415,7 +416,8 @@ def test_init_returns_once_every_model_joined_or_failed_its_first_attempt(
 
 def test_init_warns_when_the_crunch_has_no_models(crunch: Crunch, caplog: pytest.LogCaptureFixture) -> None:
     runner = crunch.runner(init=False, crunch_id="mistakse")  # a typo: this orchestrator knows no such crunch
-    runner.init(timeout=WAIT)
+    with pytest.warns(EmptyCrunchWarning, match="'mistakse': is the crunch id right"):
+        runner.init(timeout=WAIT)
     assert runner.models == []
     assert "no models for crunch 'mistakse': is the crunch id right?" in caplog.text
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import configparser
+import importlib
+import inspect
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nbclient
 import nbformat
 import pytest
+from bs4 import BeautifulSoup, Tag
+from sphinx.pycode import ModuleAnalyzer
 
+import mrclient
 from conftest import REPO_ROOT
 from mrclient.penalties import PenaltyPolicy, TimeoutVerdict
 
@@ -98,3 +105,131 @@ def test_the_notebook_runs_headless_and_is_committed_without_outputs() -> None:
     for status in ("SUCCESS", "FAILED", "TIMEOUT"):
         assert status in table
     assert code[-1].outputs[0]["data"]["text/plain"] == "[]", "after close() no model is left"
+
+
+# -- the API reference as built ---------------------------------------------------------------
+
+#: Properties a colon in their docstring's first line once garbled (napoleon read "X: Y" as type X).
+ONCE_GARBLED = [
+    "mrclient.ModelConcurrentRunner.closed", "mrclient.ModelConcurrentRunner.max_consecutive_failures",
+    "mrclient.ModelConcurrentRunner.max_consecutive_timeouts", "mrclient.ModelConcurrentRunner.connection_state",
+    "mrclient.ModelCluster.models", "mrclient.ModelCluster.models_run", "mrclient.ModelCluster.connection_state",
+    "mrclient.ModelRunner.stats", "mrclient.ModelRunner.closed", "mrclient.ModelRunner.credentials",
+    "mrclient.testing.LocalOrchestrator.running_models", "mrclient.testing.LocalOrchestrator.client_close_codes",
+]
+
+
+@pytest.fixture(scope="module")
+def api_reference(tmp_path_factory: pytest.TempPathFactory) -> BeautifulSoup:
+    """docs/api.rst as Sphinx builds it (into a temporary directory; the notebook is not run: a few seconds)."""
+    out = tmp_path_factory.mktemp("html")
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-E", "-q", "-b", "html", "-D", "nb_execution_mode=off",
+         str(DOCS), str(out), str(DOCS / "api.rst")],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return BeautifulSoup((out / "api.html").read_text(), "html.parser")
+
+
+def _documented(dotted: str) -> str:
+    """The docstring of a property, or the ``#:`` comment or string of an attribute, by its dotted name."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:-1]:
+            owner = getattr(owner, name)
+        break
+    attribute = parts[-1]
+    for klass in inspect.getmro(owner):
+        value = vars(klass).get(attribute)
+        if isinstance(value, property):
+            return inspect.getdoc(value) or ""
+        if klass.__module__.partition(".")[0] == "mrclient":
+            comment = ModuleAnalyzer.for_module(klass.__module__).find_attr_docs().get((klass.__qualname__, attribute))
+            if comment:
+                return "\n".join(comment)
+    return ""
+
+
+def _first_sentence_as_shown(docstring: str) -> str:
+    """The first sentence of a docstring, as the page shows it: roles and literals reduced to their text."""
+    text = " ".join(docstring.split("\n\n")[0].split())
+    text = re.sub(r":[a-z:]+:`~?([^`<]*?)`", lambda match: match.group(1).rpartition(".")[2], text)
+    text = text.replace("``", "")
+    return re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
+
+
+def _plain(tag: Tag) -> str:
+    """A tag's text with Sphinx's typographic quotes undone and spaces collapsed."""
+    return " ".join(tag.get_text().replace("\u2019", "'").replace("\u2018", "'").split())
+
+
+def test_every_property_and_attribute_shows_its_whole_first_sentence(api_reference: BeautifulSoup) -> None:
+    checked, garbled = [], []
+    for entry in api_reference.select("dl.py.property, dl.py.attribute"):
+        signature, description = entry.find("dt"), entry.find("dd", recursive=False)
+        assert isinstance(signature, Tag) and isinstance(description, Tag)
+        dotted = str(signature.get("id"))
+        fields = description.find("dl", class_="field-list", recursive=False)
+        sentence = _first_sentence_as_shown(_documented(dotted))
+        shown = _plain(description)
+        checked.append(dotted)
+        if fields is not None or not " ".join(shown.split()).startswith(" ".join(sentence.split())):
+            garbled.append(f"{dotted}: shows {shown[:90]!r}, not {sentence!r}")
+    assert garbled == [], "\n".join(garbled)
+    assert set(ONCE_GARBLED) <= set(checked), set(ONCE_GARBLED) - set(checked)
+    assert len(checked) > 60, "the walk found the reference's properties and attributes"
+
+
+# -- installation, as it works today --------------------------------------------------------
+
+#: Texts that still name the PyPI form in files other helpers own (the command line, the notebook page),
+#: until their branches land: each is theirs to change (mrclient.extras.install_hint says it in one place).
+OWNED_ELSEWHERE = {
+    "mrclient/watch.py": "pip install 'mrclient[watch]'",
+    "docs/watching.rst": "pip install 'mrclient[watch]'",
+    "docs/jupyter.rst": "mrclient[parquet]",
+    "docs/notebooks/quickstart.ipynb": "pip install 'mrclient[parquet]'",
+}
+
+
+def _extras() -> list[str]:
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    return list(config["options.extras_require"])
+
+
+@pytest.mark.parametrize("page", ["README.rst", "docs/quickstart.rst"])
+def test_the_installation_section_names_every_extra_and_the_wheel_of_this_version(page: str) -> None:
+    text = (REPO_ROOT / page).read_text()
+    section = re.split(r"\n(?:Installation|Install)\n=+\n", text)[1].split("\n=====")[0]
+    assert [extra for extra in _extras() if f"``{extra}``" not in section] == []
+    assert "pip install ." in section and "python -m build --wheel" in section
+    wheels = re.findall(r"mrclient-([^-\s]+)-py3-none-any\.whl", section)
+    assert wheels and set(wheels) == {mrclient.__version__}
+
+
+def test_nothing_tells_to_install_mrclient_from_pypi() -> None:
+    """mrclient is not on PyPI: every install hint says how to install from a clone or a wheel."""
+    files = [REPO_ROOT / "README.rst", *DOCS.glob("*.rst"), *DOCS.glob("notebooks/*.ipynb"), *(REPO_ROOT / "mrclient").rglob("*.py"),
+             *(REPO_ROOT / "examples").rglob("*.rst")]
+    pypi = re.compile(r"pip install ['\"]?mrclient\b|install ``mrclient\[|mrclient\[(?:" + "|".join(_extras()) + r")\]")
+    found = []
+    for path in files:
+        relative = str(path.relative_to(REPO_ROOT))
+        text = path.read_text().replace(OWNED_ELSEWHERE.get(relative, "\0"), "")
+        found += [f"{relative}: {match.group(0)}" for match in pypi.finditer(text)]
+    assert found == []
+
+
+def test_the_migration_pages_word_on_a_zero_timeout_is_true() -> None:
+    assert "mrclient refuses it with an\n:class:`~mrclient.InvalidCoordinatorUsageError`" in (DOCS / "migrating.rst").read_text()
+    runner = mrclient.DynamicSubclassModelConcurrentRunner(
+        timeout=1, crunch_id="c", host="127.0.0.1", port=1, base_classname="a.B"
+    )
+    with pytest.raises(mrclient.InvalidCoordinatorUsageError, match="got 0"):
+        runner.call("predict", timeout=0)

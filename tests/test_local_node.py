@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import select
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -505,3 +509,102 @@ def test_tls_port(
     with pytest.raises(grpc.RpcError) as caught:
         plain.Call(call("predict"), timeout=2)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+class SleepyTracker(TrackerBase):
+    """A model whose ``predict`` holds its call for up to 30 s, until ``release`` is set."""
+
+    entered = threading.Event()
+    release = threading.Event()
+    thread: threading.Thread | None = None
+
+    def predict(self) -> int:
+        SleepyTracker.thread = threading.current_thread()
+        SleepyTracker.entered.set()
+        SleepyTracker.release.wait(30.0)
+        return 1
+
+
+def test_stop_returns_at_once_while_a_model_sleeps_and_a_restart_is_not_busy(
+    subclass_stub: Callable[..., Any],
+) -> None:
+    SleepyTracker.entered.clear()
+    SleepyTracker.release.clear()
+    node = LocalModelNode(classes=[SleepyTracker]).start()
+    try:
+        stub = subclass_stub(node)
+        stub.Setup(setup(), timeout=WAIT)
+        sleeping = stub.Call.future(call("predict"), timeout=60)
+        assert SleepyTracker.entered.wait(WAIT)
+        model_thread = SleepyTracker.thread
+        assert model_thread is not None
+        started = time.monotonic()
+        node.stop()
+        assert time.monotonic() - started < 1.0, "stop() waited for the sleeping model"
+        assert model_thread.daemon, "a model thread left running must not hold the interpreter at exit"
+        assert sleeping.exception(WAIT).code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        node.start()  # the old call still sleeps; the restarted node is not busy with it
+        assert stub.Setup(setup(), timeout=WAIT, wait_for_ready=True).status.code == "SUCCESS"
+        assert model_thread.is_alive()
+    finally:
+        SleepyTracker.release.set()
+        node.stop()
+    model_thread.join(WAIT)
+    assert not model_thread.is_alive(), "the model's thread ends once its method returns"
+
+
+SLEEPY_SCRIPT = '''
+import sys
+import time
+
+from mrclient import DynamicSubclassModelConcurrentRunner
+from mrclient.testing import LocalModelNode, LocalOrchestrator
+
+
+class Base:
+    def predict(self):
+        raise NotImplementedError
+
+
+class Sleepy(Base):
+    def predict(self):
+        print("sleeping", flush=True)
+        time.sleep(30)
+
+
+with LocalOrchestrator(crunch_id="c") as orchestrator, LocalModelNode(classes=[Base, Sleepy]) as node:
+    orchestrator.add_model(host="127.0.0.1", port=node.port)
+    with DynamicSubclassModelConcurrentRunner(
+        timeout=float(sys.argv[1]), crunch_id="c", host="127.0.0.1", port=orchestrator.port,
+        base_classname="Base", report_failure=False,
+    ) as runner:
+        print(runner.call("predict"), flush=True)
+'''
+
+
+@pytest.mark.parametrize("ending", ["ctrl-c", "the script ends"])
+def test_a_script_with_a_sleeping_model_exits_at_once(ending: str, tmp_path: Path) -> None:
+    """Ctrl-C mid-round, or the script's end after the round timed out: the process is gone in seconds, not 30."""
+    script = tmp_path / "sleepy.py"
+    script.write_text(SLEEPY_SCRIPT)
+    timeout = "60" if ending == "ctrl-c" else "0.5"
+    process = subprocess.Popen([sys.executable, str(script), timeout], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60.0)
+        assert ready and process.stdout.readline() == "sleeping\n"
+        started = time.monotonic()
+        if ending == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60.0)
+        elapsed = time.monotonic() - started
+    finally:
+        process.kill()
+        process.wait(WAIT)
+    assert elapsed < 5.0, f"{elapsed:.1f}s to exit: something waited for the sleeping model"
+    assert "Fatal Python error" not in err, err
+    if ending == "ctrl-c":  # one traceback: the KeyboardInterrupt's
+        assert process.returncode != 0 and err.count("Traceback") == 1 and "KeyboardInterrupt" in err, err
+    else:
+        assert process.returncode == 0 and "Traceback" not in err and "TIMEOUT" in out, err

@@ -144,5 +144,5 @@ def test_the_plain_install_imports_neither_extra(blocked: str, tmp_path: Any) ->
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    expected = "pip install 'mrclient[metrics]'" if blocked == "prometheus_client" else "table"
+    expected = "pip install '.[metrics]' in a clone of mrclient" if blocked == "prometheus_client" else "table"
     assert expected in done.stdout

@@ -74,7 +74,7 @@ def test_local_orchestrator_without_websockets_names_the_extra(tmp_path: Path) -
         "    print(error)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert "pip install 'mrclient[testing]'" in done.stdout, done.stderr
+    assert "pip install '.[testing]' in a clone of mrclient" in done.stdout, done.stderr
 
 
 def test_the_module_paths_of_the_runners_and_results_still_import() -> None:

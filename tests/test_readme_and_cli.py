@@ -21,8 +21,8 @@ RUN_TIMEOUT = 120.0
 
 
 def python_examples() -> list[str]:
-    """Every ``.. code-block:: python`` of README.rst, dedented."""
-    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", README.read_text(), re.MULTILINE)
+    """Every ``.. code-block:: python`` of README.rst marked as a complete program (``.. runs-as-is``), dedented."""
+    blocks = re.findall(r"^\.\. runs-as-is\n\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", README.read_text(), re.MULTILINE)
     return [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]
 
 

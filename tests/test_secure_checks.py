@@ -255,7 +255,7 @@ def test_the_plain_install_never_imports_the_secure_extra(tmp_path: Path) -> Non
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "pip install 'mrclient[secure]'" in done.stdout and "cryptography" in done.stdout
+    assert "pip install '.[secure]' in a clone of mrclient" in done.stdout and "cryptography" in done.stdout
 
 
 # -- the misuse rule --------------------------------------------------------------------------

@@ -283,10 +283,10 @@ print(json.dumps({"closed": runner.closed}), flush=True)
 
 
 def readme_shutdown_snippet() -> str:
-    """The literal block of README.rst's "Shutting down on SIGTERM and Ctrl-C", dedented."""
+    """The code block (a fragment) of README.rst's "Shutting down on SIGTERM and Ctrl-C", dedented."""
     text = (REPO_ROOT / "README.rst").read_text()
     section = text[text.index("Shutting down on SIGTERM and Ctrl-C") :]
-    block = re.search(r"::\n\n((?:    .*\n|\n)+)", section)
+    block = re.search(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section, re.MULTILINE)
     assert block is not None
     return re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE)
 

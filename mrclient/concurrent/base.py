@@ -30,6 +30,7 @@ from typing import Any, TypeVar, cast
 
 from ..cluster import ModelCluster
 from ..errors import InvalidCoordinatorUsageError, MrclientError
+from ..hints import wait_hint
 from ..listeners import ListenerDispatcher
 from ..misuse import coordinator_mistake
 from ..orchestrator import OrchestratorSettings
@@ -172,12 +173,12 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def max_consecutive_failures(self) -> int:
-        """Failures in a row a model may have before it is reported (0: never); read-only."""
+        """Failures in a row a model may have before it is reported (0 never reports); read-only."""
         return self.policy.max_consecutive_failures
 
     @property
     def max_consecutive_timeouts(self) -> int:
-        """Timeouts in a row a model may have before it is reported (0: never); read-only."""
+        """Timeouts in a row a model may have before it is reported (0 never reports); read-only."""
         return self.policy.max_consecutive_timeouts
 
     @abc.abstractmethod
@@ -200,24 +201,28 @@ class ModelConcurrentRunner(abc.ABC):
         Blocks until the first snapshot is applied and its models are set up, or
         ``timeout`` seconds (default: ``init_timeout``); models still being set
         up then join later. Raises ``ConnectionError`` when the orchestrator
-        cannot be reached in time, ``InvalidCoordinatorUsageError`` when every
-        model's setup shows a mistake of the coordinator's, and
-        ``MrclientError`` after ``close()``. A failed ``init()`` leaves the
-        runner as it was (listeners kept, nothing running): call it again, on
-        the next tick say; until one succeeds, rounds raise. Once it succeeded,
-        ``init()`` returns at once. A ``close()`` while it waits (a SIGTERM
-        during start-up) makes it return: the next ``call()`` then says the
-        runner is closed.
+        cannot be reached in time (the message says how long it waited and what
+        sets that), ``InvalidCoordinatorUsageError`` when every model's setup
+        shows a mistake of the coordinator's, and ``MrclientError`` after
+        ``close()``. A crunch with no model gives an :class:`EmptyCrunchWarning`
+        (is the crunch id right?). A failed ``init()`` leaves the runner as it
+        was (listeners kept, nothing running): call it again, on the next tick
+        say; until one succeeds, rounds raise. Once it succeeded, ``init()``
+        returns at once. A ``close()`` while it waits (a SIGTERM during
+        start-up) makes it return: the next ``call()`` then says the runner is
+        closed.
         """
         timeout = self.init_timeout if timeout is None else check_timeout("timeout", timeout)
         if self._shutdown.requested:
             raise MrclientError("the runner is closed")
+        started = time.monotonic()
         try:
             self.model_cluster.start(timeout)
-        except ConnectionError:
+        except ConnectionError as error:
             if self._shutdown.requested:  # closed on purpose while connecting: not a failure to report
                 logger.info("closed while connecting to the orchestrator")
                 return
+            error.args = (wait_hint(str(error), time.monotonic() - started, timeout), *error.args[1:])
             raise
         except RuntimeError:  # the cluster is closed: close() came first
             if self._shutdown.requested:
@@ -231,7 +236,7 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called: True from that moment on (a coordinator loop's condition)."""
+        """Whether ``close()`` was called, True from that moment on (a coordinator loop's condition)."""
         return self._shutdown.requested
 
     def close(self) -> None:
@@ -327,7 +332,7 @@ class ModelConcurrentRunner(abc.ABC):
 
     @property
     def connection_state(self) -> ConnectionState:
-        """The orchestrator connection as a snapshot: connected since when, reconnects, reports in flight."""
+        """The orchestrator connection as a snapshot (connected since when, reconnects, reports in flight)."""
         return self.model_cluster.connection_state
 
     # -- statistics (see mrclient/stats.py) -------------------------------------------------

@@ -225,7 +225,7 @@ class ModelRunner(abc.ABC):
         self.retry_backoff_factor = retry_backoff_factor
         self.connect_attempts = connect_attempts
         self.setup_timeout = setup_timeout
-        #: How calls to the node are secured: None (plain), mutual TLS or a gateway.
+        #: How calls to the node are secured (None for plain, mutual TLS or a gateway).
         self.credentials: SecureCredentials | GatewayCredentials | None = secure_credentials or gateway_credentials
         #: Why the last ``init()`` failed (error, detail, code), for the failure report.
         self.init_failure: CallOutcome | None = None
@@ -265,7 +265,7 @@ class ModelRunner(abc.ABC):
 
     @property
     def stats(self) -> ModelStats:
-        """This model's statistics so far, as a frozen snapshot: calls by outcome, latency, last error.
+        """This model's statistics so far as a frozen snapshot (calls by outcome, latency, last error).
 
         Kept by the concurrent runner from its rounds (``keep_stats``); a runner
         set up again for the same deployment keeps the model's history.
@@ -279,7 +279,7 @@ class ModelRunner(abc.ABC):
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` was called: the runner never connects nor calls again."""
+        """Whether ``close()`` was called; the runner never connects nor calls again."""
         return self._closing.is_set()
 
     # -- what a flavour of runner provides -------------------------------------------------

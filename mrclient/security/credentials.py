@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MrclientError
+from ..extras import install_hint
 
 __all__ = ["GatewayCredentials", "SecureCredentials", "require_secure_extra"]
 
@@ -37,9 +38,7 @@ def require_secure_extra() -> None:
         import base58  # noqa: F401
         import cryptography  # noqa: F401
     except ImportError as error:
-        raise ImportError(
-            f"secure mode needs the 'secure' extra ({error.name} is missing): pip install 'mrclient[secure]'"
-        ) from error
+        raise ImportError(f"secure mode needs {error.name}, which is missing: {install_hint('secure')}") from error
 
 
 def _read(path: str | Path, what: str) -> bytes:

@@ -23,7 +23,6 @@ import pkgutil
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -44,6 +43,7 @@ from ..proto.dynamic_subclass_pb2 import (
     SetupResponse,
 )
 from ..proto.train_infer_pb2 import InferRequest, InferResponse
+from .handler_pool import HandlerPool
 
 if TYPE_CHECKING:
     from .secure import GatewayNodeSecurity, MutualTlsNodeSecurity
@@ -112,10 +112,9 @@ class LocalModelNode:
         self._requested_port = port
         self._port: int | None = None
         self._lock = threading.Lock()  # guards start/stop
-        self._busy = threading.Lock()  # one model call at a time, across every service
+        self._busy = _Busy()  # one model call at a time, across every service; new at each start
         self._server: Any = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._threads: list[threading.Thread] = []
+        self._executor: HandlerPool | None = None
         self._health = health.HealthServicer()
         self._subclass = _DynamicSubclassServicer(self)
         self._train_infer = _TrainInferServicer(self)
@@ -129,13 +128,11 @@ class LocalModelNode:
                 raise RuntimeError("the node is already started")
             self._subclass.reset()
             self._train_infer.reset()
-            self._threads = []
+            # A model call left running by stop() holds the old lock until it returns; a restarted
+            # node, like a new process, is not busy with it.
+            self._busy = _Busy()
             self._health = health.HealthServicer()  # a stopped one stays NOT_SERVING for good
-            executor = ThreadPoolExecutor(
-                max_workers=self.max_workers,
-                thread_name_prefix="local-model-node",
-                initializer=self._record_thread,
-            )
+            executor = HandlerPool(self.max_workers, thread_name_prefix="local-model-node")
             secure = self.secure
             interceptors = None
             if secure is not None:
@@ -175,11 +172,15 @@ class LocalModelNode:
         return self
 
     def stop(self) -> None:
-        """Stop serving promptly and join the worker threads; idempotent.
+        """Stop serving at once and join the worker threads; idempotent.
 
         A running model call gets ``grace`` seconds to finish, then every call
-        is cancelled. A model call that never returns cannot be interrupted: after
-        ``join_timeout`` it is left behind with a warning.
+        is cancelled and the node stops without waiting for it: a participant's
+        method cannot be interrupted, so one still running (a model sleeping
+        past the deadline) is left to return on its own, on a daemon thread that
+        keeps neither ``stop()`` nor the interpreter's exit waiting, and whose
+        answer goes nowhere. The other worker threads are joined, each for at
+        most ``join_timeout`` seconds.
         """
         with self._lock:
             server, executor = self._server, self._executor
@@ -188,15 +189,22 @@ class LocalModelNode:
             return
         self._health.enter_graceful_shutdown()
         # Our own grace: gRPC's (stop(grace)) leaves a helper thread running after stop returns.
-        if self._busy.acquire(timeout=self.grace):
-            self._busy.release()
+        busy = self._busy
+        if busy.lock.acquire(timeout=self.grace):
+            busy.lock.release()
         server.stop(None).wait(self.join_timeout)
         executor.shutdown(wait=False, cancel_futures=True)
-        for thread in self._threads:
-            thread.join(self.join_timeout)
-        stuck = [thread.name for thread in self._threads if thread.is_alive()]
+        in_model = busy.thread
+        for thread in executor.threads:
+            if thread is not in_model:
+                thread.join(self.join_timeout)
+        if in_model is not None and in_model.is_alive():
+            logger.info("local model node on port %s stopped; a model call still running on %s is left to return "
+                        "on its own", self._port, in_model.name)
+        stuck = [thread.name for thread in executor.threads if thread.is_alive() and thread is not in_model]
         if stuck:
-            logger.warning("local model node on port %s stopped with model calls still running: %s", self._port, stuck)
+            logger.warning("local model node on port %s stopped with handler threads still running: %s", self._port,
+                           stuck)
         logger.info("local model node on port %s stopped", self._port)
 
     def _check_secure_call(self, method: str, context: Any) -> None:
@@ -204,9 +212,6 @@ class LocalModelNode:
         secure = self.secure
         if secure is not None:
             secure.check_call(method, context)
-
-    def _record_thread(self) -> None:
-        self._threads.append(threading.current_thread())
 
     def __enter__(self) -> LocalModelNode:
         return self.start()
@@ -252,12 +257,15 @@ class LocalModelNode:
     @contextmanager
     def _exclusive(self, context: Any) -> Iterator[None]:
         """Fail fast while another call runs, as the reference node does."""
-        if not self._busy.acquire(blocking=False):
+        busy = self._busy  # this generation's: a restart makes a new one (see start)
+        if not busy.lock.acquire(blocking=False):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Server busy")
+        busy.thread = threading.current_thread()
         try:
             yield
         finally:
-            self._busy.release()
+            busy.thread = None
+            busy.lock.release()
 
     # -- the participant's code -------------------------------------------
 
@@ -280,6 +288,16 @@ class LocalModelNode:
             raise ValueError("no `infer` function found")
         result: InferFunction = infer
         return result
+
+
+class _Busy:
+    """A node's one-call-at-a-time lock, and the thread running participant code while it is held."""
+
+    __slots__ = ("lock", "thread")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
 
 def _status(code: str, message: str = "") -> Status:

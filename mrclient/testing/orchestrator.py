@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
+from ..extras import install_hint
+
 try:
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.server import Server, ServerConnection, serve
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError("LocalOrchestrator needs websockets: pip install 'mrclient[testing]'") from error
+    raise ImportError(f"LocalOrchestrator needs websockets: {install_hint('testing')}") from error
 
 __all__ = ["LocalOrchestrator"]
 
@@ -343,7 +345,7 @@ class LocalOrchestrator:
 
     @property
     def running_models(self) -> dict[str, dict[str, Any]]:
-        """model_id -> entry, for every RUNNING model: what a client should end up with."""
+        """``model_id -> entry`` for every RUNNING model, what a client should end up with."""
         with self._changed:
             return {m.model_id: self._entry(m) for m in self._models.values() if m.state == "RUNNING"}
 
@@ -433,7 +435,7 @@ class LocalOrchestrator:
 
     @property
     def client_close_codes(self) -> list[int | None]:
-        """For each connection that ended: the close code the client sent, None if it sent none.
+        """For each connection that ended, the close code the client sent (None if it sent none).
 
         Only closes the client started count; a close the orchestrator started
         (``stop()``, a 1011) is recorded as None.

@@ -38,6 +38,7 @@ from typing import Any
 
 import grpc
 
+from ..extras import install_hint
 from ..security import GatewayCredentials, SecureCredentials
 from ..security.credentials import GATEWAY_MESSAGE_HEADER, GATEWAY_PUBKEY_HEADER, GATEWAY_SIGNATURE_HEADER
 from ..security.identity import MESSAGE_HEADER, SIGNATURE_HEADER, WALLET_HEADER
@@ -51,7 +52,7 @@ try:
     from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 except ImportError as error:  # pragma: no cover - depends on the installed extras
-    raise ImportError("mrclient.testing.secure needs the 'secure' extra: pip install 'mrclient[secure]'") from error
+    raise ImportError(f"mrclient.testing.secure needs cryptography and base58: {install_hint('secure')}") from error
 
 __all__ = [
     "Cruncher",

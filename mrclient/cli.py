@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 from . import __version__
 from .concurrent import DEFAULT_INIT_TIMEOUT, DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .hints import EmptyCrunchWarning
 from .runners import ModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .setup_state import SETTING_UP, SetupState
@@ -538,15 +540,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = _LOG_LEVELS.get(-1 if args.quiet else args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "demo":
-            return run_demo(args.models, args.rounds, args.timeout, args.secure)
-        if args.command == "watch":
-            return run_watch(args)
-        return run_call(args)
+        with warnings.catch_warnings():
+            # call and watch say in their own words that a crunch is empty, and exit accordingly.
+            warnings.simplefilter("ignore", EmptyCrunchWarning)
+            if args.command == "demo":
+                return run_demo(args.models, args.rounds, args.timeout, args.secure)
+            if args.command == "watch":
+                return run_watch(args)
+            return run_call(args)
     except ConnectionError as error:
         _error(str(error))
-        print(f"mrclient: waited up to --init-timeout ({args.init_timeout:g}s): check --host, --port and "
-              "--crunch-id, or give the orchestrator longer with --init-timeout SECONDS", file=sys.stderr)
+        if "--init-timeout" in str(error):  # the library's message already says what bounds the wait
+            print("mrclient: check --host, --port and --crunch-id", file=sys.stderr)
+        else:
+            print(f"mrclient: waited up to --init-timeout ({args.init_timeout:g}s): check --host, --port and "
+                  "--crunch-id, or give the orchestrator longer with --init-timeout SECONDS", file=sys.stderr)
         return 1
     except (MrclientError, ImportError, ValueError, TypeError) as error:
         _error(str(error))

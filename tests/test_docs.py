@@ -190,8 +190,6 @@ def test_every_property_and_attribute_shows_its_whole_first_sentence(api_referen
 #: Texts that still name the PyPI form in files other helpers own (the command line, the notebook page),
 #: until their branches land: each is theirs to change (mrclient.extras.install_hint says it in one place).
 OWNED_ELSEWHERE = {
-    "mrclient/watch.py": "pip install 'mrclient[watch]'",
-    "docs/watching.rst": "pip install 'mrclient[watch]'",
     "docs/jupyter.rst": "mrclient[parquet]",
     "docs/notebooks/quickstart.ipynb": "pip install 'mrclient[parquet]'",
 }

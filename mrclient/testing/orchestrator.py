@@ -429,7 +429,7 @@ class LocalOrchestrator:
 
     @property
     def unhandled_messages(self) -> list[str]:
-        """Why each connection closed with 1011 was closed: what the client sent that the real one chokes on."""
+        """Why each connection closed with 1011 was closed, that is what the client sent that the real one chokes on."""
         with self._changed:
             return list(self._unhandled)
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .overview import model_row, model_rows, overview_html, runner_line
+from .overview import model_row, overview_html, runner_line, table_rows
 from .stats import RoundSummary
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class LiveView:
         self._done = threading.Event()
         self._last_round: RoundSummary | None = None
         self._left: dict[str, tuple[float, dict[str, Any]]] = {}  # model id -> (when, its last row)
-        self._last_rows: list[dict[str, Any]] = []
+        self._last_rows: tuple[Sequence[Mapping[str, Any]], int] = ([], 0)
         self._thread = threading.Thread(target=self._run, name="mrclient-notebook", daemon=True)
 
     def __repr__(self) -> str:
@@ -187,9 +187,9 @@ class LiveView:
             note = f"this view stopped at {time.strftime('%H:%M:%S')}"
         else:
             note = f"live view, updated {time.strftime('%H:%M:%S')}"
-        rows = self._last_rows if closed else [*model_rows(runner.models), *left_rows]
+        rows = self._last_rows if closed else table_rows(runner.models, self.rows, first=left_rows)
         self._last_rows = rows
-        body = overview_html(runner, last_round=last_round, rows=rows, limit=self.rows, note=note)
+        body = overview_html(runner, last_round=last_round, rows=rows, note=note)
         text = runner_line(runner) + (f"\nlast round: {last_round}" if last_round else "") + f"\n{note}"
         return {"text/html": body, "text/plain": text}
 

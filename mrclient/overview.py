@@ -1,8 +1,9 @@
 """The runner at a glance: the line its ``repr`` says and the model table it shows in a notebook.
 
 ``runner_line`` says what a runner is (its kind, crunch, orchestrator,
-connection, models ready, rounds run); ``model_rows`` reads one plain row per
-ready model from the table and each model's statistics; ``overview_html``
+connection, models ready, rounds run); ``table_rows`` picks the models a
+table shows (trouble first) and reads one plain row for each from the table
+and the model's statistics; ``overview_html``
 puts both, with the last round's summary, into the HTML of the runner's
 ``_repr_html_`` and of the notebook's live view (``mrclient.notebook``).
 
@@ -26,12 +27,10 @@ if TYPE_CHECKING:
     from .concurrent.base import ModelConcurrentRunner
     from .runners import ModelRunner
 
-__all__ = ["HTML_ROWS", "model_rows", "overview_html", "runner_line", "runner_state"]
+__all__ = ["HTML_ROWS", "model_row", "model_rows", "overview_html", "runner_line", "runner_state", "table_rows"]
 
 #: Models the runner's HTML table shows; the rest are counted in its last row.
 HTML_ROWS = 200
-#: Row order in a table: models with trouble first.
-_STATE_ORDER = {"left": 0, "resting": 1, "ready": 2}
 
 
 def runner_state(runner: ModelConcurrentRunner) -> str:
@@ -81,8 +80,28 @@ def model_row(model: ModelRunner, state: str | None = None) -> dict[str, Any]:
 
 
 def model_rows(models: Iterable[ModelRunner]) -> list[dict[str, Any]]:
-    """``model_row`` of each model, in the table's order."""
+    """``model_row`` of each model, in the given order."""
     return [model_row(model) for model in models]
+
+
+def _trouble(model: ModelRunner) -> tuple[int, int]:
+    """Sort key, read without a lock or a snapshot: resting first, then most failures and timeouts in a row."""
+    return (0 if model.cooldown_calls_remaining > 0 else 1, -(model.consecutive_failures + model.consecutive_timeouts))
+
+
+def table_rows(
+    models: Sequence[ModelRunner], limit: int = HTML_ROWS, first: Sequence[Mapping[str, Any]] = ()
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The rows a table shows, at most ``limit``, and how many it leaves out.
+
+    ``first`` (models that left) come first, then the models with trouble;
+    statistics are snapshot for the rows shown only, so a table of a few
+    rows out of a thousand models costs a few snapshots.
+    """
+    shown_first = list(first[:limit])
+    chosen = sorted(models, key=_trouble)[: limit - len(shown_first)]
+    left_out = len(first) + len(models) - len(shown_first) - len(chosen)
+    return [*shown_first, *model_rows(chosen)], left_out
 
 
 def _state_badge(row: Mapping[str, Any]) -> str:
@@ -106,36 +125,28 @@ _MODEL_COLUMNS = (
 )
 
 
-def model_table_html(rows: Sequence[Mapping[str, Any]], limit: int = HTML_ROWS, caption: str | None = None) -> str:
-    """The model table: trouble first (left, resting, then by failures and timeouts in a row), ``limit`` rows."""
-    ordered = sorted(
-        rows,
-        key=lambda row: (
-            _STATE_ORDER.get(str(row["state"]).split(" ")[0], 2),
-            -(row["failures_in_a_row"] + row["timeouts_in_a_row"]),
-        ),
-    )
-    left_out = len(ordered) - limit
+def model_table_html(rows: Sequence[Mapping[str, Any]], left_out: int = 0, caption: str | None = None) -> str:
+    """The model table of ``rows`` (see ``table_rows``), and a last line counting the ``left_out`` ones."""
     more = f"… {left_out} more models" if left_out > 0 else None
-    return display.html_table(_MODEL_COLUMNS, ordered[:limit], caption=caption, more=more)
+    return display.html_table(_MODEL_COLUMNS, rows, caption=caption, more=more)
 
 
 def overview_html(
     runner: ModelConcurrentRunner,
     *,
     last_round: RoundSummary | None = None,
-    rows: Sequence[Mapping[str, Any]] | None = None,
+    rows: tuple[Sequence[Mapping[str, Any]], int] | None = None,
     limit: int = HTML_ROWS,
     note: str | None = None,
 ) -> str:
     """The runner's line, its connection, the last round and the model table, as one HTML block.
 
-    ``rows`` are the table's rows (default: the ready models'; the live view
-    adds its recent leavers), ``note`` a line under the title (the live
-    view's state).
+    ``rows`` are the table's rows and how many were left out (default:
+    ``table_rows`` of the ready models; the live view adds its recent
+    leavers), ``note`` a line under the title (the live view's state).
     """
-    if rows is None:
-        rows = model_rows(runner.models)
+    models = runner.models
+    shown, left_out = table_rows(models, limit) if rows is None else rows
     connection = runner.connection_state
     since = connection.since_datetime
     lines = [f"<strong>{html.escape(runner_line(runner))}</strong>"]
@@ -152,5 +163,5 @@ def overview_html(
     if last_round is not None:
         lines.append(f"last round: {html.escape(str(last_round))}")
     header = "<br>".join(lines)
-    table = model_table_html(rows, limit, caption=f"{len(runner.models)} models ready")
+    table = model_table_html(shown, left_out, caption=f"{len(models)} models ready")
     return f'<div class="mrclient-runner"><p>{header}</p>{table}</div>'

@@ -6,6 +6,7 @@ It never checks a timing: the figures belong to a run on a quiet machine.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from benchmarks.ab import median_interval, parse_args, summarize
 from benchmarks.ab_client import schedule
+from benchmarks.baseline import BASE_ENV
 from benchmarks.knobs import parse_setting
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,3 +91,21 @@ def test_floor_b_runs_on_the_runners_own_channels_in_the_same_process(tmp_path: 
     assert [v["label"] for v in results["variants"]] == shapes
     assert all(v["ok"] == v["expected"] == 6 for v in results["variants"])  # every round shape checks the echo
     assert results["runners"] == 1  # the shapes share one runner and its channels
+
+
+def test_the_base_commits_mrclient_runs_beside_this_one_in_the_same_process(tmp_path: Path) -> None:
+    """code=base: the mrclient of a git revision (here HEAD), imported as ``mrclient_base`` beside ``mrclient``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--variant", "code=base,current", "--models", "3", "--rounds", "2",
+         "--warmup", "1", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False, env={**os.environ, BASE_ENV: "HEAD"},
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [v["label"] for v in results["variants"]] == ["code=base", "code=current"]
+    assert all(v["ok"] == v["expected"] == 6 for v in results["variants"])
+    assert results["runners"] == 2, "a runner each, from each package"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert results["base_commit"] == head.stdout.strip()
+    assert (tmp_path / "base" / "mrclient_base" / "__init__.py").is_file()
+    assert f"code=base is commit {head.stdout.strip()[:12]}" in done.stdout

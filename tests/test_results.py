@@ -433,3 +433,23 @@ def test_a_round_cut_by_close_keeps_the_failure_that_had_come_back(crunch: Crunc
     status, detail = got[failing]
     assert status is FAILED and detail is not None and "no prediction today" in detail, got
     assert results.summary.left == 1 and results.summary.failures == 2
+
+
+def test_a_table_of_many_models_shows_who_left_then_trouble_and_counts_the_rest() -> None:
+    from mrclient.overview import model_row, model_table_html, table_rows
+
+    models = [
+        DynamicSubclassModelRunner(
+            base_classname="a.B", deployment_id=f"d{n}", model_id=f"m{n}", model_name=None, ip="127.0.0.1", port=1
+        )
+        for n in range(300)
+    ]
+    models[250].consecutive_failures = 2
+    models[7].cooldown_calls_remaining = 1  # resting
+    gone = model_row(models[0], state="left 10:00:00")
+    rows, left_out = table_rows(models[1:], limit=50, first=[gone])
+    assert [row["model_id"] for row in rows[:3]] == ["m0", "m7", "m250"] and len(rows) == 50
+    assert left_out == 300 - 50
+    [table] = tables(model_table_html(rows, left_out, caption="299 models ready"))
+    assert [row["state"] for row in table.rows[:3]] == ["left 10:00:00", "resting", "ready"]
+    assert table.rows[2]["failures in a row"] == "2" and table.notes == ["… 250 more models"]

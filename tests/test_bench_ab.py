@@ -93,6 +93,18 @@ def test_floor_b_runs_on_the_runners_own_channels_in_the_same_process(tmp_path: 
     assert results["runners"] == 1  # the shapes share one runner and its channels
 
 
+def test_the_bookkeeping_of_both_versions_is_timed_side_by_side() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bookkeeping", "--base", "HEAD", "--models", "5", "--rounds", "4",
+         "--warmup", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("bookkeeping of a round at N=5, 4 rounds each; base is ")
+    assert [line.split()[0] for line in lines[1:3]] == ["base", "current"] and "per call" in lines[3]
+
+
 def test_the_base_commits_mrclient_runs_beside_this_one_in_the_same_process(tmp_path: Path) -> None:
     """code=base: the mrclient of a git revision (here HEAD), imported as ``mrclient_base`` beside ``mrclient``."""
     done = subprocess.run(

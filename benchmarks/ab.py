@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import baseline
 from .clients.common import RESULT_MARKER
 from .cluster import BenchCluster
 from .knobs import KNOBS, parse_setting
@@ -193,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ready_timeout": args.ready_timeout, "warmup": args.warmup, "rounds": args.rounds,
             "crunch_id": cluster.crunch_id, "host": cluster.host, "port": cluster.orchestrator_port,
         }  # fmt: skip
+        if any(variant.get("code") == "base" for variant in args.variants):
+            config.update(baseline.extract(out / "base"))  # the base commit's mrclient, as mrclient_base
         (out / "config.json").write_text(json.dumps(config))
         limit = args.ready_timeout + (args.warmup + args.rounds) * len(args.variants) * (args.timeout + 2) + 60
         with open(out / "client.log", "wb") as log:
@@ -211,11 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "latency_ms": args.latency_ms, "rounds_per_variant": args.rounds, "warmup_blocks": args.warmup,
         "fixed": args.set, "runners": measured["runners"], "cpus": os.cpu_count(), "loadavg_before": load_before,
         "loadavg_after": os.getloadavg()[0], "python": platform.python_version(), "seconds": time.monotonic() - started,
+        "base_commit": config.get("base_commit"),
     }  # fmt: skip
     (out / "results.json").write_text(json.dumps({**environment, **summary, "rounds": measured["rounds"]}, indent=1))
     header = (  # the load average after would count the run's own threads: only the one before says much
         f"A/B at N={args.models}, model latency {args.latency_ms:g} ms: {args.rounds} rounds per variant, alternated "
         f"in one process; load average {load_before:.2f} before"
+        + (f"; code=base is commit {config['base_commit'][:12]}" if config.get("base_commit") else "")
     )
     print(render(summary, header))
     print(f"\nresults: {out / 'results.json'}")

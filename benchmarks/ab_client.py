@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from mrclient import DynamicSubclassModelConcurrentRunner
 
 from .clients.common import RESULT_MARKER, make_payload
 from .floor_b import close_pools
 from .knobs import KNOBS, Round
 from .measure import context_switches
-
-_SUCCESS = ModelPredictResult.Status.SUCCESS
 
 
 def schedule(variants: int, blocks: int) -> list[int]:
@@ -48,9 +47,28 @@ def _apply(runner: DynamicSubclassModelConcurrentRunner, settings: dict[str, str
         KNOBS[name].apply(runner, value)
 
 
+def _runner_class(settings: dict[str, str], config: Mapping[str, Any]) -> type:
+    """The variant's runner class: a knob's (``code=base``), else this checkout's."""
+    for name, value in sorted(settings.items()):
+        choose = KNOBS[name].runner_class.get(value)
+        if choose is not None:
+            return choose(config)
+    return DynamicSubclassModelConcurrentRunner
+
+
+#: ``SUCCESS`` of the package each runner class comes from (``mrclient`` or ``mrclient_base``).
+_SUCCESS_OF: dict[type, Any] = {}
+
+
+def _success_of(cls: type) -> Any:
+    package = importlib.import_module(cls.__module__.partition(".")[0])
+    return _SUCCESS_OF.setdefault(cls, package.ModelPredictResult.Status.SUCCESS)
+
+
 def _call_round(runner: DynamicSubclassModelConcurrentRunner, method: str, payload: dict[str, Any], _: float) -> int:
     results = runner.call(method, args=[payload])
-    return sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+    success = _SUCCESS_OF[type(runner)]
+    return sum(1 for result in results.values() if result.status is success and result.result == payload)
 
 
 def _round_of(settings: dict[str, str]) -> Round:
@@ -74,14 +92,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     runner_of: list[DynamicSubclassModelConcurrentRunner] = []
     try:
         for settings in variants:
-            key = json.dumps(_kwargs(settings), sort_keys=True, default=repr)
+            cls = _runner_class(settings, config)
+            key = f"{cls.__module__}.{cls.__qualname__} " + json.dumps(_kwargs(settings), sort_keys=True, default=repr)
             if key not in runners:
-                runner = DynamicSubclassModelConcurrentRunner(
+                runner = cls(
                     timeout=config["timeout"], crunch_id=config["crunch_id"], host=config["host"],
                     port=config["port"], base_classname="benchmarks.BenchModel", report_failure=False,
                     **_kwargs(settings),
                 )  # fmt: skip
                 runners[key] = runner
+                _success_of(cls)
                 runner.init()
                 if not runner.wait_for_models(n, timeout=config["ready_timeout"]):
                     raise TimeoutError(f"{len(runner.models)} of {n} models callable")

@@ -6,7 +6,10 @@ cluster), may set something on a runner between rounds (variants that only
 differ there share one runner, switched before each of its rounds), and may
 replace the round itself (``shape=floor-b``: the bare design-card shape on the
 same runner's channels, so mrclient and its floor are compared in one
-process). To decide a tuning question, add a knob here and run::
+process), and may give the runner's class itself (``code=base``: the
+runner of another commit's mrclient, ``benchmarks.baseline``, so a change is
+compared with the code before it in one process). To decide a tuning
+question, add a knob here and run::
 
     python -m benchmarks.ab --variant NAME=VALUE1,VALUE2 --models 1000
 
@@ -19,12 +22,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .baseline import runner_class as base_runner_class
 from .floor_b import floor_b_round, floor_b_switch_round, rounds_only_round
 
 #: ``apply(runner, value)``: put a value on a constructed runner, between rounds.
 Apply = Callable[[Any, str], None]
 #: ``round(runner, method, payload, timeout)``: one round another way than ``runner.call``; correct answers.
 Round = Callable[[Any, str, dict[str, Any], float], int]
+#: ``runner_class(config)``: the concurrent runner class a value means (the A/B client's config at hand).
+RunnerClass = Callable[[Mapping[str, Any]], type]
 
 
 def _nothing(runner: Any, value: str) -> None:
@@ -43,6 +49,8 @@ class Knob:
     apply: Apply = _nothing
     #: value -> the round to run instead of ``runner.call`` (absent: ``runner.call``).
     rounds: Mapping[str, Round] = field(default_factory=dict)
+    #: value -> the runner's class (absent: mrclient's ``DynamicSubclassModelConcurrentRunner``).
+    runner_class: Mapping[str, RunnerClass] = field(default_factory=dict)
 
     def kwargs(self, value: str) -> dict[str, Any]:
         return dict(self.runner_kwargs.get(value, {}))
@@ -78,6 +86,13 @@ KNOBS: dict[str, Knob] = {
             "mrclient's call(), or floor B (a bare pool of N blocking calls, wait(timeout)) on the same "
             "runner's channels under Python's switch interval, or under the runner's round_switch_interval",
             rounds={"floor-b": floor_b_round, "floor-b-switch": floor_b_switch_round, "rounds-only": rounds_only_round},
+        ),
+        Knob(
+            "code",
+            ("current", "base"),
+            "this checkout's mrclient, or the mrclient of the git revision MRCLIENT_AB_BASE (default HEAD), "
+            "each with its own runner in the same process",
+            runner_class={"base": base_runner_class},
         ),
     )
 }

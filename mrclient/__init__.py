@@ -20,10 +20,11 @@ from .concurrent import (
 )
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .hints import EmptyCrunchWarning, MrclientWarning
+from .results import RoundResults
 from .roster import Roster
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
-from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
+from .stats import LATENCY_BUCKETS, CallTotals, ConnectionState, MethodCounts, ModelStats, ModelStatsTable, RoundSummary
 
 __version__ = "0.1.0"
 
@@ -42,14 +43,18 @@ __all__ = [
     "GatewayCredentials",
     "InvalidCoordinatorUsageError",
     "KwArgument",
+    "LATENCY_BUCKETS",
+    "MethodCounts",
     "ModelCluster",
     "ModelConcurrentRunner",
     "ModelPredictResult",
     "ModelRunner",
     "ModelStats",
+    "ModelStatsTable",
     "MrclientError",
     "MrclientWarning",
     "Roster",
+    "RoundResults",
     "RoundSummary",
     "SecureCredentials",
     "TrainInferModelConcurrentRunner",

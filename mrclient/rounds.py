@@ -3,9 +3,10 @@
 ``call_models`` submits one blocking call per model to a thread pool (sized by
 its owner so that no call queues behind another), waits with
 ``concurrent.futures.wait(timeout=...)`` until the deadline plus a small
-margin, and reads each future as a ``CallOutcome``: the model's answer, a
-timeout for a call still running, or ``MODEL_LEFT`` for a runner closed
-meanwhile. Every call carries what is left of the round's deadline, so a hung
+margin, and reads each future as a ``CallOutcome``: the model's answer as it
+came back (the runner itself says ``MODEL_LEFT`` when a close cut its call),
+a timeout for a call still running, or ``MODEL_LEFT`` for a call still
+running whose runner was closed meanwhile. Every call carries what is left of the round's deadline, so a hung
 model costs its own thread until then and nothing else. This module decides
 nothing about penalties or reports: the concurrent runner does, afterwards,
 on the coordinator's thread.
@@ -131,9 +132,15 @@ def _answer_of(runner: ModelRunner, future: Future[Answer]) -> Answer:
     except Exception as error:  # a bug must cost one result, not the round
         logger.exception("unexpected error calling model %s", runner.model_id)
         return CallOutcome(error=ErrorType.FAILED, detail=f"client error: {error!r}"), 0
-    return _departed(runner, outcome), exec_us
+    return outcome, exec_us  # as it came back: a failure that came before a close stays that failure
 
 
 def _departed(runner: ModelRunner, outcome: CallOutcome) -> CallOutcome:
-    """A call that did not succeed because its runner was closed meanwhile: the model left."""
-    return CLOSED_OUTCOME if outcome.error is not None and runner.closed else outcome
+    """A call still running at the deadline whose runner was closed meanwhile: the model left.
+
+    Only for calls with no answer: an answer that came back is kept as it is,
+    even when its runner was closed afterwards (``close()`` cutting the round
+    short), because the runner already tells a call that the close itself cut
+    (``CLOSED_OUTCOME``) from one that failed on its own.
+    """
+    return CLOSED_OUTCOME if runner.closed else outcome

@@ -2,151 +2,89 @@
 
 The concurrent runner records each round from the results it already has, on
 the coordinator's thread, once the round is over: no RPC, and per call only a
-few integer counters and one slot of a fixed ring of recent latencies (no
-allocation). Each ``ModelRunner`` carries its own ``ModelCounters``; a
-``StatsBook`` per concurrent runner adds the totals across models (calls by
-status, a latency histogram, rounds by method).
+few integer counters (kept per method: one dictionary look-up) and one slot of
+a fixed ring of recent latencies (no allocation). Each ``ModelRunner``
+carries its own ``ModelCounters``; a ``StatsBook`` per concurrent runner adds
+the totals across models (calls by status and by method, a latency
+histogram, rounds by method, the summaries of the last rounds).
 
 One lock, for every statistic of the process, is taken once per round while it
 is recorded and once per snapshot while the raw numbers are copied; anything
 slower (sorting latencies for the percentiles) happens after it is released.
-Readers on any thread get frozen snapshots: ``ModelStats``, ``RoundSummary``,
-``CallTotals`` and ``ConnectionState`` are plain data.
+Readers on any thread get frozen snapshots (``mrclient.snapshots``, re-exported
+here): ``ModelStats``, ``RoundSummary``, ``CallTotals`` and ``ConnectionState``
+are plain data, which show themselves as tables only when asked.
 
-This module imports nothing else of mrclient: whoever records tells it what
-the outcomes look like (which status is a success, which detail a rest skip).
+This module imports nothing else of mrclient but those snapshots: whoever
+records tells it what the outcomes look like (which status is a success,
+which detail a rest skip).
 """
 
 from __future__ import annotations
 
 import array
 import bisect
+import collections
 import heapq
 import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from .snapshots import (
+    LATENCY_BUCKETS,
+    STATUSES,
+    CallTotals,
+    ConnectionState,
+    MethodCounts,
+    ModelStats,
+    ModelStatsTable,
+    RoundSummary,
+    bucket_label,
+)
 
 __all__ = [
     "CallTotals",
     "ConnectionState",
     "LATENCY_BUCKETS",
     "LATENCY_WINDOW",
+    "MethodCounts",
     "ModelCounters",
     "ModelStats",
+    "ModelStatsTable",
+    "RECENT_ROUNDS",
     "RoundSummary",
     "StatsBook",
+    "bucket_label",
+    "summarize",
 ]
 
 #: Latencies kept per model for its percentiles: its most recent calls.
 LATENCY_WINDOW = 256
-#: Upper bounds (seconds) of the call latency histogram of the totals; the last bucket is +Inf.
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-)  # fmt: skip
 #: Models a round summary names as its slowest.
 SLOWEST = 5
+#: Round summaries the totals keep (``CallTotals.recent_rounds``), the latest last.
+RECENT_ROUNDS = 64
 
 #: Guards every ModelCounters and StatsBook of the process (see the module docstring).
 _LOCK = threading.Lock()
 _BUCKET_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in LATENCY_BUCKETS)
 
 
-@dataclass(frozen=True)
-class ModelStats:
-    """One model's statistics, as a snapshot (``model_runner.stats``).
-
-    ``calls`` counts the results the model got in rounds, and is always
-    ``successes + failures + timeouts``; ``rest_skips`` are the timeouts it was
-    answered without being contacted, while resting after timeouts of its own.
-    Latency percentiles (milliseconds) cover its last ``LATENCY_WINDOW`` calls
-    that reached it (a timeout counts as the time the round waited); None
-    before the first. ``last_status``, ``last_latency_ms`` and ``last_error``
-    mirror its latest result (``last_error``: the detail of its latest result
-    that was not a success). Times are ``time.time()`` seconds.
-    """
-
-    model_id: str
-    model_name: str | None
-    deployment_id: str
-    address: str
-    joined_at: float | None
-    calls: int
-    successes: int
-    failures: int
-    timeouts: int
-    rest_skips: int
-    latency_p50_ms: float | None
-    latency_p90_ms: float | None
-    latency_p99_ms: float | None
-    latency_samples: int
-    last_status: str | None
-    last_latency_ms: float | None
-    last_call_at: float | None
-    last_error: str | None
-    last_error_at: float | None
+# -- recording ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RoundSummary:
-    """One round, as the ``on_round`` listeners get it.
+class _Tally:
+    """One model's raw counts for one method (mutated under the lock)."""
 
-    ``called`` models got a result: ``successes + failures + timeouts``. Of the
-    timeouts, ``rest_skips`` were models resting (not contacted); of the
-    failures, ``left`` were models that left the table during the round
-    (``MODEL_LEFT``). ``slowest`` is ``(model_id, latency_ms)``, slowest first.
-    """
+    __slots__ = ("calls", "successes", "failures", "timeouts", "rest_skips")
 
-    method: str
-    started_at: float
-    wall_time_s: float
-    called: int
-    successes: int
-    failures: int
-    timeouts: int
-    rest_skips: int
-    left: int
-    slowest: tuple[tuple[str, float], ...]
+    def __init__(self) -> None:
+        self.calls = self.successes = self.failures = self.timeouts = self.rest_skips = 0
 
-
-@dataclass(frozen=True)
-class CallTotals:
-    """Every round a runner recorded since it was made, summed over models (for metrics).
-
-    ``latency_buckets`` counts calls per bucket of ``LATENCY_BUCKETS`` (not
-    cumulative), plus one for the slower ones; rest skips and models that left
-    mid-round are not in it.
-    """
-
-    rounds: Mapping[str, int]
-    round_seconds: Mapping[str, float]
-    calls: Mapping[str, int]
-    rest_skips: int
-    left: int
-    latency_buckets: tuple[int, ...]
-    latency_sum_s: float
-
-
-@dataclass(frozen=True)
-class ConnectionState:
-    """The orchestrator connection, as a snapshot (``runner.connection_state``).
-
-    ``since`` is when it last connected or was lost (``time.time()``; None
-    before the first attempt ended); ``reconnects`` counts the times it was
-    connected again after being lost. Reports are ``pending`` until sent and
-    ``unconfirmed`` until the orchestrator's pongs prove it has them;
-    ``reports_sent`` counts the failure reports queued so far, by code.
-    """
-
-    connected: bool
-    since: float | None
-    reconnects: int
-    reports_pending: int
-    reports_unconfirmed: int
-    reports_sent: Mapping[str, int] = field(default_factory=dict)
-    last_error: str | None = None
+    def counts(self) -> MethodCounts:
+        return MethodCounts(self.calls, self.successes, self.failures, self.timeouts, self.rest_skips)
 
 
 class _Identity(Protocol):
@@ -163,18 +101,19 @@ class _Identity(Protocol):
 class ModelCounters:
     """One model's raw counters, mutated only by ``StatsBook.record`` under the lock.
 
-    A runner set up again in place of another for the same deployment takes
-    over its counters, so a model's history survives a reconnect.
+    Counts are kept per method (``methods``); the model's totals are their
+    sums, made when a snapshot is taken. A runner set up again in place of
+    another for the same deployment takes over its counters, so a model's
+    history survives a reconnect.
     """
 
     __slots__ = (
-        "calls", "successes", "failures", "timeouts", "rest_skips", "joined_at",
-        "last_status", "last_latency_us", "last_call_at", "last_error", "last_error_at",
+        "methods", "joined_at", "last_status", "last_latency_us", "last_call_at", "last_error", "last_error_at",
         "_latencies", "_next", "_samples",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.calls = self.successes = self.failures = self.timeouts = self.rest_skips = 0
+        self.methods: dict[str, _Tally] = {}
         self.joined_at: float | None = None
         self.last_status: Any = None
         self.last_latency_us = 0
@@ -194,23 +133,24 @@ class ModelCounters:
     def snapshot(self, identity: _Identity) -> ModelStats:
         """A frozen copy, named after ``identity`` (the model's runner)."""
         with _LOCK:
-            counts = (self.calls, self.successes, self.failures, self.timeouts, self.rest_skips)
+            by_method = {method: tally.counts() for method, tally in self.methods.items()}
             last = (self.last_status, self.last_latency_us, self.last_call_at, self.last_error, self.last_error_at)
             joined_at, samples = self.joined_at, self._samples
             latencies = self._latencies[:samples] if samples < LATENCY_WINDOW else array.array("q", self._latencies)
         ordered = sorted(latencies)
         status, latency_us, call_at, error, error_at = last
+        counts = by_method.values()
         return ModelStats(
             model_id=identity.model_id,
             model_name=identity.model_name,
             deployment_id=identity.deployment_id,
             address=identity.target,
             joined_at=joined_at,
-            calls=counts[0],
-            successes=counts[1],
-            failures=counts[2],
-            timeouts=counts[3],
-            rest_skips=counts[4],
+            calls=sum(c.calls for c in counts),
+            successes=sum(c.successes for c in counts),
+            failures=sum(c.failures for c in counts),
+            timeouts=sum(c.timeouts for c in counts),
+            rest_skips=sum(c.rest_skips for c in counts),
             latency_p50_ms=_percentile_ms(ordered, 0.50),
             latency_p90_ms=_percentile_ms(ordered, 0.90),
             latency_p99_ms=_percentile_ms(ordered, 0.99),
@@ -220,6 +160,7 @@ class ModelCounters:
             last_call_at=call_at,
             last_error=error,
             last_error_at=error_at,
+            by_method=by_method,
         )
 
 
@@ -243,18 +184,22 @@ class StatsBook:
         self._rest, self._left = rest_detail, left_detail
         self._rounds: dict[str, int] = {}
         self._round_seconds: dict[str, float] = {}
-        self._calls = {"SUCCESS": 0, "FAILED": 0, "TIMEOUT": 0}
+        self._calls = dict.fromkeys(STATUSES, 0)
+        self._calls_by_method: dict[str, dict[str, int]] = {}
         self._rest_skips = self._left_count = 0
         self._buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self._latency_sum_us = 0
+        self._recent: collections.deque[RoundSummary] = collections.deque(maxlen=RECENT_ROUNDS)
 
     def record(
         self, method: str, results: Mapping[Any, Any], started_at: float, wall_time_s: float
     ) -> RoundSummary:
         """Count one round's results (``runner -> result``) and summarize it.
 
-        The hot path of a large round: one pass, a few integer operations per
-        result, attribute reads only; no allocation but the summary's.
+        The hot path of a large round: one pass, a few integer operations and
+        one dictionary look-up (the model's counts for ``method``) per result,
+        attribute reads only; no allocation but the summary's (and a model's
+        first call of a method).
         """
         success, timeout, rest, left_detail = self._success, self._timeout, self._rest, self._left
         buckets, bounds, place = self._buckets, _BUCKET_BOUNDS_US, bisect.bisect_left
@@ -264,26 +209,29 @@ class StatsBook:
         with _LOCK:
             for runner, result in results.items():
                 counters: ModelCounters = runner.counters
+                tally = counters.methods.get(method)
+                if tally is None:
+                    tally = counters.methods[method] = _Tally()
                 status, us = result.status, result.exec_time_us
-                counters.calls += 1
+                tally.calls += 1
                 counters.last_status = status
                 counters.last_latency_us = us
                 counters.last_call_at = now
                 if status is success:
-                    counters.successes += 1
+                    tally.successes += 1
                     successes += 1
                 else:
                     detail = counters.last_error = result.detail
                     counters.last_error_at = now
                     if status is timeout:
-                        counters.timeouts += 1
+                        tally.timeouts += 1
                         timeouts += 1
                         if detail == rest:
-                            counters.rest_skips += 1
+                            tally.rest_skips += 1
                             skips += 1
                             continue  # the model was not contacted: no latency
                     else:
-                        counters.failures += 1
+                        tally.failures += 1
                         failures += 1
                         if detail == left_detail:
                             left += 1
@@ -301,10 +249,16 @@ class StatsBook:
             calls["SUCCESS"] += successes
             calls["FAILED"] += failures
             calls["TIMEOUT"] += timeouts
+            of_method = self._calls_by_method.get(method)
+            if of_method is None:
+                of_method = self._calls_by_method[method] = dict.fromkeys(STATUSES, 0)
+            of_method["SUCCESS"] += successes
+            of_method["FAILED"] += failures
+            of_method["TIMEOUT"] += timeouts
             self._rest_skips += skips
             self._left_count += left
             self._latency_sum_us += latency_sum
-        return RoundSummary(
+        summary = RoundSummary(
             method=method,
             started_at=started_at,
             wall_time_s=wall_time_s,
@@ -316,6 +270,9 @@ class StatsBook:
             left=left,
             slowest=_slowest(results.items(), rest, left_detail),
         )
+        with _LOCK:
+            self._recent.append(summary)
+        return summary
 
     def totals(self) -> CallTotals:
         """The totals so far, as a snapshot."""
@@ -328,7 +285,45 @@ class StatsBook:
                 left=self._left_count,
                 latency_buckets=tuple(self._buckets),
                 latency_sum_s=self._latency_sum_us / 1e6,
+                calls_by_method={method: dict(counts) for method, counts in self._calls_by_method.items()},
+                recent_rounds=tuple(self._recent),
             )
+
+
+def summarize(
+    method: str,
+    results: Mapping[Any, Any],
+    started_at: float,
+    wall_time_s: float,
+    *,
+    success: object,
+    timeout: object,
+    rest_detail: str,
+    left_detail: str,
+) -> RoundSummary:
+    """The summary of a round that was not recorded (``keep_stats=False``), by the rules of ``record``."""
+    successes = failures = timeouts = skips = left = 0
+    for result in results.values():
+        if result.status is success:
+            successes += 1
+        elif result.status is timeout:
+            timeouts += 1
+            skips += result.detail == rest_detail
+        else:
+            failures += 1
+            left += result.detail == left_detail
+    return RoundSummary(
+        method=method,
+        started_at=started_at,
+        wall_time_s=wall_time_s,
+        called=len(results),
+        successes=successes,
+        failures=failures,
+        timeouts=timeouts,
+        rest_skips=skips,
+        left=left,
+        slowest=_slowest(results.items(), rest_detail, left_detail),
+    )
 
 
 def _slowest(items: Iterable[tuple[Any, Any]], rest: str, left: str) -> tuple[tuple[str, float], ...]:

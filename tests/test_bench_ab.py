@@ -6,6 +6,7 @@ It never checks a timing: the figures belong to a run on a quiet machine.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from benchmarks.ab import median_interval, parse_args, summarize
 from benchmarks.ab_client import schedule
+from benchmarks.baseline import BASE_ENV
 from benchmarks.knobs import parse_setting
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,3 +103,21 @@ def test_the_bookkeeping_of_both_versions_is_timed_side_by_side() -> None:
     lines = done.stdout.splitlines()
     assert lines[0].startswith("bookkeeping of a round at N=5, 4 rounds each; base is ")
     assert [line.split()[0] for line in lines[1:3]] == ["base", "current"] and "per call" in lines[3]
+
+
+def test_the_base_commits_mrclient_runs_beside_this_one_in_the_same_process(tmp_path: Path) -> None:
+    """code=base: the mrclient of a git revision (here HEAD), imported as ``mrclient_base`` beside ``mrclient``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--variant", "code=base,current", "--models", "3", "--rounds", "2",
+         "--warmup", "1", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False, env={**os.environ, BASE_ENV: "HEAD"},
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [v["label"] for v in results["variants"]] == ["code=base", "code=current"]
+    assert all(v["ok"] == v["expected"] == 6 for v in results["variants"])
+    assert results["runners"] == 2, "a runner each, from each package"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert results["base_commit"] == head.stdout.strip()
+    assert (tmp_path / "base" / "mrclient_base" / "__init__.py").is_file()
+    assert f"code=base is commit {head.stdout.strip()[:12]}" in done.stdout

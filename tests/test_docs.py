@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import importlib
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from bs4 import BeautifulSoup, Tag
 from sphinx.pycode import ModuleAnalyzer
 
 import mrclient
+from _html_tables import tables, text_outside_tables
 from conftest import REPO_ROOT
 from mrclient.penalties import PenaltyPolicy, TimeoutVerdict
 
@@ -95,16 +97,72 @@ def test_the_migration_page_shows_each_difference_with_the_mrclient_way(title: s
     assert ".. code-block:: python" in section
 
 
-def test_the_notebook_runs_headless_and_is_committed_without_outputs() -> None:
+#: Run in the notebook's kernel right after the cell of that tag: the facts its output is checked against.
+PROBES = {
+    "runner-table": "json.dumps({'models': sorted(m.model_id for m in runner.models), 'line': repr(runner)})",
+    "round-results": "json.dumps({m.model_id: r.status.value for m, r in results.items()})",
+    "stats-table": (
+        "json.dumps({s.model_id: [s.calls, s.successes, s.failures, s.timeouts, s.last_status,"
+        " {k: str(v) for k, v in s.by_method.items()}] for s in runner.stats().values()})"
+    ),
+}
+
+
+def _html_of(cell: Any) -> str:
+    [page] = [output["data"]["text/html"] for output in cell.outputs if "text/html" in output.get("data", {})]
+    return str(page)
+
+
+def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did() -> None:
     path = DOCS / "notebooks" / "quickstart.ipynb"
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
-    nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3").execute()  # raises on a cell error
-    table = code[-2].outputs[0]["data"]["text/plain"]
-    for status in ("SUCCESS", "FAILED", "TIMEOUT"):
-        assert status in table
-    assert code[-1].outputs[0]["data"]["text/plain"] == "[]", "after close() no model is left"
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code), "committed without outputs"
+    tagged = {tag: cell for cell in code for tag in cell.metadata.get("tags", [])}
+    client = nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3")
+    facts: dict[str, Any] = {}
+    with client.setup_kernel():
+        for index, cell in enumerate(list(notebook.cells)):
+            client.execute_cell(cell, index)  # raises on a cell error
+            for tag in cell.metadata.get("tags", []):
+                if tag in PROBES:
+                    probe = nbformat.v4.new_code_cell(f"import json\nprint({PROBES[tag]})")
+                    notebook.cells.append(probe)  # nbclient writes the cell back at its index
+                    client.execute_cell(probe, len(notebook.cells) - 1, store_history=False)
+                    notebook.cells.pop()
+                    facts[tag] = json.loads("".join(o["text"] for o in probe.outputs if o.get("name") == "stdout"))
+
+    # the runner: its line and one row per model
+    page = _html_of(tagged["runner-table"])
+    assert facts["runner-table"]["line"] in text_outside_tables(page)
+    [table] = tables(page)
+    assert sorted(table.column("model")) == facts["runner-table"]["models"] and len(table.rows) == 3
+
+    # a round's results: a SUCCESS, a FAILED and a TIMEOUT model, each in its row, and the counts
+    statuses = facts["round-results"]
+    assert sorted(statuses.values()) == ["FAILED", "SUCCESS", "TIMEOUT"]
+    [table] = tables(_html_of(tagged["round-results"]))
+    assert {row["model"]: row["status"] for row in table.rows} == statuses
+    assert "3 models, 1 SUCCESS, 1 FAILED, 1 TIMEOUT" in table.caption
+    assert table.by("name")["broken"]["detail"].startswith("MODEL_FAILED")
+
+    # stats(): the counts of each model, per method too
+    [table] = tables(_html_of(tagged["stats-table"]))
+    rows = table.by("model")
+    assert set(rows) == set(facts["stats-table"])
+    for model_id, (calls, ok, failed, late, last, by_method) in facts["stats-table"].items():
+        row = rows[model_id]
+        assert (row["calls"], row["ok"], row["failed"], row["timeout"]) == tuple(map(str, (calls, ok, failed, late)))
+        assert row["last"] == last and row["by method"] == "; ".join(f"{k}: {v}" for k, v in by_method.items())
+    assert rows[next(m for m, s in statuses.items() if s == "FAILED")]["by method"] == "tick: 3 ok; predict: 3 failed"
+
+    # the pictures, and the live view's last state: updated in place until the runner closed
+    for tag in ("latency-figure", "status-figure"):
+        assert any("image/png" in output.get("data", {}) for output in tagged[tag].outputs), tag
+    live = _html_of(tagged["live-view"])
+    assert "the runner is closed; this view stopped" in text_outside_tables(live)
+    assert "closed, 0 ready, 7 rounds" in live and "4 called" in live, "the last round it saw: the newcomer's"
+    assert "stopped" in tagged["close"].outputs[-1]["data"]["text/plain"]
 
 
 # -- the API reference as built ---------------------------------------------------------------
@@ -187,12 +245,6 @@ def test_every_property_and_attribute_shows_its_whole_first_sentence(api_referen
 
 # -- installation, as it works today --------------------------------------------------------
 
-#: Texts that still name the PyPI form in files other helpers own (the command line, the notebook page),
-#: until their branches land: each is theirs to change (mrclient.extras.install_hint says it in one place).
-OWNED_ELSEWHERE = {
-    "docs/jupyter.rst": "mrclient[parquet]",
-    "docs/notebooks/quickstart.ipynb": "pip install 'mrclient[parquet]'",
-}
 
 
 def _extras() -> list[str]:
@@ -219,7 +271,7 @@ def test_nothing_tells_to_install_mrclient_from_pypi() -> None:
     found = []
     for path in files:
         relative = str(path.relative_to(REPO_ROOT))
-        text = path.read_text().replace(OWNED_ELSEWHERE.get(relative, "\0"), "")
+        text = path.read_text()
         found += [f"{relative}: {match.group(0)}" for match in pypi.finditer(text)]
     assert found == []
 

@@ -78,13 +78,17 @@ def test_build_then_install_the_wheel_in_a_fresh_venv_and_run_the_demo(tmp_path:
         "Classifier: Programming Language :: Python :: 3.10",
         "Classifier: Programming Language :: Python :: 3.13",
         "Classifier: Typing :: Typed",
-        "Classifier: License :: OSI Approved :: MIT License",
         "Classifier: Topic :: Software Development :: Libraries :: Python Modules",
-        "Project-URL: Changelog, ",
+        "License-Expression: MIT",  # the SPDX expression (PEP 639), not a License classifier
+        "Project-URL: Model node, https://pypi.org/project/crunch-model-runner/",
         "Requires-Dist: protobuf>=4.25.0",
+        'Requires-Dist: matplotlib>=3.8.0; extra == "notebook"',
         "License-File: LICENSE",
     ):
         assert line in metadata
+    assert "Classifier: License ::" not in metadata and "\nLicense: " not in metadata
+    urls = [line for line in metadata.splitlines() if line.startswith(("Project-URL:", "Home-page:"))]
+    assert all("pypi.org/project/" in url for url in urls), f"only pages that exist, no guessed home: {urls}"
 
     venv = tmp_path / "venv"
     _run_checked(sys.executable, "-m", "venv", str(venv))

@@ -23,7 +23,7 @@ from mrclient import (
     RoundSummary,
 )
 from mrclient.outbox import Outbox
-from mrclient.stats import LATENCY_WINDOW, ModelCounters, StatsBook
+from mrclient.stats import LATENCY_WINDOW, RECENT_ROUNDS, MethodCounts, ModelCounters, StatsBook, summarize
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
@@ -108,6 +108,45 @@ def test_each_outcome_counts_where_it_belongs_and_the_counts_add_up() -> None:
     assert (totals.rest_skips, totals.left) == (1, 1)
     assert sum(totals.latency_buckets) == 3  # ok, failing, slow: the calls that reached a model
     assert totals.latency_sum_s == pytest.approx(0.505)
+
+
+def test_counts_are_kept_per_method_and_add_up_to_the_models_totals() -> None:
+    book, model = _book(), _model("m")
+    for _ in range(3):
+        book.record("tick", {model: _result(SUCCESS, 1_000)}, 0.0, 0.001)
+    for _ in range(4):
+        book.record("predict", {model: _result(FAILED, 2_000, "FAILED: boom")}, 0.0, 0.002)
+    book.record("predict", {model: _result(TIMEOUT, 0, REST)}, 0.0, 0.0)
+    stats = model.counters.snapshot(model)
+    assert stats.by_method == {"tick": MethodCounts(3, 3, 0, 0, 0), "predict": MethodCounts(5, 0, 4, 1, 1)}
+    assert (stats.calls, stats.successes, stats.failures, stats.timeouts, stats.rest_skips) == (8, 3, 4, 1, 1)
+    assert str(stats.by_method["predict"]) == "4 failed, 1 timeout (1 rest)"
+    totals = book.totals()
+    assert totals.calls_by_method == {
+        "tick": {"SUCCESS": 3, "FAILED": 0, "TIMEOUT": 0}, "predict": {"SUCCESS": 0, "FAILED": 4, "TIMEOUT": 1}
+    }
+    assert [(s.method, s.called) for s in totals.recent_rounds] == [("tick", 1)] * 3 + [("predict", 1)] * 5
+
+
+def test_the_summary_of_an_unrecorded_round_is_the_recorded_ones() -> None:
+    ok, failing, slow, resting, gone = (_model(name) for name in ("ok", "failing", "slow", "resting", "gone"))
+    results = {
+        ok: _result(SUCCESS, 2_000),
+        failing: _result(FAILED, 3_000, "FAILED: boom"),
+        slow: _result(TIMEOUT, 500_000, "DEADLINE_EXCEEDED"),
+        resting: _result(TIMEOUT, 0, REST),
+        gone: _result(FAILED, 0, LEFT),
+    }
+    made = summarize("predict", results, 123.0, 0.5, success=SUCCESS, timeout=TIMEOUT, rest_detail=REST, left_detail=LEFT)
+    assert made == _book().record("predict", results, 123.0, 0.5)
+
+
+def test_the_recent_rounds_are_the_last_ones_only() -> None:
+    book, model = _book(), _model("m")
+    for number in range(RECENT_ROUNDS + 5):
+        book.record(f"r{number}", {model: _result(SUCCESS, 1_000)}, float(number), 0.001)
+    recent = book.totals().recent_rounds
+    assert len(recent) == RECENT_ROUNDS and recent[-1].method == f"r{RECENT_ROUNDS + 4}" and recent[0].started_at == 5.0
 
 
 def test_outbox_counts_unsent_and_unconfirmed_together() -> None:

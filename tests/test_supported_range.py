@@ -27,7 +27,7 @@ def _floors() -> dict[str, str]:
     config = configparser.ConfigParser()
     config.read(REPO_ROOT / "setup.cfg")
     lines = config["options"]["install_requires"].splitlines()
-    for extra in ("parquet", "secure", "testing", "metrics", "watch"):
+    for extra in ("parquet", "secure", "testing", "metrics", "watch", "notebook"):
         lines += config["options.extras_require"][extra].splitlines()
     floors = {}
     for line in filter(None, (line.strip() for line in lines)):

@@ -6,7 +6,7 @@ runner shares (the model table, rounds, penalties, ``close()``),
 types live in ``mrclient.results``.
 """
 
-from ..results import ModelPredictResult
+from ..results import ModelPredictResult, RoundResults
 from .base import DEFAULT_INIT_TIMEOUT, POOL_HEADROOM, ModelConcurrentRunner
 from .dynamic_subclass import DynamicSubclassModelConcurrentRunner
 from .train_infer import TrainInferModelConcurrentRunner
@@ -17,5 +17,6 @@ __all__ = [
     "DynamicSubclassModelConcurrentRunner",
     "ModelConcurrentRunner",
     "ModelPredictResult",
+    "RoundResults",
     "TrainInferModelConcurrentRunner",
 ]

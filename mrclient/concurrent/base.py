@@ -34,15 +34,16 @@ from ..hints import wait_hint
 from ..listeners import ListenerDispatcher
 from ..misuse import coordinator_mistake
 from ..orchestrator import OrchestratorSettings
+from ..overview import overview_html, runner_line
 from ..penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
-from ..results import ModelPredictResult, result_of
+from ..results import REST_DETAIL, ModelPredictResult, RoundResults, result_of
 from ..roster import Roster, RosterKeeper
 from ..rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from ..security import GatewayCredentials, SecureCredentials
 from ..shutdown import Shutdown
-from ..stats import CallTotals, ConnectionState, ModelStats, RoundSummary, StatsBook
+from ..stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary, StatsBook
 from ..validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
 __all__ = ["DEFAULT_INIT_TIMEOUT", "ModelConcurrentRunner", "POOL_HEADROOM", "check_request_size"]
@@ -58,8 +59,7 @@ DEFAULT_INIT_TIMEOUT = 60.0
 _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
 #: A model resting after timeouts is answered TIMEOUT without being contacted.
-_RESTED_DETAIL = "SKIPPED: resting after consecutive timeouts"
-_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=_RESTED_DETAIL)
+_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=REST_DETAIL)
 _SUCCESS, _TIMEOUT = ModelPredictResult.Status.SUCCESS, ModelPredictResult.Status.TIMEOUT
 
 
@@ -168,8 +168,23 @@ class ModelConcurrentRunner(abc.ABC):
         self._started = False  # True once init() succeeded
         self._told_table_frozen = False
         self.keep_stats = bool(keep_stats)
-        self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=_RESTED_DETAIL, left_detail=MODEL_LEFT)
+        self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT)
         self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
+        self._rounds_run = 0  # for the repr
+
+    def __repr__(self) -> str:
+        """What the runner is, on one line: ``<... crunch='c' ws://h:p connected, 3 ready, 9 rounds>``.
+
+        Its kind, crunch and orchestrator, the connection (``not started``,
+        ``connected``, ``disconnected`` while it reconnects, ``closed``), the
+        models ready and the rounds run.
+        """
+        return runner_line(self)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: that line, the connection, the last round and the model table (built when shown)."""
+        recent = self._book.totals().recent_rounds if self.keep_stats else ()
+        return overview_html(self, last_round=recent[-1] if recent else None)
 
     @property
     def max_consecutive_failures(self) -> int:
@@ -337,9 +352,13 @@ class ModelConcurrentRunner(abc.ABC):
 
     # -- statistics (see mrclient/stats.py) -------------------------------------------------
 
-    def stats(self) -> dict[ModelRunner, ModelStats]:
-        """Every ready model's statistics (``model_runner.stats``), as snapshots."""
-        return {runner: runner.stats for runner in self.models}
+    def stats(self) -> ModelStatsTable[ModelRunner]:
+        """Every ready model's statistics (``model_runner.stats``), as snapshots.
+
+        A dict of model runner -> :class:`~mrclient.ModelStats` that also gives
+        ``to_records()``, ``to_frame()`` and, in a notebook, a table.
+        """
+        return ModelStatsTable((runner, runner.stats) for runner in self.models)
 
     def totals(self) -> CallTotals:
         """Rounds by method and calls by status since the runner was made, all models together."""
@@ -395,7 +414,7 @@ class ModelConcurrentRunner(abc.ABC):
         penalize: bool = True,
         subject: str | None = None,
         method: str = "",
-    ) -> dict[ModelRunner, ModelPredictResult]:
+    ) -> RoundResults:
         """One round on ``runners``, then the penalties; rounds on one runner run one at a time.
 
         ``subject`` names what was called (``"method 'tick'"``) in the error
@@ -419,7 +438,7 @@ class ModelConcurrentRunner(abc.ABC):
             mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(called), subject)
             if mistake is not None:  # nobody is penalized for the coordinator's mistake
                 raise InvalidCoordinatorUsageError(mistake)
-            results: dict[ModelRunner, ModelPredictResult] = {}
+            results = RoundResults(method=method, started_at=started_at)
             not_the_models: dict[str, list[str]] = {}  # code -> details: the coordinator's side, told once
             for runner in runners:
                 if runner in resting:
@@ -438,9 +457,12 @@ class ModelConcurrentRunner(abc.ABC):
             for details in not_the_models.values():
                 logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
                                len(details), len(called), details[0])
+            wall_time_s, summary = time.perf_counter() - started, None
+            self._rounds_run += 1
             if self.keep_stats:
-                summary = self._book.record(method, results, started_at, time.perf_counter() - started)
+                summary = self._book.record(method, results, started_at, wall_time_s)
                 self._round_listeners.post("round", summary)
+            results._finish(wall_time_s, summary)
             return results
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:

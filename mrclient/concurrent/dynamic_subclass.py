@@ -9,7 +9,7 @@ from ..codec import to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator import OrchestratorSettings
 from ..proto.dynamic_subclass_pb2 import CallRequest
-from ..results import ModelPredictResult
+from ..results import RoundResults
 from ..rounds import ROUND_SWITCH_INTERVAL
 from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
 from ..runners.dynamic_subclass import build_call_request
@@ -107,7 +107,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         *,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
-    ) -> dict[ModelRunner, ModelPredictResult]:
+    ) -> RoundResults:
         """Call ``method_name`` on every ready model (or on ``model_runs``).
 
         Arguments come in one of three forms: ``arguments=(args, kwargs)`` with
@@ -120,8 +120,9 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
 
         ``timeout`` is the round's deadline in seconds (default: the runner's).
         ``model_runs`` restricts the round to those models; an empty list calls
-        none. Returns one :class:`ModelPredictResult` per model called; never
-        raises because a model misbehaves.
+        none. Returns a :class:`~mrclient.RoundResults`: the dict of one
+        :class:`ModelPredictResult` per model called (which also shows itself
+        as a table); never raises because a model misbehaves.
         """
         if not method_name or not isinstance(method_name, str):
             raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")

@@ -9,7 +9,7 @@ from ..codec import to_variant
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator import OrchestratorSettings
 from ..proto.train_infer_pb2 import InferRequest
-from ..results import ModelPredictResult
+from ..results import RoundResults
 from ..rounds import ROUND_SWITCH_INTERVAL
 from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
 from ..runners.train_infer import DEFAULT_SERVICE
@@ -90,7 +90,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
 
     def predict(
         self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
-    ) -> dict[ModelRunner, ModelPredictResult]:
+    ) -> RoundResults:
         """Feed ``value`` to every model's ``infer`` and gather the predictions."""
         try:
             variant = to_variant(value)
@@ -104,7 +104,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
 
     def reinitialize(
         self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
-    ) -> dict[ModelRunner, ModelPredictResult]:
+    ) -> RoundResults:
         """Restart every model's ``infer`` generator; no penalties are counted."""
         return self._run_round(
             self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .extras import install_hint
+
 __all__ = [
     "Column",
     "NOTEBOOK_EXTRA",
@@ -34,7 +36,7 @@ __all__ = [
     "text_table",
 ]
 
-#: The extra that brings pandas and matplotlib: ``pip install 'mrclient[notebook]'``.
+#: The extra that brings pandas and matplotlib (``extras.install_hint`` says how to install it).
 NOTEBOOK_EXTRA = "notebook"
 #: Background colours of a status badge (white text on them reads in light and dark themes).
 STATUS_COLOURS: Mapping[str, str] = {
@@ -189,7 +191,7 @@ def frame(records: list[dict[str, Any]], columns: Sequence[str], index: str | Se
         import pandas
     except ImportError as error:
         raise ImportError(
-            f"to_frame() needs pandas: pip install 'mrclient[{NOTEBOOK_EXTRA}]' (to_records() needs nothing)"
+            f"to_frame() needs pandas (to_records() needs nothing): {install_hint(NOTEBOOK_EXTRA)}"
         ) from error
     table = pandas.DataFrame.from_records(records, columns=list(columns))
     if index is not None:

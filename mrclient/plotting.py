@@ -4,8 +4,8 @@ Two matplotlib figures, drawn from the statistics the runner already keeps
 (no call reaches a model): ``latency_figure`` puts each model's p50 and p90
 latency against the round's deadline, ``status_figure`` stacks the
 successes, failures and timeouts of the last rounds. matplotlib comes with
-the ``notebook`` extra (``pip install 'mrclient[notebook]'``) and is imported
-only when a figure is drawn, so the plain install never loads it.
+the ``notebook`` extra and is imported only when a figure is drawn, so the
+plain install never loads it.
 
 Each function returns the ``matplotlib.figure.Figure`` (a notebook shows it;
 ``fig.savefig(path)`` writes it). The figure is made with pyplot, which hooks
@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .display import NOTEBOOK_EXTRA, STATUS_COLOURS
+from .extras import install_hint
 from .stats import CallTotals, ModelStats, RoundSummary
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib.pyplot as pyplot
     except ImportError as error:
-        raise ImportError(f"figures need matplotlib: pip install 'mrclient[{NOTEBOOK_EXTRA}]'") from error
+        raise ImportError(f"figures need matplotlib: {install_hint(NOTEBOOK_EXTRA)}") from error
     return pyplot
 
 

@@ -127,7 +127,7 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
 
     @property
     def summary(self) -> RoundSummary:
-        """The round's :class:`~mrclient.RoundSummary`: counts per status, rest skips, left, slowest, wall time.
+        """The round's :class:`~mrclient.RoundSummary`, with counts per status, rest skips, left, slowest, wall time.
 
         The one its ``on_round`` listeners got; made from the results as they
         are now when statistics did not record the round (``keep_stats=False``,
@@ -145,7 +145,7 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
         return [_record(runner, result) for runner, result in self.items()]
 
     def to_frame(self) -> Any:
-        """``to_records()`` as a pandas DataFrame indexed by model id (``pip install 'mrclient[notebook]'``)."""
+        """``to_records()`` as a pandas DataFrame indexed by model id (needs the ``notebook`` extra)."""
         return display.frame(self.to_records(), _RECORD_KEYS, index="model_id")
 
     def _rows(self, limit: int) -> tuple[list[dict[str, Any]], int]:

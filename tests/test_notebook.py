@@ -273,5 +273,5 @@ def test_figures_without_matplotlib_name_the_extra(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     for draw in (lambda: latency_figure([]), lambda: status_figure([])):
-        with pytest.raises(ImportError, match=re.escape("pip install 'mrclient[notebook]'")):
+        with pytest.raises(ImportError, match=re.escape("pip install '.[notebook]'")):
             draw()

@@ -202,7 +202,7 @@ def test_to_records_needs_no_pandas_and_to_frame_names_the_extra(
     assert "no prediction today" in rows[ids["Fails"]]["detail"]
 
     for to_frame in (results.to_frame, runner.stats().to_frame, runner.totals().to_frame):
-        with pytest.raises(ImportError, match=re.escape("pip install 'mrclient[notebook]'")):
+        with pytest.raises(ImportError, match=re.escape("pip install '.[notebook]'")):
             to_frame()
 
 

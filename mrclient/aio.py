@@ -250,7 +250,7 @@ class AsyncRunner(Generic[_R]):
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 
-        self._runner._shutdown.add_done_callback(wake)
+        self._runner.on_closed(wake)
         return closed
 
     async def _close(self) -> None:

@@ -15,12 +15,11 @@ is stale, at most once per ``every`` seconds, and sends the update. It reads
 the runner's snapshots only (the table, each model's statistics, the
 connection state): no call reaches a model.
 
-It stops when the runner closes (it sees ``runner.closed`` at the next event,
-and checks every ``CLOSE_CHECK`` seconds when nothing happens; it then waits,
-at most ``CLOSE_WAIT`` seconds, for ``close()`` to finish, so every round's
-summary has reached it) or on ``stop()``: one last redraw says so, keeping the
-table it showed last, and the thread ends. The listeners stay registered with the runner (it has no way to
-remove one) but do nothing once the view has stopped.
+It stops once the runner's ``close()`` has finished (``on_closed``: by then
+every round's summary and every leave has reached it) or on ``stop()``: one
+last redraw says so, keeping the table it showed last, and the thread ends.
+The listeners stay registered with the runner (it has no way to remove one)
+but do nothing once the view has stopped.
 
 IPython is imported by ``show`` only: the plain install does not need it.
 """
@@ -40,14 +39,12 @@ if TYPE_CHECKING:
     from .concurrent.base import ModelConcurrentRunner
     from .runners import ModelRunner
 
-__all__ = ["CLOSE_CHECK", "LiveView", "show"]
+__all__ = ["LiveView", "show"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two looks at ``runner.closed`` while nothing happens.
-CLOSE_CHECK = 1.0
-#: Seconds the last redraw waits for ``close()`` to finish (its listeners to have heard everything).
-CLOSE_WAIT = 10.0
+#: The longest the view's thread sleeps without looking whether it should stop (a bound, not a poll).
+IDLE_WAIT = 60.0
 #: Seconds a model that left stays in the table.
 LEFT_KEPT = 300.0
 
@@ -82,6 +79,7 @@ class LiveView:
         self._changed = threading.Condition()
         self._stale = False
         self._stopping = False
+        self._runner_closed = False  # close() has finished
         self._done = threading.Event()
         self._last_round: RoundSummary | None = None
         self._left: dict[str, tuple[float, dict[str, Any]]] = {}  # model id -> (when, its last row)
@@ -102,6 +100,7 @@ class LiveView:
         self.runner.on_round(self._round)
         self.runner.on_model_joined(self._joined, replay=False)
         self.runner.on_model_left(self._leaving)
+        self.runner.on_closed(self._closed)
         self._thread.start()
         return self
 
@@ -139,6 +138,11 @@ class LiveView:
             self._left[model.model_id] = (time.monotonic(), row)
             self._mark()
 
+    def _closed(self) -> None:
+        with self._changed:
+            self._runner_closed = True
+            self._changed.notify_all()
+
     def _mark(self) -> None:
         """Called with the condition held."""
         if not self._stopping:
@@ -151,18 +155,15 @@ class LiveView:
         try:
             while True:
                 with self._changed:
-                    self._changed.wait_for(lambda: self._stale or self._stopping, CLOSE_CHECK)
-                    stale, stopping, self._stale = self._stale, self._stopping, False
-                closed = self.runner.closed
-                if closed:  # let close() finish, so the last redraw has every round and leave it delivered
-                    self.runner._shutdown.done.wait(CLOSE_WAIT)
-                final = stopping or closed
+                    self._changed.wait_for(lambda: self._stale or self._stopping or self._runner_closed, IDLE_WAIT)
+                    stale, self._stale = self._stale, False
+                    final = self._stopping or self._runner_closed
                 if stale or final:
                     self._redraw(final)
                 if final:
                     return
                 with self._changed:  # at most one redraw per `every` seconds
-                    self._changed.wait_for(lambda: self._stopping, self.every)
+                    self._changed.wait_for(lambda: self._stopping or self._runner_closed, self.every)
         except Exception:  # a display that cannot be updated (the kernel is going away): stop, say why
             logger.exception("the live view of %s stopped", self.runner.model_cluster.crunch_id)
         finally:

@@ -37,7 +37,7 @@ def runner_state(runner: ModelConcurrentRunner) -> str:
     """``not started``, ``connected``, ``disconnected`` (reconnecting, the table kept) or ``closed``."""
     if runner.closed:
         return "closed"
-    if not runner._started:
+    if not runner.initialized:
         return "not started"
     return "connected" if runner.connected else "disconnected"
 
@@ -52,7 +52,7 @@ def runner_line(runner: ModelConcurrentRunner) -> str:
     """``<DynamicSubclassModelConcurrentRunner crunch='bird-game' ws://host:port connected, 12 ready, 340 rounds>``."""
     return (
         f"<{type(runner).__name__} crunch={runner.model_cluster.crunch_id!r} {orchestrator_url(runner)} "
-        f"{runner_state(runner)}, {len(runner.models)} ready, {runner._rounds_run} rounds>"
+        f"{runner_state(runner)}, {len(runner.models)} ready, {runner.rounds_run} rounds>"
     )
 
 

@@ -333,3 +333,16 @@ def _run(action: Callable[[], object]) -> BaseException | None:
     except BaseException as error:  # the test looks at what init() raised, if anything
         return error
     return None
+
+
+def test_on_closed_listeners_hear_once_that_close_has_finished() -> None:
+    runner = DynamicSubclassModelConcurrentRunner(
+        timeout=1, crunch_id="c", host="127.0.0.1", port=1, base_classname="a.B"
+    )
+    heard: list[tuple[str, bool]] = []
+    assert runner.on_closed(lambda: heard.append(("before", runner._shutdown.done.is_set()))) is not None
+    assert heard == [] and not runner.initialized and runner.rounds_run == 0
+    runner.close()
+    runner.close()
+    runner.on_closed(lambda: heard.append(("after", runner._shutdown.done.is_set())))
+    assert heard == [("before", True), ("after", True)], "once each, and only when close() had finished"

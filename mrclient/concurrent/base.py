@@ -254,6 +254,26 @@ class ModelConcurrentRunner(abc.ABC):
         """Whether ``close()`` was called, True from that moment on (a coordinator loop's condition)."""
         return self._shutdown.requested
 
+    @property
+    def initialized(self) -> bool:
+        """Whether an ``init()`` succeeded, so rounds may run (until ``close()``)."""
+        return self._started
+
+    @property
+    def rounds_run(self) -> int:
+        """How many rounds this runner has run, of every method (counted even with ``keep_stats`` off)."""
+        return self._rounds_run
+
+    def on_closed(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` once ``close()`` has finished, or at once if it has; returns it.
+
+        It runs on the thread that finished the close (or the caller's), must
+        be quick, and an exception it raises is logged. An event loop hears of
+        the close this way without a thread waiting (``mrclient.aio``).
+        """
+        self._shutdown.add_done_callback(listener)
+        return listener
+
     def close(self) -> None:
         """Stop the background thread and close every channel and pool; idempotent.
 

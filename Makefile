@@ -76,7 +76,7 @@ test-oldest: .venv-oldest/.ready
 test-newest: .venv-newest/.ready
 	MRCLIENT_PINS=.ci/pins-newest.txt .venv-newest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
 
-# The committed mrclient/proto comes from the grpcio-tools pinned in
+# The committed mrclient/wire/proto comes from the grpcio-tools pinned in
 # .ci/pins-oldest.txt: code that old protoc writes imports on every supported
 # protobuf, and tests/test_protos.py checks it is current in that venv.
 protos: .venv-oldest/.ready

@@ -9,7 +9,7 @@ a git revision (``MRCLIENT_AB_BASE``, default ``HEAD``: the last commit
 against the working tree) with ``git archive`` into the run's directory,
 renamed ``mrclient_base``, and the A/B client imports it beside ``mrclient``.
 
-Its generated protobuf modules are this checkout's (``mrclient.proto``): the
+Its generated protobuf modules are this checkout's (``mrclient.wire.proto``): the
 wire code is the same in both (``make protos`` writes it), and protobuf's
 descriptor pool would refuse a second copy of the same files. Everything else
 is the base commit's own code, relative imports and all. Each variant then
@@ -67,12 +67,17 @@ def extract(into: Path, revision: str | None = None) -> dict[str, str]:
 
 
 def _share_protos() -> None:
-    """``mrclient_base.proto.*`` are ``mrclient.proto.*``: one copy of each generated module."""
-    import mrclient.proto
+    """The base commit's generated modules are this checkout's: one copy of each in the descriptor pool.
 
-    sys.modules[f"{PACKAGE}.proto"] = mrclient.proto
-    for module in pkgutil.iter_modules(mrclient.proto.__path__):
-        sys.modules[f"{PACKAGE}.proto.{module.name}"] = importlib.import_module(f"mrclient.proto.{module.name}")
+    A base from before the layers (``mrclient_base.proto``) and one after them
+    (``mrclient_base.wire.proto``) both find them.
+    """
+    import mrclient.wire.proto as protos
+
+    for package in (f"{PACKAGE}.proto", f"{PACKAGE}.wire.proto"):
+        sys.modules[package] = protos
+        for module in pkgutil.iter_modules(protos.__path__):
+            sys.modules[f"{package}.{module.name}"] = importlib.import_module(f"mrclient.wire.proto.{module.name}")
 
 
 def runner_class(config: Mapping[str, Any]) -> type:

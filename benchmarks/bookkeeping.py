@@ -34,13 +34,21 @@ from typing import Any
 from . import baseline
 
 
+def _module(package: ModuleType, *paths: str) -> ModuleType:
+    """The first of ``paths`` that ``package`` has imported (a module moved when the layers became packages)."""
+    for path in paths:
+        module = sys.modules.get(f"{package.__name__}.{path}")
+        if module is not None:
+            return module
+    raise LookupError(f"{package.__name__} has none of {paths}")
+
+
 def bookkeeping(package: ModuleType, models: int) -> Callable[[], Any]:
     """One round's bookkeeping after the calls, with ``package``'s own code, ready to be repeated."""
-    name = package.__name__
-    results_module = sys.modules[f"{name}.results"]
-    rounds = sys.modules[f"{name}.rounds"]
-    stats = sys.modules[f"{name}.stats"]
-    outcome = sys.modules[f"{name}.runners"].CallOutcome(result={"echo": 1})
+    results_module = _module(package, "concurrent.results", "results")
+    rounds = _module(package, "concurrent.rounds", "rounds")
+    stats = _module(package, "stats.recording", "stats")
+    outcome = _module(package, "runners").CallOutcome(result={"echo": 1})
     runners = [
         package.DynamicSubclassModelRunner(
             base_classname="a.B", deployment_id=f"d{n}", model_id=f"m{n}", model_name=None, ip="127.0.0.1", port=1

@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from mrclient.rounds import call_models, switch_interval
+from mrclient.concurrent.rounds import call_models, switch_interval
 
 from .clients.raw import is_echo, method_request
 

@@ -37,9 +37,9 @@ from google.protobuf.empty_pb2 import Empty
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 
-from mrclient.proto import dynamic_subclass_pb2_grpc
-from mrclient.proto.commons_pb2 import Status
-from mrclient.proto.dynamic_subclass_pb2 import (
+from mrclient.wire.proto import dynamic_subclass_pb2_grpc
+from mrclient.wire.proto.commons_pb2 import Status
+from mrclient.wire.proto.dynamic_subclass_pb2 import (
     CallRequest,
     CallResponse,
     RestResponse,

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import logging
 
-from .cluster import ModelCluster
-from .codec import Argument, KwArgument, Variant, VariantType, decode_data, encode_data
+from ._support.hints import EmptyCrunchWarning, MrclientWarning
+from .cluster.roster import Roster
+from .cluster.table import ModelCluster
 from .concurrent import (
     DynamicSubclassModelConcurrentRunner,
     ModelConcurrentRunner,
     ModelPredictResult,
     TrainInferModelConcurrentRunner,
 )
+from .concurrent.overview import RunnerOverview
+from .concurrent.results import RoundResults
 from .errors import InvalidCoordinatorUsageError, MrclientError
-from .hints import EmptyCrunchWarning, MrclientWarning
-from .results import RoundResults
-from .roster import Roster
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .stats import LATENCY_BUCKETS, CallTotals, ConnectionState, MethodCounts, ModelStats, ModelStatsTable, RoundSummary
+from .wire.codec import Argument, KwArgument, Variant, VariantType, decode_data, encode_data
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "Roster",
     "RoundResults",
     "RoundSummary",
+    "RunnerOverview",
     "SecureCredentials",
     "TrainInferModelConcurrentRunner",
     "TrainInferModelRunner",

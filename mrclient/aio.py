@@ -32,10 +32,10 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from .cluster import ModelCluster
+from .cluster.roster import Roster
+from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
 from .errors import InvalidCoordinatorUsageError
-from .roster import Roster
 from .runners import ModelRunner
 from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
 

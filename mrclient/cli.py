@@ -2,7 +2,7 @@
 
 ``demo`` runs the README's coordinator loop on an embedded local cluster (a
 ``LocalOrchestrator`` and a few ``LocalModelNode`` servers in this process),
-in secure mode with ``--secure``; ``watch`` (mrclient/watch.py) shows what an
+in secure mode with ``--secure``; ``watch`` (mrclient/watch/) shows what an
 orchestrator announces, touching the model nodes only when asked (``--health``,
 ``--call``); ``call`` runs one round against a real orchestrator and shows a
 row for every model it announced. ``--credentials`` or ``--gateway-key`` reach
@@ -26,14 +26,14 @@ from contextlib import ExitStack
 from typing import Any
 
 from . import __version__
+from ._support.hints import EmptyCrunchWarning
+from ._support.validation import check_host, check_port
+from .cluster.setup_state import SETTING_UP, SetupState
 from .concurrent import DEFAULT_INIT_TIMEOUT, DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .errors import InvalidCoordinatorUsageError, MrclientError
-from .hints import EmptyCrunchWarning
 from .runners import ModelRunner
 from .security import GatewayCredentials, SecureCredentials
-from .setup_state import SETTING_UP, SetupState
-from .validation import check_host, check_port
-from .watch import OUTPUTS, CallPlan, HealthPlan, Watcher, no_models_notice, pick_output
+from .watch.watcher import OUTPUTS, CallPlan, HealthPlan, Watcher, no_models_notice, pick_output
 
 #: The value column of ``call``'s table is cut here; ``--json`` prints values whole.
 VALUE_WIDTH = 48

@@ -1,10 +1,10 @@
-"""Compile the .proto files beside this script into mrclient/proto.
+"""Compile the .proto files beside this script into mrclient/wire/proto.
 
 One command (``make protos``) so the generated code is reproducible; the test
 suite runs it into a temporary directory and fails when the committed modules
 differ. protoc writes absolute imports (``import commons_pb2``), which only work
 when the modules sit at the top level, so they are rewritten as relative imports
-to live inside the ``mrclient.proto`` package.
+to live inside the ``mrclient.wire.proto`` package.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from grpc_tools import protoc
 
 PROTOS = Path(__file__).resolve().parent
-DEFAULT_OUT = PROTOS.parent / "mrclient" / "proto"
+DEFAULT_OUT = PROTOS.parent / "mrclient" / "wire" / "proto"
 _ABSOLUTE_IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
 _ABSOLUTE_FROM = re.compile(r"^from (\w+_pb2) import ", re.MULTILINE)
 _HEADER = '"""Generated from protos/ by `make protos`; do not edit."""\n'

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from mrclient.cluster import ModelCluster
-from mrclient.orchestrator import OrchestratorSettings, reconnect_backoff
+from mrclient.cluster.table import ModelCluster
+from mrclient.orchestrator.connection import OrchestratorSettings, reconnect_backoff
 from mrclient.runners import DynamicSubclassModelRunner, ModelRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase

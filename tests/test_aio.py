@@ -31,9 +31,9 @@ from mrclient import (
     TrainInferModelConcurrentRunner,
 )
 from mrclient.aio import AsyncRunner
-from mrclient.codec import to_arguments
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, SlowTracker, TrackerBase
+from mrclient.wire.codec import to_arguments
 from test_shutdown import Child
 
 CRUNCH = "aio"

@@ -16,7 +16,7 @@ AT_END = (
     "maybe_record_rpc_latency (grpc/_observability.py:286)"
 )
 WAITING = f"{CALL};_UnaryUnaryMultiCallable._blocking (grpc/_channel.py:1152)"
-OWN_CONTEXT = f"{WORKER};switch_interval (mrclient/rounds.py:50);contextmanager.<locals>.helper (contextlib.py:301)"
+OWN_CONTEXT = f"{WORKER};switch_interval (mrclient/concurrent/rounds.py:50);contextmanager.<locals>.helper (contextlib.py:301)"
 
 
 def test_both_call_sites_count_and_nothing_else() -> None:

@@ -28,7 +28,7 @@ from _orchestrator_fixtures import (
     orchestrator,
 )
 from conftest import client_threads_since, free_port
-from mrclient.cluster import ModelCluster
+from mrclient.cluster.table import ModelCluster
 from mrclient.errors import InvalidCoordinatorUsageError
 from mrclient.runners import ModelRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -135,7 +135,7 @@ def test_start_raises_the_coordinators_mistake_and_reports_nothing(
     cluster = kit.cluster(factory=kit.factory(base_classname="  "))  # the node answers INVALID_ARGUMENT
     with pytest.raises(InvalidCoordinatorUsageError, match="rejected"):
         cluster.start(WAIT)
-    assert [r for r in caplog.records if r.name == "mrclient.cluster" and r.levelno == logging.ERROR]
+    assert [r for r in caplog.records if r.name == "mrclient.cluster.table" and r.levelno == logging.ERROR]
     assert cluster.models == [] and not orchestrator.wait_for_reports(1, QUIET)
     assert orchestrator.wait_for_clients(0, WAIT), "a failed start closes the cluster"
 
@@ -261,7 +261,7 @@ def test_an_unknown_state_is_logged_and_ignored(orchestrator: LocalOrchestrator,
     recorder = Recorder()
     cluster = started(kit, recorder)
     (runner,) = cluster.models
-    caplog.set_level(logging.WARNING, logger="mrclient.cluster")
+    caplog.set_level(logging.WARNING, logger="mrclient.cluster.table")
     orchestrator.set_state(model_id, "HIBERNATING")
     barrier(orchestrator, node, recorder)
     assert runner in cluster.models and not runner.closed
@@ -491,7 +491,7 @@ def test_malformed_frames_are_logged_once_each_and_the_rest_applies(
     for fragment in ("deployment_id is missing", "port is 'not-a-port' (str), not a number",
                      "unknown state 'SLEEPING'", "ip is None (null)", "entry 4 skipped: not an object"):
         assert sum(fragment in m for m in skipped) == 1, (fragment, skipped)
-    connection_warnings = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator"]
+    connection_warnings = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator.connection"]
     assert len(connection_warnings) == 3, connection_warnings
     assert orchestrator.connections == 1, "the connection was never dropped"
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrclient.cluster_plan import ModelEntry, Plan, Rejected, parse_entry, plan_event
+from mrclient.cluster.plan import Plan, plan_event
+from mrclient.wire.entries import ModelEntry, Rejected, parse_entry
 
 
 @dataclass(frozen=True)

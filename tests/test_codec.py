@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mrclient.codec import (
+from mrclient.wire.codec import (
     Argument,
     KwArgument,
     Variant,

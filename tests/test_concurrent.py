@@ -25,7 +25,7 @@ from mrclient import (
     VariantType,
     encode_data,
 )
-from mrclient.rounds import switch_interval
+from mrclient.concurrent.rounds import switch_interval
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 SUCCESS = ModelPredictResult.Status.SUCCESS

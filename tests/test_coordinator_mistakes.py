@@ -23,7 +23,7 @@ from mrclient import (
     ModelPredictResult,
     MrclientError,
 )
-from mrclient.misuse import SETUP_FAILED, coordinator_mistake, names_missing_class
+from mrclient.cluster.misuse import SETUP_FAILED, coordinator_mistake, names_missing_class
 from mrclient.runners.base import CallOutcome, ErrorType
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
@@ -400,7 +400,7 @@ def test_init_returns_once_every_model_joined_or_failed_its_first_attempt(
 ) -> None:
     crunch.add_models(30)
     dead = crunch.orchestrator.add_model(port=free_port())
-    caplog.set_level(logging.INFO, logger="mrclient.cluster")
+    caplog.set_level(logging.INFO, logger="mrclient.cluster.table")
     runner = crunch.runner(init=False, retry_backoff_factor=0.2)  # the dead one retries for ~3 s
     started = time.monotonic()
     runner.init(timeout=30)

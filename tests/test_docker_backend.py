@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
-from mrclient.codec import to_arguments
-from mrclient.orchestrator import OrchestratorSettings, reconnect_backoff
+from mrclient.orchestrator.connection import OrchestratorSettings, reconnect_backoff
 from mrclient.runners import DynamicSubclassModelRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
+from mrclient.wire.codec import to_arguments
 
 CRUNCH = "docker-crunch"
 WAIT = 10.0
@@ -122,12 +122,12 @@ def test_three_nodes_announced_docker_style_through_joins_a_stop_a_replacement_a
         assert table.wait_for(("left", a, deployment[a]), ("joined", d, orchestrator.model(d)["deployment_id"]))
         assert results_of(runner, 5) == {c: (SUCCESS, "c2:5"), d: (SUCCESS, "d:5")}
         assert runner.connection_state.reconnects == 1
-        assert any("code 1001" in r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator")
+        assert any("code 1001" in r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator.connection")
     finally:
         runner.close()
     assert orchestrator.reports == []
     assert table.events.count(("joined", c, new_c)) == 1, "the old deployment's STOPPED frames left the new one alone"
-    noisy = [r.getMessage() for r in caplog.records if r.name == "mrclient.cluster" and r.levelno >= logging.WARNING]
+    noisy = [r.getMessage() for r in caplog.records if r.name == "mrclient.cluster.table" and r.levelno >= logging.WARNING]
     assert noisy == [], "the second STOPPED frames and the string ports are normal traffic"
     assert [t.name for t in threading.enumerate() if t.name.startswith("mrclient")] == [], "close() left nothing"
 

@@ -21,7 +21,7 @@ from sphinx.pycode import ModuleAnalyzer
 import mrclient
 from _html_tables import tables, text_outside_tables
 from conftest import REPO_ROOT
-from mrclient.penalties import PenaltyPolicy, TimeoutVerdict
+from mrclient.cluster.penalties import PenaltyPolicy, TimeoutVerdict
 
 DOCS = REPO_ROOT / "docs"
 RUN_TIMEOUT = 120.0

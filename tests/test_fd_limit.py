@@ -67,7 +67,7 @@ def test_the_soft_limit_is_raised_to_the_hard_one_and_every_model_is_callable(cl
 
 def test_a_hard_limit_too_low_is_said_once_with_the_fix_and_costs_no_model_a_report(cluster: BenchCluster) -> None:
     seen, log = run_client(cluster, 1024, 1024, wait=1)  # all it can: init() returns once each tried
-    errors = [line for line in log.splitlines() if line.startswith("ERROR mrclient.fdlimit")]
+    errors = [line for line in log.splitlines() if line.startswith("ERROR mrclient._support.fdlimit")]
     assert len(errors) == 1, log[-3000:]
     assert f"{MODELS} models need up to {2 * MODELS + 128} open files" in errors[0] and "ulimit -n" in errors[0]
     assert 0 < seen["ready"] < MODELS and seen["successes"] == seen["ready"]  # those that could connect answer

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrclient.frames import Event, Skipped, parse_frame
+from mrclient.wire.frames import Event, Skipped, parse_frame
 
 
 def test_init_and_update_frames_are_events() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import free_port
 from mrclient import DynamicSubclassModelConcurrentRunner, EmptyCrunchWarning, MrclientWarning
-from mrclient.hints import wait_hint
+from mrclient._support.hints import wait_hint
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 

@@ -18,7 +18,7 @@ from mrclient import (
     MrclientError,
     TrainInferModelConcurrentRunner,
 )
-from mrclient.listeners import ListenerDispatcher
+from mrclient.cluster.listeners import ListenerDispatcher
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 WAIT = 10.0

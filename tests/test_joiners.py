@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from _orchestrator_fixtures import Recorder
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
-from mrclient.roster import RosterKeeper
+from mrclient.cluster.roster import RosterKeeper
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 SUCCESS = ModelPredictResult.Status.SUCCESS

@@ -19,12 +19,12 @@ from google.protobuf.empty_pb2 import Empty
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import PARTICIPANT, TRACKER_BASE, TlsMaterial
-from mrclient.codec import decode_variant, to_variant
-from mrclient.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
-from mrclient.proto.commons_pb2 import Argument, KwArgument, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
-from mrclient.proto.train_infer_pb2 import InferRequest
 from mrclient.testing import LocalModelNode
+from mrclient.wire.codec import decode_variant, to_variant
+from mrclient.wire.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
+from mrclient.wire.proto.commons_pb2 import Argument, KwArgument, VariantType
+from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
+from mrclient.wire.proto.train_infer_pb2 import InferRequest
 
 WAIT = 10.0  # bound on every wait for the node
 

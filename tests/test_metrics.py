@@ -139,7 +139,7 @@ def test_the_plain_install_imports_neither_extra(blocked: str, tmp_path: Any) ->
         "    except ImportError as error:\n"
         "        print(error)\n"
         "else:\n"
-        "    from mrclient.watch import pick_output\n"
+        "    from mrclient.watch.watcher import pick_output\n"
         "    print(pick_output('auto', tty=True))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path)

@@ -17,7 +17,7 @@ from tenacity.wait import wait_base
 
 from _orchestrator_fixtures import CRUNCH, FAST, QUIET, WAIT, SilentServer, orchestrator, silent_server
 from conftest import free_port
-from mrclient.orchestrator import OrchestratorConnection, OrchestratorSettings, reconnect_backoff
+from mrclient.orchestrator.connection import OrchestratorConnection, OrchestratorSettings, reconnect_backoff
 from mrclient.testing import LocalOrchestrator
 
 __all__ = ["orchestrator", "silent_server"]  # fixtures used here
@@ -285,7 +285,7 @@ def test_malformed_frames_are_logged_and_the_connection_goes_on(
 ) -> None:
     connection, events = connect(orchestrator.port)
     connection.connect(WAIT)
-    caplog.set_level(logging.WARNING, logger="mrclient.orchestrator")
+    caplog.set_level(logging.WARNING, logger="mrclient.orchestrator.connection")
     bad = [
         "this is not json",
         "[1, 2, 3]",
@@ -299,7 +299,7 @@ def test_malformed_frames_are_logged_and_the_connection_goes_on(
     orchestrator.send_raw(json.dumps({"event": "update", "data": []}))
     assert events.wait_count(2)
     assert events.names() == ["init", "update"], "only the well-formed frame reached the handler"
-    messages = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator.connection"]
     expected = [
         "not JSON", "not a JSON object", "unknown event 'party'", "data is not a list", "says: something is wrong",
         "unknown event None",

@@ -16,7 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from mrclient.outbox import Outbox
+from mrclient.orchestrator.outbox import Outbox
 
 
 def test_a_message_is_delivered_after_the_second_pong() -> None:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from mrclient.pools import BurstPool
+from mrclient.cluster.pools import BurstPool
 
 WAIT = 10.0
 

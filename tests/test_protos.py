@@ -12,10 +12,10 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor, FileDescriptor
 
 from conftest import REPO_ROOT, read_pins
-from mrclient.proto import commons_pb2, dynamic_subclass_pb2, train_infer_pb2
+from mrclient.wire.proto import commons_pb2, dynamic_subclass_pb2, train_infer_pb2
 
 COMMITTED = REPO_ROOT / "mrclient" / "proto"
-#: The protoc that writes mrclient/proto: old enough for the oldest supported protobuf.
+#: The protoc that writes mrclient/wire/proto: old enough for the oldest supported protobuf.
 GRPCIO_TOOLS = read_pins(REPO_ROOT / ".ci" / "pins-oldest.txt")["grpcio-tools"]
 
 
@@ -40,10 +40,10 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     _load_generate().generate(tmp_path)
     fresh = {path.name for path in tmp_path.iterdir() if path.is_file()}
     committed = {path.name for path in COMMITTED.iterdir() if path.is_file() and not path.name.endswith(".pyc")}
-    assert fresh == committed, f"mrclient/proto/ has other files than protos/ generates ({sorted(fresh ^ committed)}): run make protos"
+    assert fresh == committed, f"mrclient/wire/proto/ has other files than protos/ generates ({sorted(fresh ^ committed)}): run make protos"
     for name in sorted(fresh):
         assert (tmp_path / name).read_bytes() == (COMMITTED / name).read_bytes(), (
-            f"mrclient/proto/{name} is stale: run make protos"
+            f"mrclient/wire/proto/{name} is stale: run make protos"
         )
 
 

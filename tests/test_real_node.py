@@ -17,10 +17,10 @@ from google.protobuf.empty_pb2 import Empty
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import TRACKER_BASE, RealNode
-from mrclient.codec import decode_variant, to_arguments, to_kw_arguments
-from mrclient.proto import dynamic_subclass_pb2_grpc
-from mrclient.proto.commons_pb2 import Argument, Variant, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
+from mrclient.wire.codec import decode_variant, to_arguments, to_kw_arguments
+from mrclient.wire.proto import dynamic_subclass_pb2_grpc
+from mrclient.wire.proto.commons_pb2 import Argument, Variant, VariantType
+from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
 
 pytestmark = pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
 

@@ -1,6 +1,6 @@
 """Reports the orchestrator can act on: refused at the door, and re-sent after a reconnect only if still valid.
 
-The rules are pure functions (``mrclient.reports``, ``mrclient.redelivery``),
+The rules are pure functions (``mrclient.cluster.reports``, ``mrclient.orchestrator.redelivery``),
 tested here with plain data; the door is tested on a real runner against a
 LocalOrchestrator, whose ``reports`` must stay empty when a report is refused.
 """
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrclient import DynamicSubclassModelConcurrentRunner, InvalidCoordinatorUsageError
-from mrclient.redelivery import Redelivery, redeliver
-from mrclient.reports import FAILURE_CODES, report_problem
+from mrclient.cluster.reports import FAILURE_CODES, report_problem
+from mrclient.orchestrator.redelivery import Redelivery, redeliver
 from mrclient.runners import DynamicSubclassModelRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase

@@ -34,7 +34,7 @@ from mrclient import (
     RoundResults,
     RoundSummary,
 )
-from mrclient.display import STATUS_COLOURS
+from mrclient._support.tables import STATUS_COLOURS
 from mrclient.runners import MODEL_LEFT
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
@@ -436,7 +436,7 @@ def test_a_round_cut_by_close_keeps_the_failure_that_had_come_back(crunch: Crunc
 
 
 def test_a_table_of_many_models_shows_who_left_then_trouble_and_counts_the_rest() -> None:
-    from mrclient.overview import model_row, model_table_html, table_rows
+    from mrclient.concurrent.overview import model_row, model_table_html, table_rows
 
     models = [
         DynamicSubclassModelRunner(

@@ -13,9 +13,9 @@ import pytest
 
 from conftest import TlsMaterial, free_port
 from mrclient import DynamicSubclassModelRunner, InvalidCoordinatorUsageError, ModelRunner, TrainInferModelRunner
-from mrclient.codec import to_arguments, to_kw_arguments
 from mrclient.runners import MODEL_LEFT, node_lost_setup
 from mrclient.testing import LocalModelNode
+from mrclient.wire.codec import to_arguments, to_kw_arguments
 
 ErrorType = ModelRunner.ErrorType
 WAIT = 10.0

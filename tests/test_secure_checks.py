@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from mrclient import GatewayCredentials, MrclientError, SecureCredentials
-from mrclient.misuse import coordinator_mistake
+from mrclient.cluster.misuse import coordinator_mistake
 from mrclient.runners.base import CallOutcome, ErrorType
 from mrclient.security import PLAINTEXT_NODE, REFUSED, AuthError
 from mrclient.security.identity import ExpectedIdentity, NodeIdentity, check_node_identity, identity_headers

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from mrclient import DynamicSubclassModelConcurrentRunner
-from mrclient.setup_state import READY, SETTING_UP, SETUP_FAILED
+from mrclient.cluster.setup_state import READY, SETTING_UP, SETUP_FAILED
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 

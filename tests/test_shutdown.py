@@ -24,8 +24,8 @@ import pytest
 
 from conftest import REPO_ROOT, TESTS, client_threads_since
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, MrclientError
+from mrclient._support.shutdown import Shutdown, runs_library_code
 from mrclient.runners.base import MODEL_LEFT
-from mrclient.shutdown import Shutdown, runs_library_code
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 FAILED = ModelPredictResult.Status.FAILED
@@ -96,7 +96,7 @@ def test_library_frames_are_told_apart_from_the_coordinators_and_the_kits() -> N
         frame: FrameType = namespace["here"]()
         return frame
 
-    for module in ("mrclient.concurrent.base", "mrclient.rounds", "mrclient", "mrclient.runners.base"):
+    for module in ("mrclient.concurrent.base", "mrclient.concurrent.rounds", "mrclient", "mrclient.runners.base"):
         assert runs_library_code(frame_in(module)), module
     for module in ("__main__", "mrclientish", "mrclient.cli", "mrclient.testing.node", "mrclient.__main__"):
         assert not runs_library_code(frame_in(module)), module

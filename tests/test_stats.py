@@ -16,13 +16,8 @@ from typing import Any
 
 import pytest
 
-from mrclient import (
-    DynamicSubclassModelConcurrentRunner,
-    ModelPredictResult,
-    ModelRunner,
-    RoundSummary,
-)
-from mrclient.outbox import Outbox
+from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, RoundSummary
+from mrclient.orchestrator.outbox import Outbox
 from mrclient.stats import LATENCY_WINDOW, RECENT_ROUNDS, MethodCounts, ModelCounters, StatsBook, summarize
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 

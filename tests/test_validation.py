@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mrclient import InvalidCoordinatorUsageError
-from mrclient.validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+from mrclient._support.validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
 
 
 @pytest.mark.parametrize("value", [0, -1, None, "5", float("nan"), math.inf, -math.inf, True, [5]])

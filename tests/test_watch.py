@@ -29,19 +29,11 @@ import pytest
 
 from _rpc_recorder import RecordingProxy, recording_proxy_fixture  # noqa: F401 (the recording_proxy fixture)
 from mrclient import ConnectionState, DynamicSubclassModelConcurrentRunner, ModelPredictResult, RoundSummary
-from mrclient.announcements import GONE, Announcement, apply_frame, prune_left
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, TrackerBase
-from mrclient.watch import pick_output
-from mrclient.watch_display import (
-    ANNOUNCED_COLUMNS,
-    ModelCalls,
-    fit_columns,
-    model_rows,
-    summary_parts,
-    text_table,
-    wrap_parts,
-)
+from mrclient.watch.announcements import GONE, Announcement, apply_frame, prune_left
+from mrclient.watch.display import ANNOUNCED_COLUMNS, ModelCalls, fit_columns, model_rows, summary_parts, text_table, wrap_parts
+from mrclient.watch.watcher import pick_output
 
 WAIT = 60.0  # bound of every wait on the watched process (it starts Python, gRPC and rich)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import grpc
 
-from mrclient.proto.commons_pb2 import Argument, Variant, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
+from mrclient.wire.proto.commons_pb2 import Argument, Variant, VariantType
+from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
 
 from .common import ClientConfig
 

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from mrclient.proto.dynamic_subclass_pb2 import CallResponse, SetupRequest, SetupResponse
+from mrclient.wire.proto.dynamic_subclass_pb2 import CallResponse, SetupRequest, SetupResponse
 
 from .common import ClientConfig, run_client
 from .raw import CHANNEL_OPTIONS, SERVICE, call_request, identity, is_echo

@@ -1,14 +1,16 @@
-"""Call one method on every live model at once: the concurrent runners.
+"""Call one method on every live model at once: the concurrent runners, their rounds and results.
 
-One module per kind, as in ``runners/``: ``base`` holds what every concurrent
-runner shares (the model table, rounds, penalties, ``close()``),
-``dynamic_subclass`` and ``train_infer`` the two kinds of round. The result
-types live in ``mrclient.results``.
+Layer 6, what a coordinator holds: ``base`` is what every concurrent runner
+shares (the model table, rounds, penalties, ``close()``), ``dynamic_subclass``
+and ``train_infer`` the two kinds of round, ``rounds`` one round on the call
+pool, ``results`` what it returns, ``overview`` the runner at a glance. It may
+import every layer below: ``errors``, ``_support``, ``wire``, ``security``,
+``stats``, ``runners``, ``orchestrator``, ``cluster``.
 """
 
-from ..results import ModelPredictResult, RoundResults
 from .base import DEFAULT_INIT_TIMEOUT, POOL_HEADROOM, ModelConcurrentRunner
 from .dynamic_subclass import DynamicSubclassModelConcurrentRunner
+from .results import ModelPredictResult, RoundResults
 from .train_infer import TrainInferModelConcurrentRunner
 
 __all__ = [

@@ -28,23 +28,23 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from ..cluster import ModelCluster
+from .._support.hints import wait_hint
+from .._support.shutdown import Shutdown
+from .._support.validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+from ..cluster.listeners import ListenerDispatcher
+from ..cluster.misuse import coordinator_mistake
+from ..cluster.penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
+from ..cluster.roster import Roster, RosterKeeper
+from ..cluster.table import ModelCluster
 from ..errors import InvalidCoordinatorUsageError, MrclientError
-from ..hints import wait_hint
-from ..listeners import ListenerDispatcher
-from ..misuse import coordinator_mistake
-from ..orchestrator import OrchestratorSettings
-from ..overview import overview_html, runner_line
-from ..penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
-from ..results import REST_DETAIL, ModelPredictResult, RoundResults, result_of
-from ..roster import Roster, RosterKeeper
-from ..rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
+from ..orchestrator.connection import OrchestratorSettings
 from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from ..security import GatewayCredentials, SecureCredentials
-from ..shutdown import Shutdown
 from ..stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary, StatsBook
-from ..validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+from .overview import RunnerOverview
+from .results import REST_DETAIL, ModelPredictResult, RoundResults, result_of
+from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 
 __all__ = ["DEFAULT_INIT_TIMEOUT", "ModelConcurrentRunner", "POOL_HEADROOM", "check_request_size"]
 
@@ -179,12 +179,32 @@ class ModelConcurrentRunner(abc.ABC):
         ``connected``, ``disconnected`` while it reconnects, ``closed``), the
         models ready and the rounds run.
         """
-        return runner_line(self)
+        return self.overview().line
 
     def _repr_html_(self) -> str:
         """In a notebook: that line, the connection, the last round and the model table (built when shown)."""
+        return self.overview().html()
+
+    def overview(self) -> RunnerOverview:
+        """The runner at a glance, as one snapshot: what its ``repr`` says and its notebook HTML shows."""
+        if self.closed:
+            state = "closed"
+        elif not self._started:
+            state = "not started"
+        else:
+            state = "connected" if self.connected else "disconnected"
         recent = self._book.totals().recent_rounds if self.keep_stats else ()
-        return overview_html(self, last_round=recent[-1] if recent else None)
+        return RunnerOverview(
+            kind=type(self).__name__,
+            crunch_id=self.model_cluster.crunch_id,
+            host=self.host,
+            port=self.port,
+            state=state,
+            models=tuple(self.models),
+            rounds_run=self._rounds_run,
+            connection=self.connection_state,
+            last_round=recent[-1] if recent else None,
+        )
 
     @property
     def max_consecutive_failures(self) -> int:
@@ -370,7 +390,7 @@ class ModelConcurrentRunner(abc.ABC):
         """The orchestrator connection as a snapshot (connected since when, reconnects, reports in flight)."""
         return self.model_cluster.connection_state
 
-    # -- statistics (see mrclient/stats.py) -------------------------------------------------
+    # -- statistics (see mrclient/stats/) ---------------------------------------------------
 
     def stats(self) -> ModelStatsTable[ModelRunner]:
         """Every ready model's statistics (``model_runner.stats``), as snapshots.

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from ..codec import to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
-from ..orchestrator import OrchestratorSettings
-from ..proto.dynamic_subclass_pb2 import CallRequest
-from ..results import RoundResults
-from ..rounds import ROUND_SWITCH_INTERVAL
+from ..orchestrator.connection import OrchestratorSettings
 from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
 from ..runners.dynamic_subclass import build_call_request
 from ..security import GatewayCredentials, SecureCredentials
+from ..wire.codec import to_arguments, to_kw_arguments
+from ..wire.proto.dynamic_subclass_pb2 import CallRequest
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size
+from .results import RoundResults
+from .rounds import ROUND_SWITCH_INTERVAL
 
 __all__ = ["DynamicSubclassModelConcurrentRunner"]
 

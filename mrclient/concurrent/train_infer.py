@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..codec import to_variant
 from ..errors import InvalidCoordinatorUsageError
-from ..orchestrator import OrchestratorSettings
-from ..proto.train_infer_pb2 import InferRequest
-from ..results import RoundResults
-from ..rounds import ROUND_SWITCH_INTERVAL
+from ..orchestrator.connection import OrchestratorSettings
 from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
 from ..runners.train_infer import DEFAULT_SERVICE
 from ..security import GatewayCredentials, SecureCredentials
+from ..wire.codec import to_variant
+from ..wire.proto.train_infer_pb2 import InferRequest
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size
+from .results import RoundResults
+from .rounds import ROUND_SWITCH_INTERVAL
 
 __all__ = ["TrainInferModelConcurrentRunner"]
 

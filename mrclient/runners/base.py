@@ -34,12 +34,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..codec import decode_variant
+from .._support.fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..errors import InvalidCoordinatorUsageError
-from ..fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import PLAINTEXT, Transport, connect_transport
 from ..stats import ModelCounters, ModelStats
+from ..wire.codec import decode_variant
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 
-from ..codec import to_arguments, to_kw_arguments
 from ..errors import InvalidCoordinatorUsageError
-from ..proto.commons_pb2 import Argument, KwArgument
-from ..proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
+from ..wire.codec import to_arguments, to_kw_arguments
+from ..wire.proto.commons_pb2 import Argument, KwArgument
+from ..wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
 from .base import MISUSE_CODES, CallOutcome, ErrorType, ModelRunner, decoded_outcome
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Any
 import grpc
 from google.protobuf.empty_pb2 import Empty
 
-from ..codec import to_variant
-from ..proto.train_infer_pb2 import InferRequest, InferResponse
+from ..wire.codec import to_variant
+from ..wire.proto.train_infer_pb2 import InferRequest, InferResponse
 from .base import CallOutcome, ErrorType, ModelRunner, decoded_outcome
 from .dynamic_subclass import node_lost_setup, serialize_request, setup_lost_outcome
 

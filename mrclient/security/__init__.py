@@ -1,5 +1,8 @@
 """Secure mode (PROTOCOL.md section 4, SECURE-MODE.md): credentials, the TLS probe, identity checks.
 
+Layer 2, beside ``wire``: how one connection to a model node is secured. It
+may import ``errors`` and ``_support``.
+
 Only ``credentials`` is imported with the package; the rest needs the
 ``secure`` extra and is imported when a runner connects in secure mode.
 """

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._support.extras import install_hint
 from ..errors import MrclientError
-from ..extras import install_hint
 
 __all__ = ["GatewayCredentials", "SecureCredentials", "require_secure_extra"]
 

@@ -5,6 +5,10 @@ imported on first use, so ``LocalModelNode`` works without the ``testing``
 extra (``websockets``) that ``LocalOrchestrator`` needs, and without the
 ``secure`` extra that ``LocalCertificateAuthority`` and ``Cruncher`` (secure
 mode on loopback, ``mrclient.testing.secure``) need.
+
+Layer 4, beside ``runners``: the peers speak the wire and secure mode, and
+share no code with the client that tests them. It may import ``errors``,
+``_support``, ``wire`` and ``security``.
 """
 
 from __future__ import annotations

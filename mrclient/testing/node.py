@@ -32,17 +32,11 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ..codec import decode_data, to_variant
-from ..proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
-from ..proto.commons_pb2 import Argument, KwArgument, Status, Variant
-from ..proto.dynamic_subclass_pb2 import (
-    CallRequest,
-    CallResponse,
-    RestResponse,
-    SetupRequest,
-    SetupResponse,
-)
-from ..proto.train_infer_pb2 import InferRequest, InferResponse
+from ..wire.codec import decode_data, to_variant
+from ..wire.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
+from ..wire.proto.commons_pb2 import Argument, KwArgument, Status, Variant
+from ..wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, RestResponse, SetupRequest, SetupResponse
+from ..wire.proto.train_infer_pb2 import InferRequest, InferResponse
 from .handler_pool import HandlerPool
 
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from ..extras import install_hint
+from .._support.extras import install_hint
 
 try:
     from websockets.exceptions import ConnectionClosed

@@ -38,7 +38,7 @@ from typing import Any
 
 import grpc
 
-from ..extras import install_hint
+from .._support.extras import install_hint
 from ..security import GatewayCredentials, SecureCredentials
 from ..security.credentials import GATEWAY_MESSAGE_HEADER, GATEWAY_PUBKEY_HEADER, GATEWAY_SIGNATURE_HEADER
 from ..security.identity import MESSAGE_HEADER, SIGNATURE_HEADER, WALLET_HEADER

@@ -27,9 +27,9 @@ import grpc
 import pytest
 
 from mrclient import DynamicSubclassModelConcurrentRunner
-from mrclient.proto.commons_pb2 import Status, Variant, VariantType
-from mrclient.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
 from mrclient.runners import CLOSED_OUTCOME, CallOutcome, DynamicSubclassModelRunner
+from mrclient.wire.proto.commons_pb2 import Status, Variant, VariantType
+from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
 
 WAIT = 10.0
 

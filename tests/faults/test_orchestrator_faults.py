@@ -30,7 +30,7 @@ from _fault_kit import (
 
 from _orchestrator_fixtures import CRUNCH, FAST, QUIET, WAIT, ClusterKit, Recorder, kit, node, orchestrator
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
-from mrclient.orchestrator import OrchestratorConnection
+from mrclient.orchestrator.connection import OrchestratorConnection
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 
@@ -68,7 +68,7 @@ def test_a_hostile_frame_is_skipped_and_the_connection_goes_on(
     recorder = Recorder()
     cluster = kit.cluster(recorder=recorder)
     cluster.start(WAIT)
-    caplog.set_level(logging.WARNING, logger="mrclient.orchestrator")
+    caplog.set_level(logging.WARNING, logger="mrclient.orchestrator.connection")
 
     orchestrator.send_raw(payload, text=as_text)
     model_id = orchestrator.add_model(port=node.port)
@@ -313,7 +313,7 @@ def test_every_report_arrives_through_drops_every_0_to_20_ms(
     assert missing == [], f"{len(missing)} reports never arrived: {missing[:10]}"
     assert first_seen == [f"model-{n}" for n in range(500)], "first arrivals in the order the reports were made"
     assert orchestrator.connections >= 20, "the connection really was cut, again and again"
-    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator")
+    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator.connection")
     connection.close()
     assert not [r for r in caplog.records if "may not have received" in r.getMessage()]
 
@@ -406,7 +406,7 @@ def test_a_report_unconfirmed_at_a_drop_is_dropped_when_the_new_init_no_longer_l
     stopped, moved, kept = (orchestrator.add_model(host="10.0.0.1", port=5000 + n) for n in range(3))
     proxy = faulty_proxy(orchestrator.port)
     patient = replace(FAST, ping_interval=None, ping_timeout=WAIT)
-    caplog.set_level(logging.INFO, logger="mrclient.orchestrator")
+    caplog.set_level(logging.INFO, logger="mrclient.orchestrator.connection")
     with OrchestratorConnection(CRUNCH, "127.0.0.1", proxy.port, lambda event, entries: None, patient) as connection:
         connection.connect(WAIT)
         _report_into_a_dead_path(orchestrator, proxy, connection, [stopped, moved, kept])
@@ -510,7 +510,7 @@ def test_a_report_made_after_close_is_logged_as_an_error(
     """Fault: a report made once the connection is closed. Outcome: never dropped silently."""
     connection.connect(WAIT)
     connection.close()
-    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator")
+    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator.connection")
     connection.report_failure("late", "LOW_PERFORMANCE", None, "10.0.0.1")
     assert any("not sending" in r.getMessage() and "late" in r.getMessage() for r in caplog.records)
 
@@ -524,7 +524,7 @@ def test_reports_made_while_the_orchestrator_is_unreachable_are_named_at_close(
     orchestrator.stop()
     for n in range(3):
         connection.report_failure(f"model-{n}", "MULTIPLE_FAILED", None, "10.0.0.1")
-    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator")
+    caplog.set_level(logging.ERROR, logger="mrclient.orchestrator.connection")
     connection.close()
     named = [r.getMessage() for r in caplog.records if "may not have received" in r.getMessage()]
     assert [json.loads(m.split("received: ", 1)[1])["data"][0]["model_id"] for m in named] == [

@@ -28,18 +28,19 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from .cluster_plan import RUNNING, ModelEntry, plan_event
-from .errors import InvalidCoordinatorUsageError
-from .fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
-from .hints import warn_empty_crunch
+from .._support.fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
+from .._support.hints import warn_empty_crunch
+from ..errors import InvalidCoordinatorUsageError
+from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
+from ..runners.base import CallOutcome, ErrorType, ModelRunner
+from ..stats import ConnectionState
+from ..wire.entries import RUNNING, ModelEntry
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
-from .orchestrator import OrchestratorConnection, OrchestratorSettings
+from .plan import plan_event
 from .pools import BurstPool
 from .reports import report_problem
-from .runners.base import CallOutcome, ErrorType, ModelRunner
 from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
-from .stats import ConnectionState
 
 __all__ = ["ModelCluster", "RunnerFactory"]
 
@@ -338,7 +339,7 @@ class ModelCluster:
     def setup_states(self) -> list[SetupState]:
         """Where the setup of each model the orchestrator announced stands, as a snapshot.
 
-        One :class:`~mrclient.setup_state.SetupState` per model of the table
+        One :class:`~mrclient.cluster.setup_state.SetupState` per model of the table
         (``READY`` or ``SETTING_UP``), and one ``SETUP_FAILED``, with the
         reason, per model whose latest setup failed, kept until a new runner
         is made for it (the orchestrator announces it again). ``models`` holds

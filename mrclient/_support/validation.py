@@ -15,7 +15,7 @@ import numbers
 import re
 from typing import Any
 
-from .errors import InvalidCoordinatorUsageError
+from ..errors import InvalidCoordinatorUsageError
 
 __all__ = ["check_crunch_id", "check_host", "check_non_negative_int", "check_port", "check_timeout"]
 

@@ -35,10 +35,10 @@ import websocket
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
-from .frames import Event, Skipped, parse_frame
+from ..stats import ConnectionState
+from ..wire.frames import Event, Skipped, parse_frame
 from .outbox import Outbox
 from .redelivery import redeliver
-from .stats import ConnectionState
 
 __all__ = [
     "EventHandler",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from .runners.base import ModelRunner
+from ..runners.base import ModelRunner
 
 __all__ = ["FAILURE_CODES", "report_problem"]
 

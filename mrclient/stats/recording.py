@@ -11,8 +11,8 @@ histogram, rounds by method, the summaries of the last rounds).
 One lock, for every statistic of the process, is taken once per round while it
 is recorded and once per snapshot while the raw numbers are copied; anything
 slower (sorting latencies for the percentiles) happens after it is released.
-Readers on any thread get frozen snapshots (``mrclient.snapshots``, re-exported
-here): ``ModelStats``, ``RoundSummary``, ``CallTotals`` and ``ConnectionState``
+Readers on any thread get frozen snapshots (``mrclient.stats.snapshots``, exported
+by the package): ``ModelStats``, ``RoundSummary``, ``CallTotals`` and ``ConnectionState``
 are plain data, which show themselves as tables only when asked.
 
 This module imports nothing else of mrclient but those snapshots: whoever

@@ -10,7 +10,7 @@ coordinator's calls fail (``RESOURCE_EXHAUSTED``).
 
 Touching the nodes is opt-in, and says so:
 
-* ``health``: a ``HealthProbe`` (mrclient/health_probe.py) asks each running
+* ``health``: a ``HealthProbe`` (``health_probe``) asks each running
   node's gRPC health service, over a health channel; no ``Setup``, no call;
 * ``runner`` and ``call``: a coordinator of its own (``--call``), set up on
   every model, calling a method every ``call.every`` seconds on a thread of
@@ -33,14 +33,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..concurrent import DynamicSubclassModelConcurrentRunner
+from ..errors import MrclientError
+from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
+from ..security import GatewayCredentials, SecureCredentials
+from ..stats import RoundSummary
 from .announcements import Announcement, apply_frame, prune_left
-from .concurrent import DynamicSubclassModelConcurrentRunner
-from .errors import MrclientError
+from .display import Lines, ModelCalls, RichScreen, TextScreen, model_rows, summary_parts
 from .health_probe import HealthProbe
-from .orchestrator import OrchestratorConnection, OrchestratorSettings
-from .security import GatewayCredentials, SecureCredentials
-from .stats import RoundSummary
-from .watch_display import Lines, ModelCalls, RichScreen, TextScreen, model_rows, summary_parts
 
 __all__ = ["LEFT_KEPT_S", "OUTPUTS", "Board", "CallPlan", "HealthPlan", "Watcher", "no_models_notice", "pick_output"]
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .cluster_plan import RUNNING, Rejected, parse_entry
+from ..wire.entries import RUNNING, Rejected, parse_entry
 
 __all__ = ["GONE", "LEFT_STATES", "Announcement", "FrameChange", "apply_frame", "prune_left"]
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .runners import ModelRunner
+from ..runners import ModelRunner
 
 __all__ = ["Roster", "RosterKeeper"]
 

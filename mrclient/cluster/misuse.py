@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .runners.base import CallOutcome, ErrorType
-from .security import PLAINTEXT_NODE, REFUSED
+from ..runners.base import CallOutcome, ErrorType
+from ..security import PLAINTEXT_NODE, REFUSED
 
 __all__ = ["COORDINATOR_MISTAKES", "SETUP_FAILED", "coordinator_mistake", "names_missing_class"]
 

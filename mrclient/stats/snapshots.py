@@ -8,7 +8,7 @@ their reprs show those times as datetimes and round their figures;
 ``CallTotals`` and ``runner.stats()`` (a ``ModelStatsTable``, still a dict)
 give plain rows (``to_records()``), DataFrames (``to_frame()``, pandas from
 the ``notebook`` extra) and HTML tables in a notebook, all built when asked
-for (``mrclient.display``), never while a round is recorded.
+for (``mrclient._support.tables``), never while a round is recorded.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from . import display
-from .display import Column
+from .._support import tables as display
+from .._support.tables import Column
 
 __all__ = [
     "CallTotals",

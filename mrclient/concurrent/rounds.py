@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from .runners import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner
+from ..runners import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner
 
 __all__ = ["Answer", "Invoke", "ROUND_MARGIN", "ROUND_SWITCH_INTERVAL", "call_models", "execute", "switch_interval"]
 

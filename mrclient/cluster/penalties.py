@@ -29,8 +29,8 @@ import enum
 import math
 from dataclasses import dataclass
 
-from .runners import ModelRunner
-from .runners.base import MISSING_EXTRA, MISUSE_CODES, RESULT_TOO_LARGE
+from ..runners import ModelRunner
+from ..runners.base import MISSING_EXTRA, MISUSE_CODES, RESULT_TOO_LARGE
 
 #: Outcome codes that are the coordinator's doing, not the model's: never a penalty.
 NO_PENALTY_CODES = MISUSE_CODES | {RESULT_TOO_LARGE, MISSING_EXTRA}

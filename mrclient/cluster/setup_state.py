@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .runners import ModelRunner
+from ..runners import ModelRunner
 
 __all__ = ["READY", "SETTING_UP", "SETUP_FAILED", "SetupState"]
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .extras import install_hint
+from .._support.extras import install_hint
 from .proto.commons_pb2 import Argument, KwArgument, Variant, VariantType
 
 __all__ = [

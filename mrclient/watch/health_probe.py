@@ -29,10 +29,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
+from ..runners.base import CHANNEL_OPTIONS
+from ..security import AuthError, GatewayCredentials, SecureCredentials
+from ..security.transport import connect_transport
 from .announcements import Announcement
-from .runners.base import CHANNEL_OPTIONS
-from .security import AuthError, GatewayCredentials, SecureCredentials
-from .security.transport import connect_transport
 
 __all__ = ["NO_ANSWER", "HealthProbe", "NodeHealth"]
 

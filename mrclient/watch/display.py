@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from ..concurrent.results import ModelPredictResult
+from ..runners import ModelRunner
+from ..stats import ConnectionState, ModelStats, RoundSummary
 from .announcements import Announcement
-from .results import ModelPredictResult
-from .runners import ModelRunner
-from .stats import ConnectionState, ModelStats, RoundSummary
 
 __all__ = [
     "CELL_WIDTH",

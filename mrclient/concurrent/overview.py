@@ -1,0 +1,181 @@
+"""The runner at a glance: the line its ``repr`` says and the model table it shows in a notebook.
+
+``RunnerOverview`` is one snapshot of a runner (``runner.overview()``): its
+kind, crunch, orchestrator, connection, the models ready and the rounds run.
+Its ``line`` is the runner's ``repr``; its ``html()`` the runner's
+``_repr_html_`` and the body of the notebook's live view
+(``mrclient.view.live``). ``table_rows`` picks the models a table shows
+(trouble first) and reads one plain row for each from the table and the
+model's statistics.
+
+The snapshot is plain data, made by the runner: this module does not know
+the runner's class, so the runner's own views are built below it, and views
+of a whole runner above it reuse them. Nothing here calls a model, and nothing
+runs unless something is shown.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .._support import tables as display
+from .._support.tables import Column
+from ..runners import ModelRunner
+from ..stats import ConnectionState, RoundSummary
+
+__all__ = ["HTML_ROWS", "RunnerOverview", "model_row", "model_rows", "table_rows"]
+
+#: Models the runner's HTML table shows; the rest are counted in its last row.
+HTML_ROWS = 200
+
+
+@dataclass(frozen=True)
+class RunnerOverview:
+    """A runner at a glance, read at one moment (``runner.overview()``).
+
+    ``state`` is ``not started``, ``connected``, ``disconnected`` (while it
+    reconnects, the table kept) or ``closed``; ``models`` are the models ready
+    then; ``last_round`` the summary of the last round recorded (None with
+    ``keep_stats`` off or before the first round).
+    """
+
+    kind: str
+    crunch_id: str
+    host: str
+    port: int
+    state: str
+    models: tuple[ModelRunner, ...]
+    rounds_run: int
+    connection: ConnectionState
+    last_round: RoundSummary | None = None
+
+    @property
+    def orchestrator_url(self) -> str:
+        """``ws://host:port`` of the runner's orchestrator (an IPv6 host in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def line(self) -> str:
+        """What the runner is, on one line (its ``repr``).
+
+        ``<DynamicSubclassModelConcurrentRunner crunch='bird-game' ws://host:port connected, 12 ready, 340 rounds>``
+        """
+        return (
+            f"<{self.kind} crunch={self.crunch_id!r} {self.orchestrator_url} "
+            f"{self.state}, {len(self.models)} ready, {self.rounds_run} rounds>"
+        )
+
+    def html(
+        self,
+        *,
+        rows: tuple[Sequence[Mapping[str, Any]], int] | None = None,
+        limit: int = HTML_ROWS,
+        note: str | None = None,
+    ) -> str:
+        """The line, the connection, the last round and the model table, as one HTML block.
+
+        ``rows`` are the table's rows and how many were left out (default:
+        ``table_rows`` of the ready models; the live view adds its recent
+        leavers), ``note`` a line under the title (the live view's state).
+        """
+        shown, left_out = table_rows(self.models, limit) if rows is None else rows
+        connection = self.connection
+        since = connection.since_datetime
+        lines = [f"<strong>{html.escape(self.line)}</strong>"]
+        if note:
+            lines.append(html.escape(note))
+        status = "connected" if connection.connected else "not connected"
+        lines.append(
+            html.escape(
+                f"orchestrator {status}" + (f" since {since:%Y-%m-%d %H:%M:%S}" if since else "")
+                + f", {connection.reconnects} reconnects, reports {connection.reports_pending} unsent, "
+                f"{connection.reports_unconfirmed} unconfirmed"
+            )
+        )  # fmt: skip
+        if self.last_round is not None:
+            lines.append(f"last round: {html.escape(str(self.last_round))}")
+        header = "<br>".join(lines)
+        table = model_table_html(shown, left_out, caption=f"{len(self.models)} models ready")
+        return f'<div class="mrclient-runner"><p>{header}</p>{table}</div>'
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+
+def model_row(model: ModelRunner, state: str | None = None) -> dict[str, Any]:
+    """One model as a plain row: who, its state, latency percentiles, trouble in a row, its last error."""
+    stats = model.stats
+    if state is None:
+        state = "resting" if model.cooldown_calls_remaining > 0 else "ready"
+    infos = model.infos
+    return {
+        "model_id": model.model_id,
+        "model_name": model.model_name,
+        "cruncher": infos.get("cruncher_name") or infos.get("cruncher_id"),
+        "state": state,
+        "latency_p50_ms": stats.latency_p50_ms,
+        "latency_p90_ms": stats.latency_p90_ms,
+        "calls": stats.calls,
+        "successes": stats.successes,
+        "failures_in_a_row": model.consecutive_failures,
+        "timeouts_in_a_row": model.consecutive_timeouts,
+        "last_status": stats.last_status,
+        "last_error": stats.last_error,
+        "last_error_time": stats.last_error_datetime,
+    }
+
+
+def model_rows(models: Iterable[ModelRunner]) -> list[dict[str, Any]]:
+    """``model_row`` of each model, in the given order."""
+    return [model_row(model) for model in models]
+
+
+def _trouble(model: ModelRunner) -> tuple[int, int]:
+    """Sort key, read without a lock or a snapshot: resting first, then most failures and timeouts in a row."""
+    return (0 if model.cooldown_calls_remaining > 0 else 1, -(model.consecutive_failures + model.consecutive_timeouts))
+
+
+def table_rows(
+    models: Sequence[ModelRunner], limit: int = HTML_ROWS, first: Sequence[Mapping[str, Any]] = ()
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The rows a table shows, at most ``limit``, and how many it leaves out.
+
+    ``first`` (models that left) come first, then the models with trouble;
+    statistics are snapshot for the rows shown only, so a table of a few
+    rows out of a thousand models costs a few snapshots.
+    """
+    shown_first = list(first[:limit])
+    chosen = sorted(models, key=_trouble)[: limit - len(shown_first)]
+    left_out = len(first) + len(models) - len(shown_first) - len(chosen)
+    return [*shown_first, *model_rows(chosen)], left_out
+
+
+def _state_badge(row: Mapping[str, Any]) -> str:
+    state = str(row["state"])  # "left 09:07:39" takes the colour of "left"
+    return display.badge(state, state.split(" ")[0])
+
+
+_MODEL_COLUMNS = (
+    Column("model_id", "model"),
+    Column("model_name", "name"),
+    Column("cruncher", "cruncher"),
+    Column("state", "state", html=_state_badge),
+    Column("latency_p50_ms", "p50 ms", format=display.milliseconds, numeric=True),
+    Column("latency_p90_ms", "p90 ms", format=display.milliseconds, numeric=True),
+    Column("calls", "calls", numeric=True),
+    Column("successes", "ok", numeric=True),
+    Column("failures_in_a_row", "failures in a row", numeric=True),
+    Column("timeouts_in_a_row", "timeouts in a row", numeric=True),
+    Column("last_status", "last", html=lambda row: display.badge(row["last_status"])),
+    Column("last_error", "last error", width=display.CELL_CHARS),
+)
+
+
+def model_table_html(rows: Sequence[Mapping[str, Any]], left_out: int = 0, caption: str | None = None) -> str:
+    """The model table of ``rows`` (see ``table_rows``), and a last line counting the ``left_out`` ones."""
+    more = f"… {left_out} more models" if left_out > 0 else None
+    return display.html_table(_MODEL_COLUMNS, rows, caption=caption, more=more)

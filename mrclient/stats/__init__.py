@@ -1,0 +1,37 @@
+"""What a crunch did: per-model counters, round summaries, totals, the connection's state.
+
+Layer 3: ``recording`` keeps the numbers (a few counters per call, one lock),
+``snapshots`` the frozen copies readers get, which show themselves as tables.
+It may import ``errors`` and ``_support``. The public snapshot types are also
+exported by ``mrclient``.
+"""
+
+from .recording import LATENCY_WINDOW, RECENT_ROUNDS, ModelCounters, StatsBook, summarize
+from .snapshots import (
+    LATENCY_BUCKETS,
+    STATUSES,
+    CallTotals,
+    ConnectionState,
+    MethodCounts,
+    ModelStats,
+    ModelStatsTable,
+    RoundSummary,
+    bucket_label,
+)
+
+__all__ = [
+    "CallTotals",
+    "ConnectionState",
+    "LATENCY_BUCKETS",
+    "LATENCY_WINDOW",
+    "MethodCounts",
+    "ModelCounters",
+    "ModelStats",
+    "ModelStatsTable",
+    "RECENT_ROUNDS",
+    "RoundSummary",
+    "STATUSES",
+    "StatsBook",
+    "bucket_label",
+    "summarize",
+]

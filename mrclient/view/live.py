@@ -1,0 +1,221 @@
+"""A live view of a runner in a Jupyter notebook: its model table and last round, updated in place.
+
+``show(runner)`` displays the runner's overview (``runner.overview()``: its
+line, the connection, the last round's summary, the model table) as HTML under
+a display id, and returns a ``LiveView`` that keeps it current through
+IPython's display handle (``update_display_data``; no widget library). The
+cell returns at once; the notebook stays usable while rounds run.
+
+Who does what: the runner's listeners (``on_round``, ``on_model_joined``,
+``on_model_left``) run on mrclient's listener threads and only note what
+happened and mark the view stale, under the view's condition; they never build
+HTML, so a thousand joins at ``init()`` cost them nothing. The view's own
+thread (``mrclient-notebook``, owned by the ``LiveView``) redraws when the view
+is stale, at most once per ``every`` seconds, and sends the update. It reads
+the runner's snapshots only (the table, each model's statistics, the
+connection state): no call reaches a model.
+
+It stops once the runner's ``close()`` has finished (``on_closed``: by then
+every round's summary and every leave has reached it) or on ``stop()``: one
+last redraw says so, keeping the table it showed last, and the thread ends.
+The listeners stay registered with the runner (it has no way to remove one)
+but do nothing once the view has stopped.
+
+IPython is imported by ``show`` only: the plain install does not need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..concurrent.overview import model_row, table_rows
+from ..stats import RoundSummary
+
+if TYPE_CHECKING:
+    from ..concurrent.base import ModelConcurrentRunner
+    from ..runners import ModelRunner
+
+__all__ = ["LiveView", "show"]
+
+logger = logging.getLogger(__name__)
+
+#: The longest the view's thread sleeps without looking whether it should stop (a bound, not a poll).
+IDLE_WAIT = 60.0
+#: Seconds a model that left stays in the table.
+LEFT_KEPT = 300.0
+
+#: ``publish(bundle)``: send a MIME bundle (``{"text/html": ..., "text/plain": ...}``) to the display.
+Publish = Callable[[Mapping[str, str]], None]
+
+
+class LiveView:
+    """The live HTML of one runner in a notebook; made by :func:`show`.
+
+    ``updates`` counts the redraws sent; ``stopped`` turns True once the view
+    has drawn its last (the runner closed, or ``stop()``). ``every`` is the
+    shortest time between two redraws, ``rows`` the most models the table
+    shows (trouble first).
+    """
+
+    def __init__(
+        self,
+        runner: ModelConcurrentRunner,
+        publish: Publish,
+        *,
+        every: float = 0.5,
+        rows: int = 50,
+        display_id: str | None = None,
+    ) -> None:
+        self.runner = runner
+        self.display_id = display_id
+        self.every = every
+        self.rows = rows
+        self.updates = 0
+        self._publish = publish
+        self._changed = threading.Condition()
+        self._stale = False
+        self._stopping = False
+        self._runner_closed = False  # close() has finished
+        self._done = threading.Event()
+        self._last_round: RoundSummary | None = None
+        self._left: dict[str, tuple[float, dict[str, Any]]] = {}  # model id -> (when, its last row)
+        self._last_rows: tuple[Sequence[Mapping[str, Any]], int] = ([], 0)
+        self._thread = threading.Thread(target=self._run, name="mrclient-notebook", daemon=True)
+
+    def __repr__(self) -> str:
+        state = "stopped" if self.stopped else "live"
+        return f"<LiveView of {self.runner.overview().line}: {state}, {self.updates} updates>"
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the view drew its last (the runner closed, or ``stop()``); its thread has ended or is ending."""
+        return self._done.is_set()
+
+    def start(self) -> LiveView:
+        """Listen to the runner and start the view's thread (``show`` does it); returns the view."""
+        self.runner.on_round(self._round)
+        self.runner.on_model_joined(self._joined, replay=False)
+        self.runner.on_model_left(self._leaving)
+        self.runner.on_closed(self._closed)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Draw the last view and end the thread; True once it has ended (within ``timeout`` seconds)."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the view has stopped (the runner closed, or ``stop()``); True if it has."""
+        return self._done.wait(timeout)
+
+    # -- the runner's listeners: note and mark stale, nothing more ---------------------------------
+
+    def _round(self, summary: RoundSummary) -> None:
+        with self._changed:
+            self._last_round = summary
+            self._mark()
+
+    def _joined(self, model: ModelRunner) -> None:
+        with self._changed:
+            self._left.pop(model.model_id, None)
+            self._mark()
+
+    def _leaving(self, model: ModelRunner) -> None:
+        if self.runner.closed:  # every model leaves at close(): the view keeps the table it showed
+            self._mark()
+            return
+        row = model_row(model, state=f"left {time.strftime('%H:%M:%S')}")
+        with self._changed:
+            self._left[model.model_id] = (time.monotonic(), row)
+            self._mark()
+
+    def _closed(self) -> None:
+        with self._changed:
+            self._runner_closed = True
+            self._changed.notify_all()
+
+    def _mark(self) -> None:
+        """Called with the condition held."""
+        if not self._stopping:
+            self._stale = True
+            self._changed.notify_all()
+
+    # -- the view's thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._stale or self._stopping or self._runner_closed, IDLE_WAIT)
+                    stale, self._stale = self._stale, False
+                    final = self._stopping or self._runner_closed
+                if stale or final:
+                    self._redraw(final)
+                if final:
+                    return
+                with self._changed:  # at most one redraw per `every` seconds
+                    self._changed.wait_for(lambda: self._stopping or self._runner_closed, self.every)
+        except Exception:  # a display that cannot be updated (the kernel is going away): stop, say why
+            logger.exception("the live view of %s stopped", self.runner.model_cluster.crunch_id)
+        finally:
+            self._done.set()
+
+    def _redraw(self, final: bool) -> None:
+        self._publish(self.bundle(final))
+        self.updates += 1
+
+    def bundle(self, final: bool = False) -> dict[str, str]:
+        """The view now, as a MIME bundle: ``text/html`` and a ``text/plain`` line."""
+        runner = self.runner
+        with self._changed:
+            last_round = self._last_round
+            cutoff = time.monotonic() - LEFT_KEPT
+            self._left = {key: kept for key, kept in self._left.items() if kept[0] >= cutoff}
+            left_rows = [row for _, row in self._left.values()]
+        closed = runner.closed
+        if closed:
+            note = f"the runner is closed; this view stopped at {time.strftime('%H:%M:%S')}"
+        elif final:
+            note = f"this view stopped at {time.strftime('%H:%M:%S')}"
+        else:
+            note = f"live view, updated {time.strftime('%H:%M:%S')}"
+        rows = self._last_rows if closed else table_rows(runner.models, self.rows, first=left_rows)
+        self._last_rows = rows
+        overview = dataclasses.replace(runner.overview(), last_round=last_round)
+        body = overview.html(rows=rows, note=note)
+        text = overview.line + (f"\nlast round: {last_round}" if last_round else "") + f"\n{note}"
+        return {"text/html": body, "text/plain": text}
+
+
+def show(runner: ModelConcurrentRunner, *, every: float = 0.5, rows: int = 50) -> LiveView:
+    """Display ``runner`` live in this notebook: the model table and the last round, updated in place.
+
+    Returns at once; the display is redrawn after each round and each model
+    that joins or leaves (at most every ``every`` seconds, ``rows`` models
+    shown, trouble first), until the runner closes or ``view.stop()``. Needs
+    IPython (any Jupyter kernel has it); touches no model.
+    """
+    try:
+        import IPython.display
+    except ImportError as error:
+        raise ImportError("mrclient.notebook.show() runs in a Jupyter notebook (it needs IPython)") from error
+    ipython_display: Any = IPython.display.display
+    handle: Any = None
+
+    def publish(bundle: Mapping[str, str]) -> None:
+        handle.update(dict(bundle), raw=True)
+
+    view = LiveView(runner, publish, every=every, rows=rows)
+    handle = ipython_display(view.bundle(), raw=True, display_id=True)
+    view.display_id = handle.display_id
+    return view.start()

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from _orchestrator_fixtures import CRUNCH, WAIT, orchestrator
 from conftest import REPO_ROOT
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelCluster, ModelRunner
@@ -81,6 +83,12 @@ def places(cell: str) -> list[tuple[str, list[str]]]:
     for path, names in re.findall(r"``(mrclient/[\w/]+\.py)``\s*\(([^)]*)\)", cell):
         found.append((path, literals(names)))
     return found
+
+
+def assert_same(in_code: set[Any], on_page: set[Any], what: str) -> None:
+    """The page's table lists exactly what the code has."""
+    assert sorted(in_code - on_page) == [], f"{what} of the code that the page's table lacks"
+    assert sorted(on_page - in_code) == [], f"{what} on the page that the code does not have"
 
 
 def flat(text: str) -> str:
@@ -359,9 +367,7 @@ def test_every_thread_the_code_starts_is_on_the_page_and_every_one_on_the_page_i
     names, unnamed = thread_names([_Tree(path) for path in modules()])
     assert unnamed == [], f"threads whose name could not be read (name every thread, with a literal): {unnamed}"
     assert {"mrclient-close", "mrclient-setup_<>", "mrclient-listeners", "local-model-node_<>"} <= names, names
-    on_page = set(page_thread_names())
-    assert sorted(names - on_page) == [], "threads the page's table lacks"
-    assert sorted(on_page - names) == [], "threads on the page the code never starts"
+    assert_same(names, set(page_thread_names()), "threads")
 
 
 def test_the_thread_reader_follows_names_through_a_wrapper_and_sees_an_unnamed_thread(tmp_path: Path) -> None:
@@ -391,15 +397,15 @@ def _pattern(name: str) -> re.Pattern[str]:
 
 
 class ThreadSpy:
-    """The names of the threads alive at moments the crunch below chooses."""
+    """The threads alive at moments the crunch below chooses."""
 
-    seen: set[str] = set()
+    seen: set[threading.Thread] = set()
     lock = threading.Lock()
 
     @classmethod
     def look(cls) -> None:
         with cls.lock:
-            cls.seen.update(thread.name for thread in threading.enumerate())
+            cls.seen.update(threading.enumerate())
 
 
 class SpyBase:
@@ -420,11 +426,19 @@ class Spy(SpyBase):
         return 1
 
 
+@pytest.fixture
+def threads_before() -> set[threading.Thread]:
+    """The threads alive before the test's servers start (requested first, other tests' servers may linger)."""
+    return set(threading.enumerate())
+
+
 def test_a_crunchs_threads_carry_the_names_on_the_page(
-    orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode]
+    threads_before: set[threading.Thread], orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode]
 ) -> None:
     """A crunch on loopback, looked at from the model (setup, calls), the listeners and close(): every name is on the page."""
-    ThreadSpy.seen = set()
+    started = [thread for thread in threading.enumerate() if thread not in threads_before]
+    assert started, "the orchestrator fixture starts its server thread after threads_before"
+    ThreadSpy.seen = set(started)
     for _ in range(2):
         node = local_node(classes=[SpyBase, Spy])
         orchestrator.add_model(host="127.0.0.1", port=node.port)
@@ -437,10 +451,10 @@ def test_a_crunchs_threads_carry_the_names_on_the_page(
         runner.on_round(lambda _: ThreadSpy.look())
         runner.on_model_left(lambda _: (ThreadSpy.look(), left.set()))  # during close(): the close thread waits
         assert runner.wait_for_models(2, WAIT)
-        assert all(result.result == 1 for result in runner.call("predict").values())
+        assert [result.result for result in runner.call("predict").values()] == [1, 1]
     assert left.wait(WAIT)
     patterns = [_pattern(name) for name in page_thread_names().values()]
-    ours = {name for name in ThreadSpy.seen if name.startswith(("mrclient", "local-"))}
+    ours = {thread.name for thread in ThreadSpy.seen - threads_before if thread.name.startswith(("mrclient", "local-"))}
     assert sorted(name for name in ours if not any(p.fullmatch(name) for p in patterns)) == []
     kinds = {re.sub(r"[_-]\d+$", "", name) for name in ours}
     expected = {f"mrclient-orchestrator-{CRUNCH}", "mrclient-setup", "mrclient-listeners", "mrclient-call", "mrclient-rounds",
@@ -459,8 +473,7 @@ def test_every_lock_of_the_client_is_on_the_page_and_every_one_on_the_page_exist
     }  # fmt: skip
     assert len(in_code) > 15 and ("mrclient/cluster/table.py", "ModelCluster._lock") in in_code
     on_page = {(path, name) for row in list_table(section("Locks"))[1:] for path, names in places(row[0]) for name in names}
-    assert sorted(in_code - on_page) == [], "locks the page's table lacks"
-    assert sorted(on_page - in_code) == [], "locks on the page the code does not make"
+    assert_same(in_code, on_page, "locks")
 
 
 def test_the_lock_reader_sees_locks_of_every_shape(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Every Python example in README.rst and docs/*.rst says whether it runs, and those that say so run as written.
+"""Every Python example in README.rst, CONTRIBUTING.rst and docs/*.rst says whether it runs; those that say so run as written.
 
 The convention, for every page:
 
@@ -59,7 +59,7 @@ class Block:
 
 
 def pages() -> list[Path]:
-    return [REPO_ROOT / "README.rst", *sorted((REPO_ROOT / "docs").glob("*.rst"))]
+    return [REPO_ROOT / "README.rst", REPO_ROOT / "CONTRIBUTING.rst", *sorted((REPO_ROOT / "docs").glob("*.rst"))]
 
 
 def _indent(line: str) -> int:

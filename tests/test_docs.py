@@ -6,6 +6,7 @@ import configparser
 import importlib
 import inspect
 import json
+import os
 import re
 import subprocess
 import sys
@@ -48,6 +49,19 @@ def test_the_testing_pages_fixture_passes_under_pytest(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_coordinator.py"],
         capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_the_contributing_guides_example_test_passes_with_the_suites_fixtures(tmp_path: Path) -> None:
+    """The guide's test is a fragment (it needs tests/ around it): run with tests/conftest.py loaded as a plugin."""
+    [example] = [block for block in python_blocks("../CONTRIBUTING.rst") if "def test_" in block]
+    (tmp_path / "test_contributing_example.py").write_text(example)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "conftest", "test_contributing_example.py"],
+        capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path, env=environment,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
@@ -265,8 +279,8 @@ def test_the_installation_section_names_every_extra_and_the_wheel_of_this_versio
 
 def test_nothing_tells_to_install_mrclient_from_pypi() -> None:
     """mrclient is not on PyPI: every install hint says how to install from a clone or a wheel."""
-    files = [REPO_ROOT / "README.rst", *DOCS.glob("*.rst"), *DOCS.glob("notebooks/*.ipynb"), *(REPO_ROOT / "mrclient").rglob("*.py"),
-             *(REPO_ROOT / "examples").rglob("*.rst")]
+    files = [REPO_ROOT / "README.rst", REPO_ROOT / "CONTRIBUTING.rst", *DOCS.glob("*.rst"), *DOCS.glob("notebooks/*.ipynb"),
+             *(REPO_ROOT / "mrclient").rglob("*.py"), *(REPO_ROOT / "examples").rglob("*.rst")]
     pypi = re.compile(r"pip install ['\"]?mrclient\b|install ``mrclient\[|mrclient\[(?:" + "|".join(_extras()) + r")\]")
     found = []
     for path in files:

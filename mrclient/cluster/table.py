@@ -1,7 +1,7 @@
 """The live model table: which models of the crunch can be called right now.
 
 ``ModelCluster`` keeps ``model_id -> ModelRunner`` current from the
-orchestrator's events. The rules are decided by ``cluster_plan.plan_event``;
+orchestrator's events. The rules are decided by ``plan.plan_event``;
 this module carries the plans out. One lock guards the table and is never held
 across a network call: new runners are connected and set up on a small pool
 the cluster owns (so the WebSocket thread never waits on gRPC), runners are

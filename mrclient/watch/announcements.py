@@ -5,7 +5,7 @@ touching any model node: which models run where, under which deployment, for
 which cruncher, since when, and who left and when. ``apply_frame`` is the rule
 that turns one ``init`` or ``update`` frame into the next table of
 ``Announcement``: a pure function (no IO, no clock, no lock) over the entry
-rules of ``cluster_plan.parse_entry``, tested with plain data. Unlike the
+rules of ``wire.entries.parse_entry``, tested with plain data. Unlike the
 model table of a runner, it keeps the models that left, in state ``STOPPED``
 or ``GONE`` (absent from a later ``init``), with the time they left.
 """

@@ -17,7 +17,7 @@ Touching the nodes is opt-in, and says so:
   this module's (``mrclient-watch-calls``), joined once the runner is closed.
 
 The display loop runs on the caller's thread until ``stop`` is set and draws
-one of three outputs (see ``watch_display``): ``rich``, ``table`` (plain text)
+one of three outputs (see ``display``): ``rich``, ``table`` (plain text)
 or ``lines`` (one line per event, when standard output is not a terminal).
 Everything this module started is stopped before ``run`` returns.
 """

@@ -23,6 +23,7 @@ from .._support import tables as display
 from .._support.tables import Column
 from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..stats import RoundSummary, summarize
+from ..wire.entries import cruncher_of
 
 __all__ = ["ModelPredictResult", "REST_DETAIL", "RoundResults", "result_of"]
 
@@ -185,12 +186,11 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
 
 
 def _record(runner: ModelRunner, result: ModelPredictResult) -> dict[str, Any]:
-    infos = runner.infos
     status = result.status.value
     return {
         "model_id": runner.model_id,
         "model_name": runner.model_name,
-        "cruncher": infos.get("cruncher_name") or infos.get("cruncher_id"),
+        "cruncher": cruncher_of(runner.infos),
         "deployment_id": runner.deployment_id,
         "status": status,
         "left": status == "FAILED" and result.detail == MODEL_LEFT,

@@ -30,7 +30,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
@@ -333,12 +332,7 @@ class ModelConcurrentRunner(abc.ABC):
         self.init()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._shutdown.request(sys._getframe(1))  # as close(), judged from the with block's frame
 
     # -- the model table --------------------------------------------------------------------

@@ -30,12 +30,12 @@ from ._support.hints import EmptyCrunchWarning
 from ._support.validation import check_host, check_port
 from .cluster.setup_state import SETTING_UP, SetupState
 from .concurrent import DEFAULT_INIT_TIMEOUT, DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from .concurrent.results import identity
 from .errors import InvalidCoordinatorUsageError, MrclientError
 from .orchestrator.connection import orchestrator_url
 from .runners import ModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .watch.watcher import OUTPUTS, CallPlan, HealthPlan, Watcher, no_models_notice, pick_output
-from .wire.entries import cruncher_of
 
 #: The value column of ``call``'s table is cut here; ``--json`` prints values whole.
 VALUE_WIDTH = 48
@@ -70,9 +70,7 @@ def _record(
     runner: ModelRunner, status: str, result: Any, latency_ms: float | None, detail: str | None
 ) -> dict[str, Any]:
     return {
-        "model_id": runner.model_id,
-        "model_name": runner.model_name,
-        "cruncher": cruncher_of(runner.infos),
+        **identity(runner),
         "deployment_id": runner.deployment_id,
         "address": runner.target,
         "status": status,

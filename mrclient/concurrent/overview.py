@@ -26,7 +26,7 @@ from .._support.addresses import host_port
 from .._support.tables import Column
 from ..runners import ModelRunner
 from ..stats import ConnectionState, RoundSummary
-from ..wire.entries import cruncher_of
+from .results import IDENTITY_COLUMNS, identity
 
 __all__ = ["HTML_ROWS", "RunnerOverview", "model_row", "model_rows", "table_rows"]
 
@@ -113,9 +113,7 @@ def model_row(model: ModelRunner, state: str | None = None) -> dict[str, Any]:
     if state is None:
         state = "resting" if model.cooldown_calls_remaining > 0 else "ready"
     return {
-        "model_id": model.model_id,
-        "model_name": model.model_name,
-        "cruncher": cruncher_of(model.infos),
+        **identity(model),
         "state": state,
         "latency_p50_ms": stats.latency_p50_ms,
         "latency_p90_ms": stats.latency_p90_ms,
@@ -160,9 +158,7 @@ def _state_badge(row: Mapping[str, Any]) -> str:
 
 
 _MODEL_COLUMNS = (
-    Column("model_id", "model"),
-    Column("model_name", "name"),
-    Column("cruncher", "cruncher"),
+    *IDENTITY_COLUMNS,
     Column("state", "state", html=_state_badge),
     Column("latency_p50_ms", "p50 ms", format=display.milliseconds, numeric=True),
     Column("latency_p90_ms", "p90 ms", format=display.milliseconds, numeric=True),

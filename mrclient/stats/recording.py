@@ -298,8 +298,8 @@ def _summary(
     started_at: float,
     wall_time_s: float,
     counts: _RoundCounts,
-    rest: str,
-    left: str,
+    rest_detail: str,
+    left_detail: str,
 ) -> RoundSummary:
     """The summary of a round from its counts, ``record``'s and ``summarize``'s alike."""
     return RoundSummary(
@@ -307,7 +307,7 @@ def _summary(
         started_at=started_at,
         wall_time_s=wall_time_s,
         called=len(results),
-        slowest=_slowest(results.items(), rest, left),
+        slowest=_slowest(results.items(), rest_detail, left_detail),
         **counts._asdict(),
     )
 

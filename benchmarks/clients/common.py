@@ -82,14 +82,8 @@ class ClientConfig:
 
     def runner_arguments(self) -> dict[str, Any]:
         """The arguments of every client's ``DynamicSubclassModelConcurrentRunner`` (the same names); no reports."""
-        return {
-            "timeout": self.timeout,
-            "crunch_id": self.crunch_id,
-            "host": self.orchestrator_host,
-            "port": self.orchestrator_port,
-            "base_classname": self.base_classname,
-            "report_failure": False,
-        }
+        return dict(timeout=self.timeout, crunch_id=self.crunch_id, host=self.orchestrator_host,
+                    port=self.orchestrator_port, base_classname=self.base_classname, report_failure=False)
 
     @classmethod
     def load(cls, path: str) -> ClientConfig:

@@ -30,7 +30,9 @@ from ._support.hints import EmptyCrunchWarning
 from ._support.validation import check_host, check_port
 from .cluster.setup_state import SETTING_UP, SetupState
 from .concurrent import DEFAULT_INIT_TIMEOUT, DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from .concurrent.results import identity
 from .errors import InvalidCoordinatorUsageError, MrclientError
+from .orchestrator.connection import orchestrator_url
 from .runners import ModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .watch.watcher import OUTPUTS, CallPlan, HealthPlan, Watcher, no_models_notice, pick_output
@@ -67,11 +69,8 @@ def _status_rows(
 def _record(
     runner: ModelRunner, status: str, result: Any, latency_ms: float | None, detail: str | None
 ) -> dict[str, Any]:
-    infos = runner.infos
     return {
-        "model_id": runner.model_id,
-        "model_name": runner.model_name,
-        "cruncher": infos.get("cruncher_name") or infos.get("cruncher_id"),
+        **identity(runner),
         "deployment_id": runner.deployment_id,
         "address": runner.target,
         "status": status,
@@ -313,8 +312,7 @@ def run_call(args: argparse.Namespace) -> int:
 
 
 def _url(args: argparse.Namespace) -> str:
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    return f"ws://{host}:{args.port}/{urllib.parse.quote(args.crunch_id, safe='')}"
+    return orchestrator_url(args.host, args.port, args.crunch_id)
 
 
 def _note(args: argparse.Namespace, text: str) -> None:

@@ -80,6 +80,11 @@ class Recorder:
     def wait_count(self, count: int, timeout: float = WAIT) -> bool:
         return self.wait_for(lambda events: len(events) >= count, timeout)
 
+    def wait_for_events(self, *expected: tuple[str, str, str], timeout: float = WAIT) -> bool:
+        """Until every ``(kind, model_id, deployment_id)`` of ``expected`` has happened."""
+        return self.wait_for(lambda events: set(expected) <= {(k, r.model_id, r.deployment_id) for k, r in events},
+                             timeout)
+
     def summary(self) -> list[tuple[str, str, str]]:
         """(kind, model_id, deployment_id) per event."""
         with self._changed:

@@ -97,6 +97,15 @@ def started(kit: ClusterKit, recorder: Recorder | None = None, **options: Any) -
     return cluster
 
 
+def one_model(
+    orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit
+) -> tuple[str, Recorder, ModelCluster]:
+    """A model announced on ``node``, and a started cluster whose joins and leaves the recorder keeps."""
+    model_id = orchestrator.add_model(port=node.port)
+    recorder = Recorder()
+    return model_id, recorder, started(kit, recorder)
+
+
 def assert_closed(runner: ModelRunner) -> None:
     assert runner.closed and runner.channel is None and runner.health_channel is None, runner
 
@@ -168,9 +177,7 @@ def test_a_new_model_joins(orchestrator: LocalOrchestrator, node: LocalModelNode
 
 def test_same_address_keeps_the_runner_and_refreshes_its_infos(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                              kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     orchestrator.set_infos(model_id, {"model_name": "renamed", "cruncher_name": "Ada", "new_key": [1]})
     barrier(orchestrator, node, recorder)
@@ -216,9 +223,7 @@ def test_a_redeploy_replaces_the_runner(orchestrator: LocalOrchestrator, local_n
 
 def test_a_stale_deployments_stopped_is_ignored(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     deployment = orchestrator.redeploy_model(model_id, stop_old=True)  # RUNNING new, then STOPPED old
     assert has_event(recorder, "joined", model_id, deployment)
     fence = barrier(orchestrator, node, recorder)
@@ -229,9 +234,7 @@ def test_a_stale_deployments_stopped_is_ignored(orchestrator: LocalOrchestrator,
 
 
 def test_stopped_removes_the_model(orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     orchestrator.stop_model(model_id)
     assert has_event(recorder, "left", model_id)
@@ -241,9 +244,7 @@ def test_stopped_removes_the_model(orchestrator: LocalOrchestrator, node: LocalM
 
 def test_recovering_then_running_brings_a_new_runner(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                      kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (old,) = cluster.models
     orchestrator.set_state(model_id, "RECOVERING")
     assert has_event(recorder, "left", model_id)
@@ -257,9 +258,7 @@ def test_recovering_then_running_brings_a_new_runner(orchestrator: LocalOrchestr
 
 def test_an_unknown_state_is_logged_and_ignored(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                kit: ClusterKit, caplog: pytest.LogCaptureFixture) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     caplog.set_level(logging.WARNING, logger="mrclient.cluster.table")
     orchestrator.set_state(model_id, "HIBERNATING")
@@ -340,9 +339,7 @@ def test_a_runner_removed_during_its_setup_never_joins(
 def test_a_report_made_while_the_orchestrator_is_down_arrives_once_after_it_returns(
     orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit
 ) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     orchestrator.stop()
     cluster.report_failure(runner, "LOW_PERFORMANCE", "too slow")
@@ -358,9 +355,7 @@ def test_a_report_made_while_the_orchestrator_is_down_arrives_once_after_it_retu
 
 def test_report_failure_is_once_per_runner_and_drops_it(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                         kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     cluster.report_failure(runner, "MULTIPLE_TIMEOUT", "3 timeouts")
     cluster.report_failure(runner, "MULTIPLE_TIMEOUT", "3 timeouts")
@@ -371,9 +366,7 @@ def test_report_failure_is_once_per_runner_and_drops_it(orchestrator: LocalOrche
 
 def test_a_replaced_runner_is_not_reported(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                            kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (old,) = cluster.models
     deployment = orchestrator.redeploy_model(model_id)
     assert has_event(recorder, "joined", model_id, deployment)
@@ -433,9 +426,7 @@ def test_a_failed_setup_is_reported_unless_reporting_is_off(
 
 
 def test_remove_drops_without_reporting(orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (runner,) = cluster.models
     cluster.remove(runner)
     assert cluster.models == [] and has_event(recorder, "left", model_id)
@@ -445,9 +436,7 @@ def test_remove_drops_without_reporting(orchestrator: LocalOrchestrator, node: L
 
 def test_reconnect_replaces_the_runner_with_a_fresh_one(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                         kit: ClusterKit) -> None:
-    model_id = orchestrator.add_model(port=node.port)
-    recorder = Recorder()
-    cluster = started(kit, recorder)
+    model_id, recorder, cluster = one_model(orchestrator, node, kit)
     (old,) = cluster.models
     fresh = cluster.reconnect(old)
     assert fresh is not None and fresh is not old

@@ -7,11 +7,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from _crunch_kit import Crunch
 from conftest import client_threads_since
 from mrclient import (
     Argument,
@@ -91,46 +91,13 @@ class Failing(Echo):
         raise RuntimeError("boom")
 
 
-@dataclass
-class Crunch:
-    orchestrator: LocalOrchestrator
-    start_node: Callable[..., LocalModelNode]
-    runners: list[DynamicSubclassModelConcurrentRunner] = field(default_factory=list)
-
-    def add(self, cls: type, name: str | None = None) -> tuple[str, LocalModelNode]:
-        node = self.start_node(classes=[ConcurrentBase, cls])
-        return self.orchestrator.add_model(host="127.0.0.1", port=node.port, name=name or cls.__name__), node
-
-    def runner(self, **kwargs: Any) -> DynamicSubclassModelConcurrentRunner:
-        options: dict[str, Any] = dict(
-            timeout=5.0,
-            crunch_id=self.orchestrator.crunch_id,
-            host="127.0.0.1",
-            port=self.orchestrator.port,
-            base_classname="ConcurrentBase",
-            retry_backoff_factor=0.01,
-        )
-        options.update(kwargs)
-        runner = DynamicSubclassModelConcurrentRunner(**options)
-        self.runners.append(runner)
-        runner.init(timeout=WAIT)
-        return runner
-
-
 @pytest.fixture
 def crunch(local_node: Callable[..., LocalModelNode]) -> Iterator[Crunch]:
     Held.started.clear()
     Held.release.clear()
     Slow.interrupt.clear()
-    with LocalOrchestrator(crunch_id="concurrent") as orchestrator:
-        kit = Crunch(orchestrator, local_node)
-        try:
-            yield kit
-        finally:
-            Held.release.set()
-            Slow.interrupt.set()
-            for runner in kit.runners:
-                runner.close()
+    with Crunch.running("concurrent", local_node, ConcurrentBase, releases=(Held.release, Slow.interrupt)) as kit:
+        yield kit
 
 
 def by_model_id(results: dict[ModelRunner, ModelPredictResult]) -> dict[str, ModelPredictResult]:
@@ -161,7 +128,7 @@ def test_the_three_argument_forms(crunch: Crunch) -> None:
 
 
 def test_per_model_arguments_reach_the_right_model(crunch: Crunch) -> None:
-    ids = [crunch.add(Echo, name=f"model-{i}")[0] for i in range(4)]
+    ids = [crunch.add(Echo, name=f"model-{i}") for i in range(4)]
     runner = crunch.runner()
     assert runner.wait_for_models(4, WAIT)
 
@@ -189,7 +156,7 @@ def test_misuse_raises_and_reports_nothing(crunch: Crunch) -> None:
 
 
 def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
-    first, _ = crunch.add(Echo, name="first")
+    first = crunch.add(Echo, name="first")
     crunch.add(Held, name="held")
     runner = crunch.runner(timeout=60.0)
     assert runner.wait_for_models(2, WAIT)
@@ -208,8 +175,8 @@ def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
 
 
 def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
-    held, _ = crunch.add(Held, name="held")
-    echo_ids = [crunch.add(Echo, name=f"echo-{i}")[0] for i in range(3)]
+    held = crunch.add(Held, name="held")
+    echo_ids = [crunch.add(Echo, name=f"echo-{i}") for i in range(3)]
     runner = crunch.runner(timeout=1.0)
     assert runner.wait_for_models(4, WAIT)
 
@@ -226,8 +193,8 @@ def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
 
 
 def test_a_previous_rounds_straggler_does_not_delay_the_next_round(crunch: Crunch) -> None:
-    held, _ = crunch.add(Held, name="held")
-    echo_ids = [crunch.add(Echo, name=f"echo-{i}")[0] for i in range(3)]
+    held = crunch.add(Held, name="held")
+    echo_ids = [crunch.add(Echo, name=f"echo-{i}") for i in range(3)]
     runner = crunch.runner(timeout=0.5, max_consecutive_timeouts=10)
     assert runner.wait_for_models(4, WAIT)
     assert by_model_id(runner.call("work"))[held].status is TIMEOUT  # its node is still computing
@@ -241,7 +208,8 @@ def test_a_previous_rounds_straggler_does_not_delay_the_next_round(crunch: Crunc
 
 
 def test_a_node_killed_mid_call(crunch: Crunch) -> None:
-    held, node = crunch.add(Held)
+    held = crunch.add(Held)
+    node = crunch.nodes[held]
     runner = crunch.runner(timeout=30.0, report_failure=False)
     results: dict[str, ModelPredictResult] = {}
     thread = threading.Thread(target=lambda: results.update(by_model_id(runner.call("hold"))))
@@ -298,7 +266,8 @@ def test_busy_node_counts_as_a_timeout(crunch: Crunch) -> None:
 
 
 def test_health_checks_keep_a_serving_node_and_reconnect_another(crunch: Crunch) -> None:
-    model_id, node = crunch.add(Slow)
+    model_id = crunch.add(Slow)
+    node = crunch.nodes[model_id]
     # Backoff long enough that the reconnect's Setup outlasts the node's busy `slow` call.
     runner = crunch.runner(timeout=0.1, max_consecutive_timeouts=10, retry_backoff_factor=0.2)
     joined: list[ModelRunner] = []
@@ -333,8 +302,8 @@ def _reports_for(orchestrator: LocalOrchestrator, model_id: str) -> list[str]:
 
 
 def test_bad_implementation_is_reported_once_and_removed(crunch: Crunch) -> None:
-    model_id, _ = crunch.add(Echo)
-    complete_id, _ = crunch.add(Extended)  # has the method the other lacks: not the coordinator's typo
+    model_id = crunch.add(Echo)
+    complete_id = crunch.add(Extended)  # has the method the other lacks: not the coordinator's typo
     runner = crunch.runner()
     assert runner.wait_for_models(2, WAIT)
     (model,) = [model for model in runner.models if model.model_id == model_id]
@@ -349,7 +318,7 @@ def test_bad_implementation_is_reported_once_and_removed(crunch: Crunch) -> None
 
 
 def test_multiple_failed_is_reported_once_and_removed(crunch: Crunch) -> None:
-    model_id, _ = crunch.add(Failing)
+    model_id = crunch.add(Failing)
     runner = crunch.runner(max_consecutive_failures=2)
     (model,) = runner.models
     statuses = [runner.call("echo", args=[i]).get(model) for i in range(3)]
@@ -362,7 +331,7 @@ def test_multiple_failed_is_reported_once_and_removed(crunch: Crunch) -> None:
 
 
 def test_multiple_timeout_is_reported_once_and_removed(crunch: Crunch) -> None:
-    model_id, _ = crunch.add(Slow)
+    model_id = crunch.add(Slow)
     runner = crunch.runner(timeout=0.1, max_consecutive_timeouts=1)
     (model,) = runner.models
     assert runner.call("slow")[model].status is TIMEOUT
@@ -376,7 +345,7 @@ def test_multiple_timeout_is_reported_once_and_removed(crunch: Crunch) -> None:
 
 
 def test_connection_failed_is_reported_once(crunch: Crunch) -> None:
-    good, _ = crunch.add(Echo)
+    good = crunch.add(Echo)
     runner = crunch.runner()
     dead = crunch.orchestrator.add_model(host="127.0.0.1", port=1, name="dead")
     assert crunch.orchestrator.wait_for_reports(1, WAIT)
@@ -385,7 +354,7 @@ def test_connection_failed_is_reported_once(crunch: Crunch) -> None:
 
 
 def test_reporting_off_keeps_every_model(crunch: Crunch) -> None:
-    model_id, _ = crunch.add(Failing)
+    crunch.add(Failing)
     crunch.add(Extended, name="echo")
     runner = crunch.runner(report_failure=False, max_consecutive_failures=1)
     assert runner.wait_for_models(2, WAIT)
@@ -398,7 +367,7 @@ def test_reporting_off_keeps_every_model(crunch: Crunch) -> None:
 
 
 def test_coordinator_reports_low_performance(crunch: Crunch) -> None:
-    model_id, _ = crunch.add(Echo)
+    model_id = crunch.add(Echo)
     runner = crunch.runner()
     (model,) = runner.models
     runner.report_failure(model, "LOW_PERFORMANCE", "below the baseline")
@@ -413,17 +382,17 @@ def test_coordinator_reports_low_performance(crunch: Crunch) -> None:
 
 
 def test_a_model_joining_between_rounds_is_in_the_next(crunch: Crunch) -> None:
-    first, _ = crunch.add(Echo)
+    first = crunch.add(Echo)
     runner = crunch.runner()
     assert set(by_model_id(runner.call("echo", args=[1]))) == {first}
-    second, _ = crunch.add(Echo, name="second")
+    second = crunch.add(Echo, name="second")
     assert runner.wait_for_models(2, WAIT)
     assert set(by_model_id(runner.call("echo", args=[2]))) == {first, second}
 
 
 def test_works_inside_a_running_event_loop(crunch: Crunch) -> None:
     """A Jupyter cell runs inside an asyncio loop: the blocking API must still work there."""
-    model_id, _ = crunch.add(Echo)
+    model_id = crunch.add(Echo)
 
     async def cell() -> dict[str, ModelPredictResult]:
         runner = crunch.runner()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from _crunch_kit import Crunch as CrunchKit
 from conftest import PARTICIPANT, free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
@@ -45,27 +46,12 @@ class Model(Base):
         return "done"
 
 
-class Crunch:
-    def __init__(self, orchestrator: LocalOrchestrator, start_node: Callable[..., LocalModelNode]) -> None:
-        self.orchestrator = orchestrator
-        self.start_node = start_node
-        self.runners: list[DynamicSubclassModelConcurrentRunner] = []
+class Crunch(CrunchKit):
+    """The kit, with this file's helpers."""
 
     def add_models(self, count: int) -> None:
         for _ in range(count):
-            self.orchestrator.add_model(port=self.start_node(classes=[Base, Model]).port)
-
-    def runner(self, init: bool = True, **options: Any) -> DynamicSubclassModelConcurrentRunner:
-        settings: dict[str, Any] = dict(
-            timeout=5.0, crunch_id=self.orchestrator.crunch_id, host="127.0.0.1", port=self.orchestrator.port,
-            base_classname=f"{__name__}.Base", retry_backoff_factor=0.01,
-        )
-        settings.update(options)
-        runner = DynamicSubclassModelConcurrentRunner(**settings)
-        self.runners.append(runner)
-        if init:
-            runner.init(timeout=WAIT)
-        return runner
+            self.add(Model)
 
     def no_report(self) -> bool:
         return not self.orchestrator.wait_for_reports(1, QUIET)
@@ -73,13 +59,8 @@ class Crunch:
 
 @pytest.fixture
 def crunch(local_node: Callable[..., LocalModelNode]) -> Iterator[Crunch]:
-    with LocalOrchestrator(crunch_id="mistakes") as orchestrator:
-        kit = Crunch(orchestrator, local_node)
-        try:
-            yield kit
-        finally:
-            for runner in kit.runners:
-                runner.close()
+    with Crunch.running("mistakes", local_node, Base, base_classname=f"{__name__}.Base") as kit:
+        yield kit
 
 
 @pytest.mark.parametrize("models", [1, 3])

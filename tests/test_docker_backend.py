@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
+from _orchestrator_fixtures import Recorder
+from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from mrclient.orchestrator.connection import OrchestratorSettings, reconnect_backoff
 from mrclient.runners import DynamicSubclassModelRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -46,29 +47,6 @@ def participant(tag: str) -> type[Base]:
     return type(f"Model_{tag}", (Base,), {"tag": tag})
 
 
-class Table:
-    """The runner's joins and leaves, with bounded waits on them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []  # (joined|left, model_id, deployment_id)
-        self._changed = threading.Condition()
-
-    def joined(self, runner: ModelRunner) -> None:
-        self._add("joined", runner)
-
-    def left(self, runner: ModelRunner) -> None:
-        self._add("left", runner)
-
-    def _add(self, kind: str, runner: ModelRunner) -> None:
-        with self._changed:
-            self.events.append((kind, runner.model_id, runner.deployment_id))
-            self._changed.notify_all()
-
-    def wait_for(self, *events: tuple[str, str, str]) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: all(event in self.events for event in events), WAIT)
-
-
 def results_of(runner: DynamicSubclassModelConcurrentRunner, x: int) -> dict[str, tuple[ModelPredictResult.Status, Any]]:
     return {model.model_id: (result.status, result.result) for model, result in runner.call("predict", args=[x]).items()}
 
@@ -87,13 +65,13 @@ def test_three_nodes_announced_docker_style_through_joins_a_stop_a_replacement_a
     a, b, c = (orchestrator.add_model(port=nodes[tag].port, name=tag) for tag in "abc")
     assert {e["port"] for e in orchestrator.running_models.values()} == {str(nodes[t].port) for t in "abc"}
     assert {e["ip"] for e in orchestrator.running_models.values()} == {"localhost"}
-    table = Table()
+    recorder = Recorder()
     runner = DynamicSubclassModelConcurrentRunner(
         timeout=5.0, crunch_id=CRUNCH, host="127.0.0.1", port=orchestrator.port,
         base_classname=f"{__name__}.Base", retry_backoff_factor=0.01, orchestrator_settings=FAST,
     )
-    runner.on_model_joined(table.joined)
-    runner.on_model_left(table.left)
+    runner.on_model_joined(recorder.joined)
+    runner.on_model_left(recorder.left)
     deployment = {model_id: orchestrator.model(model_id)["deployment_id"] for model_id in (a, b, c)}
     try:
         # Joins: the entries' string ports and host name make callable models.
@@ -104,12 +82,12 @@ def test_three_nodes_announced_docker_style_through_joins_a_stop_a_replacement_a
 
         # A stop: two STOPPED frames, the second with port 0 and an empty ip.
         orchestrator.stop_model(b)
-        assert table.wait_for(("left", b, deployment[b]))
+        assert recorder.wait_for_events(("left", b, deployment[b]))
         assert results_of(runner, 2) == {a: (SUCCESS, "a:2"), c: (SUCCESS, "c:2")}
 
         # A replaced submission: RUNNING for the new deployment on another node, then the old one's two STOPPED.
         new_c = orchestrator.redeploy_model(c, port=nodes["c2"].port)
-        assert table.wait_for(("left", c, deployment[c]), ("joined", c, new_c))
+        assert recorder.wait_for_events(("left", c, deployment[c]), ("joined", c, new_c))
         assert results_of(runner, 3) == {a: (SUCCESS, "a:3"), c: (SUCCESS, "c2:3")}
         assert {m.model_id: m.deployment_id for m in runner.models} == {a: deployment[a], c: new_c}
 
@@ -119,14 +97,14 @@ def test_three_nodes_announced_docker_style_through_joins_a_stop_a_replacement_a
         d = orchestrator.add_model(port=nodes["d"].port, name="d")
         assert results_of(runner, 4) == {a: (SUCCESS, "a:4"), c: (SUCCESS, "c2:4")}, "rounds go on while it is away"
         orchestrator.start()
-        assert table.wait_for(("left", a, deployment[a]), ("joined", d, orchestrator.model(d)["deployment_id"]))
+        assert recorder.wait_for_events(("left", a, deployment[a]), ("joined", d, orchestrator.model(d)["deployment_id"]))
         assert results_of(runner, 5) == {c: (SUCCESS, "c2:5"), d: (SUCCESS, "d:5")}
         assert runner.connection_state.reconnects == 1
         assert any("code 1001" in r.getMessage() for r in caplog.records if r.name == "mrclient.orchestrator.connection")
     finally:
         runner.close()
     assert orchestrator.reports == []
-    assert table.events.count(("joined", c, new_c)) == 1, "the old deployment's STOPPED frames left the new one alone"
+    assert recorder.summary().count(("joined", c, new_c)) == 1, "the old deployment's STOPPED frames left the new one alone"
     noisy = [r.getMessage() for r in caplog.records if r.name == "mrclient.cluster.table" and r.levelno >= logging.WARNING]
     assert noisy == [], "the second STOPPED frames and the string ports are normal traffic"
     assert [t.name for t in threading.enumerate() if t.name.startswith("mrclient")] == [], "close() left nothing"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from mrclient.wire.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
 from mrclient.wire.proto.commons_pb2 import Argument, KwArgument, VariantType
 from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
 from mrclient.wire.proto.train_infer_pb2 import InferRequest
+from participant.main import infer as running_sum  # the participant's infer: yields None, then the running sum
 
 WAIT = 10.0  # bound on every wait for the node
 
@@ -373,16 +374,6 @@ def test_set_serving(local_node: Callable[..., LocalModelNode], health_of: Calla
 
 
 # -- TrainInfer ---------------------------------------------------------------------
-
-
-def running_sum(stream: Iterator[Any]) -> Iterator[Any]:
-    yield None
-    total = 0
-    for value in stream:
-        if value == "boom":
-            raise ValueError("cannot add boom")
-        total += value
-        yield total
 
 
 def infer(stub: Any, value: Any) -> Any:

@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from _crunch_kit import Crunch
 from _html_tables import tables, text_outside_tables
 from mrclient import (
     LATENCY_BUCKETS,
@@ -36,7 +36,7 @@ from mrclient import (
 )
 from mrclient._support.tables import STATUS_COLOURS
 from mrclient.runners import MODEL_LEFT
-from mrclient.testing import LocalModelNode, LocalOrchestrator
+from mrclient.testing import LocalModelNode
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
 FAILED = ModelPredictResult.Status.FAILED
@@ -87,47 +87,14 @@ class Held(ShownBase):
         return "released"
 
 
-@dataclass
-class Crunch:
-    orchestrator: LocalOrchestrator
-    start_node: Callable[..., LocalModelNode]
-    runners: list[DynamicSubclassModelConcurrentRunner] = field(default_factory=list)
-
-    def add(self, cls: type) -> str:
-        node = self.start_node(classes=[ShownBase, cls])
-        return self.orchestrator.add_model(host="127.0.0.1", port=node.port, name=cls.__name__)
-
-    def runner(
-        self, count: int, runner_class: type[DynamicSubclassModelConcurrentRunner] = DynamicSubclassModelConcurrentRunner,
-        **kwargs: Any,
-    ) -> DynamicSubclassModelConcurrentRunner:
-        options: dict[str, Any] = dict(
-            timeout=DEADLINE, crunch_id=self.orchestrator.crunch_id, host="127.0.0.1", port=self.orchestrator.port,
-            base_classname="ShownBase", retry_backoff_factor=0.01, max_consecutive_failures=0,
-            max_consecutive_timeouts=0,
-        )  # fmt: skip
-        options.update(kwargs)
-        runner = runner_class(**options)
-        self.runners.append(runner)
-        runner.init(timeout=WAIT)
-        assert runner.wait_for_models(count, WAIT)
-        return runner
-
-
 @pytest.fixture
 def crunch(local_node: Callable[..., LocalModelNode]) -> Iterator[Crunch]:
     Late.release.clear()
     Held.started.clear()
     Held.release.clear()
-    with LocalOrchestrator(crunch_id="shown") as orchestrator:
-        kit = Crunch(orchestrator, local_node)
-        try:
-            yield kit
-        finally:
-            Late.release.set()
-            Held.release.set()
-            for runner in kit.runners:
-                runner.close()
+    with Crunch.running("shown", local_node, ShownBase, releases=(Late.release, Held.release), timeout=DEADLINE,
+                      max_consecutive_failures=0, max_consecutive_timeouts=0) as kit:
+        yield kit
 
 
 def three_models(crunch: Crunch, **kwargs: Any) -> tuple[DynamicSubclassModelConcurrentRunner, dict[str, str]]:

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, RoundSummary
+from _crunch_kit import Crunch
+from mrclient import ModelPredictResult, ModelRunner, RoundSummary
 from mrclient.orchestrator.outbox import Outbox
 from mrclient.stats import LATENCY_WINDOW, RECENT_ROUNDS, MethodCounts, ModelCounters, StatsBook, summarize
-from mrclient.testing import LocalModelNode, LocalOrchestrator
+from mrclient.testing import LocalModelNode
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
 FAILED = ModelPredictResult.Status.FAILED
@@ -69,16 +70,20 @@ def test_percentiles_cover_the_recent_window_only() -> None:
     assert stats.calls == 100 + LATENCY_WINDOW
 
 
+def _every_outcome() -> dict[Any, Any]:
+    """One round of five models, one per outcome: ok, failing, slow (timed out), resting (skipped), gone (left)."""
+    return {
+        _model("ok"): _result(SUCCESS, 2_000),
+        _model("failing"): _result(FAILED, 3_000, "FAILED: boom"),
+        _model("slow"): _result(TIMEOUT, 500_000, "DEADLINE_EXCEEDED"),
+        _model("resting"): _result(TIMEOUT, 0, REST),
+        _model("gone"): _result(FAILED, 0, LEFT),
+    }
+
+
 def test_each_outcome_counts_where_it_belongs_and_the_counts_add_up() -> None:
     book = _book()
-    ok, failing, slow, resting, gone = (_model(name) for name in ("ok", "failing", "slow", "resting", "gone"))
-    results = {
-        ok: _result(SUCCESS, 2_000),
-        failing: _result(FAILED, 3_000, "FAILED: boom"),
-        slow: _result(TIMEOUT, 500_000, "DEADLINE_EXCEEDED"),
-        resting: _result(TIMEOUT, 0, REST),
-        gone: _result(FAILED, 0, LEFT),
-    }
+    results = _every_outcome()
     summary = book.record("predict", results, 123.0, 0.5)
 
     assert (summary.method, summary.started_at, summary.wall_time_s, summary.called) == ("predict", 123.0, 0.5, 5)
@@ -124,14 +129,7 @@ def test_counts_are_kept_per_method_and_add_up_to_the_models_totals() -> None:
 
 
 def test_the_summary_of_an_unrecorded_round_is_the_recorded_ones() -> None:
-    ok, failing, slow, resting, gone = (_model(name) for name in ("ok", "failing", "slow", "resting", "gone"))
-    results = {
-        ok: _result(SUCCESS, 2_000),
-        failing: _result(FAILED, 3_000, "FAILED: boom"),
-        slow: _result(TIMEOUT, 500_000, "DEADLINE_EXCEEDED"),
-        resting: _result(TIMEOUT, 0, REST),
-        gone: _result(FAILED, 0, LEFT),
-    }
+    results = _every_outcome()
     made = summarize("predict", results, 123.0, 0.5, success=SUCCESS, timeout=TIMEOUT, rest_detail=REST, left_detail=LEFT)
     assert made == _book().record("predict", results, 123.0, 0.5)
 
@@ -214,42 +212,13 @@ class Summaries:
             return self._changed.wait_for(lambda: len(self.items) >= count, WAIT)
 
 
-@dataclass
-class Crunch:
-    orchestrator: LocalOrchestrator
-    start_node: Callable[..., LocalModelNode]
-    runners: list[DynamicSubclassModelConcurrentRunner] = field(default_factory=list)
-
-    def add(self, cls: type) -> str:
-        node = self.start_node(classes=[StatsBase, cls])
-        return self.orchestrator.add_model(host="127.0.0.1", port=node.port, name=cls.__name__)
-
-    def runner(self, count: int, **kwargs: Any) -> DynamicSubclassModelConcurrentRunner:
-        options: dict[str, Any] = dict(
-            timeout=5.0, crunch_id=self.orchestrator.crunch_id, host="127.0.0.1", port=self.orchestrator.port,
-            base_classname="StatsBase", retry_backoff_factor=0.01, max_consecutive_failures=0,
-        )  # fmt: skip
-        options.update(kwargs)
-        runner = DynamicSubclassModelConcurrentRunner(**options)
-        self.runners.append(runner)
-        runner.init(timeout=WAIT)
-        assert runner.wait_for_models(count, WAIT)
-        return runner
-
-
 @pytest.fixture
 def crunch(local_node: Callable[..., LocalModelNode]) -> Iterator[Crunch]:
     Sluggish.interrupt.clear()
     Hanging.release.clear()
-    with LocalOrchestrator(crunch_id="stats") as orchestrator:
-        kit = Crunch(orchestrator, local_node)
-        try:
-            yield kit
-        finally:
-            Sluggish.interrupt.set()
-            Hanging.release.set()
-            for runner in kit.runners:
-                runner.close()
+    with Crunch.running("stats", local_node, StatsBase, releases=(Sluggish.interrupt, Hanging.release),
+                      max_consecutive_failures=0) as kit:
+        yield kit
 
 
 def _by_id(stats: dict[ModelRunner, Any]) -> dict[str, Any]:

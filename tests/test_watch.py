@@ -29,6 +29,7 @@ import pytest
 
 from _rpc_recorder import RecordingProxy, recording_proxy_fixture  # noqa: F401 (the recording_proxy fixture)
 from mrclient import ConnectionState, DynamicSubclassModelConcurrentRunner, ModelPredictResult, RoundSummary
+from mrclient.cluster.plan import plan_event
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, TrackerBase
 from mrclient.watch.announcements import GONE, Announcement, apply_frame, prune_left
@@ -86,6 +87,18 @@ def test_a_bad_entry_is_named_and_skipped_and_a_stop_of_an_unknown_model_is_show
     assert list(change.table) == ["m3"] and change.table["m3"].left
 
 
+def test_the_watch_reads_a_frame_as_the_cluster_does() -> None:
+    """One reading of a frame's entries: the same ones skipped, in the same words, the same models kept."""
+    frame = [{"model_id": "m9"}, entry("m1", port="x"), 7, entry("m3", "STOPPED"), entry("m2", ip="::1")]
+    known = {"m1": SimpleNamespace(deployment_id="d1", ip="10.0.0.1", port=5000),
+             "m4": SimpleNamespace(deployment_id="d1", ip="10.0.0.1", port=5001)}
+    watched = apply_frame(apply_frame({}, "init", [entry("m1"), entry("m4")], now=1.0).table, "init", frame, now=2.0)
+    planned = plan_event(known, frame, snapshot=True)
+    assert watched.problems == planned.problems and len(planned.problems) == 3
+    assert planned.close == ("m4",) and [s.model_id for s in watched.changed if s.state == GONE] == ["m4"]
+    assert watched.table["m1"].running and watched.table["m2"].address == "[::1]:5000"
+
+
 # -- the table's layout, with plain data ---------------------------------------------------------
 
 
@@ -98,8 +111,8 @@ def stats(status: str, error: str | None = None) -> Any:
 def crowded_rows() -> tuple[Any, list[tuple[str, ...]]]:
     """Every column at once, with long ids and names, as a busy crunch shows them."""
     announced = [
-        Announcement(f"model-{n:04d}-{'x' * 20}", f"deployment-{n}-{'y' * 30}", state, 0.0, "10.0.0.123", 40000 + n,
-                     {"model_name": f"a-rather-long-model-name-{n}", "cruncher_name": "cruncher with a long name"})
+        Announcement(f"model-{n:04d}-{'x' * 20}", f"deployment-{n}-{'y' * 30}", state, "10.0.0.123", 40000 + n,
+                     {"model_name": f"a-rather-long-model-name-{n}", "cruncher_name": "cruncher with a long name"}, since=0.0)
         for n, state in enumerate(["RUNNING", "RUNNING", "RUNNING", "RUNNING", "RECOVERING", "STOPPED"])
     ]
     health = {announced[0].model_id: "SERVING", announced[1].model_id: "NOT_SERVING", announced[2].model_id: "NO_ANSWER"}
@@ -132,9 +145,9 @@ def test_in_80_columns_statuses_are_whole_and_the_least_useful_columns_go_first(
 def test_a_wide_terminal_shows_every_column_and_a_narrow_one_crops_rows() -> None:
     columns, rows = crowded_rows()
     assert None not in fit_columns(columns, rows, 250, 3)
-    announced_only = model_rows([Announcement("m-1", "d-1", "RUNNING", 0.0, "h", 1, {})])
+    announced_only = model_rows([Announcement("m-1", "d-1", "RUNNING", "h", 1, {}, since=0.0)])
     assert announced_only[0] == ANNOUNCED_COLUMNS  # no health, no call columns unless asked
-    many_columns, many = model_rows([Announcement(f"m-{i}", "d", "RUNNING", 0.0, "h", 1, {}) for i in range(50)])
+    many_columns, many = model_rows([Announcement(f"m-{i}", "d", "RUNNING", "h", 1, {}, since=0.0) for i in range(50)])
     cropped = text_table(many_columns, many, width=80, height=10)
     assert len(cropped) == 10 and cropped[-1] == "... and 42 more"
 
@@ -142,8 +155,8 @@ def test_a_wide_terminal_shows_every_column_and_a_narrow_one_crops_rows() -> Non
 def test_the_summary_says_how_the_connection_the_models_and_the_last_round_are() -> None:
     state = ConnectionState(connected=False, since=0.0, reconnects=2, reports_pending=1, reports_unconfirmed=3)
     summary = RoundSummary("predict", 0.0, 0.0125, 4, 2, 1, 1, 1, 0, (("m", 12.5),))
-    announced = [Announcement("a", "d", "RUNNING", 0.0), Announcement("b", "d", "RUNNING", 0.0),
-                 Announcement("c", "d", "STOPPED", 0.0)]
+    announced = [Announcement("a", "d", "RUNNING", since=0.0), Announcement("b", "d", "RUNNING", since=0.0),
+                 Announcement("c", "d", "STOPPED", since=0.0)]
     parts = summary_parts("bird", state, announced, True, summary, "every model refused")
     line = " · ".join(parts)
     for part in ("bird: DISCONNECTED since", "2 reconnects", "2 running, 1 stopped", "reports 1 unsent, 3 unconfirmed",

@@ -80,6 +80,11 @@ class ClientConfig:
         with open(path, "w", encoding="utf-8") as file:
             json.dump(dataclasses.asdict(self), file)
 
+    def runner_arguments(self) -> dict[str, Any]:
+        """The arguments of every client's ``DynamicSubclassModelConcurrentRunner`` (the same names); no reports."""
+        return dict(timeout=self.timeout, crunch_id=self.crunch_id, host=self.orchestrator_host,
+                    port=self.orchestrator_port, base_classname=self.base_classname, report_failure=False)
+
     @classmethod
     def load(cls, path: str) -> ClientConfig:
         with open(path, encoding="utf-8") as file:

@@ -19,15 +19,7 @@ _SUCCESS = ModelPredictResult.Status.SUCCESS
 class MrclientDriver:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        self.runner = DynamicSubclassModelConcurrentRunner(
-            timeout=config.timeout,
-            crunch_id=config.crunch_id,
-            host=config.orchestrator_host,
-            port=config.orchestrator_port,
-            base_classname=config.base_classname,
-            report_failure=False,
-            **config.options,
-        )
+        self.runner = DynamicSubclassModelConcurrentRunner(**config.runner_arguments(), **config.options)
 
     def init(self) -> None:
         self.runner.init()

@@ -37,14 +37,7 @@ class ReferenceDriver:
 
     async def _init(self) -> None:
         config = self.config
-        self.runner = DynamicSubclassModelConcurrentRunner(
-            timeout=config.timeout,
-            crunch_id=config.crunch_id,
-            host=config.orchestrator_host,
-            port=config.orchestrator_port,
-            base_classname=config.base_classname,
-            report_failure=False,
-        )
+        self.runner = DynamicSubclassModelConcurrentRunner(**config.runner_arguments())
         await self.runner.init()
         self.listener = asyncio.create_task(self.runner.sync())
         deadline = time.monotonic() + config.ready_timeout

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..wire.entries import RUNNING, ModelEntry, Rejected, parse_entry
+from ..wire.entries import RUNNING, ModelEntry, read_entries
 
 __all__ = ["Placement", "Plan", "plan_event"]
 
@@ -92,19 +92,10 @@ def plan_event(known: Mapping[str, Placement], entries: Sequence[object], *, sna
     mention are closed. An entry that names its model but is otherwise invalid
     still counts as a mention, so a malformed entry never tears a model down.
     """
+    read = read_entries(entries)
     slots: dict[str, _Slot] = {}
-    mentioned: set[str] = set()
-    problems: list[str] = []
-    for index, raw in enumerate(entries):
-        entry = parse_entry(raw)
-        if isinstance(entry, Rejected):
-            if entry.model_id is not None:
-                mentioned.add(entry.model_id)
-            about = "" if entry.model_id is None else f" (model {entry.model_id!r})"
-            problems.append(f"entry {index}{about} skipped: {entry.reason}")
-            continue
+    for entry in read.valid:
         model_id = entry.model_id
-        mentioned.add(model_id)
         slot = slots.get(model_id) or _Slot(original=model_id in known)
         slots[model_id] = _apply(slot, known.get(model_id), entry)
 
@@ -121,5 +112,5 @@ def plan_event(known: Mapping[str, Placement], entries: Sequence[object], *, sna
         if slot.entry is not None:
             start.append(slot.entry)
     if snapshot:
-        close.extend(model_id for model_id in known if model_id not in mentioned)
-    return Plan(tuple(close), tuple(start), tuple(refresh), tuple(problems))
+        close.extend(model_id for model_id in known if model_id not in read.mentioned)
+    return Plan(tuple(close), tuple(start), tuple(refresh), read.problems)

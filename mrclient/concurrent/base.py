@@ -14,18 +14,22 @@ A model whose runner is closed during the round (it left the table, or
 under way when ``close()`` is called returns its results instead of raising.
 ``close()`` never takes the round lock: the work of closing runs on a thread
 of its own (see ``shutdown``), so it is safe from anywhere.
+
+The signature of ``ModelConcurrentRunner.__init__`` is the one source of the
+options every runner takes (see ``shared_arguments`` for how the subclasses
+follow it without drifting).
 """
 
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
@@ -46,7 +50,14 @@ from .overview import RunnerOverview
 from .results import REST_DETAIL, ModelPredictResult, RoundResults, result_of
 from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
 
-__all__ = ["DEFAULT_INIT_TIMEOUT", "ModelConcurrentRunner", "POOL_HEADROOM", "check_request_size"]
+__all__ = [
+    "DEFAULT_INIT_TIMEOUT",
+    "ModelConcurrentRunner",
+    "POOL_HEADROOM",
+    "SHARED_PARAMETERS",
+    "check_request_size",
+    "shared_arguments",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -321,12 +332,7 @@ class ModelConcurrentRunner(abc.ABC):
         self.init()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._shutdown.request(sys._getframe(1))  # as close(), judged from the with block's frame
 
     # -- the model table --------------------------------------------------------------------
@@ -580,6 +586,31 @@ class ModelConcurrentRunner(abc.ABC):
 
     def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
         return self.model_cluster.models if model_runs is None else list(model_runs)
+
+
+# -- the options every runner shares ------------------------------------------------------------
+#
+# Each subclass repeats the base's parameters in its own ``__init__`` signature,
+# on purpose: help(), IDE completion and mypy in a coordinator's code read a
+# signature, and **kwargs would tell them nothing. What could drift is said once:
+# * the forwarding: a subclass calls ``super().__init__(**shared_arguments(locals()))``,
+#   which picks the base's parameters by name out of its own arguments, so no
+#   subclass writes the options out again in a call;
+# * the meaning: only the base's docstring documents the shared options; a
+#   subclass documents its own and sends the reader to the base for the rest;
+# * the signatures: tests/test_docstrings.py compares each subclass's shared
+#   parameters (order, kind, default, annotation) and documented arguments with
+#   the base's, and fails on any difference.
+# An option for every runner is therefore written in the base's signature and
+# docstring, plus the one signature line per subclass that the test asks for.
+
+#: The parameters of ``ModelConcurrentRunner.__init__`` (``self`` aside), in order.
+SHARED_PARAMETERS = tuple(inspect.signature(ModelConcurrentRunner.__init__).parameters)[1:]
+
+
+def shared_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The base constructor's arguments, by name, out of a subclass constructor's ``locals()``."""
+    return {name: arguments[name] for name in SHARED_PARAMETERS}
 
 
 def check_request_size(size: int, subject: str) -> None:

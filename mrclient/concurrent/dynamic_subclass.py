@@ -12,7 +12,7 @@ from ..runners.dynamic_subclass import build_call_request
 from ..security import GatewayCredentials, SecureCredentials
 from ..wire.codec import to_arguments, to_kw_arguments
 from ..wire.proto.dynamic_subclass_pb2 import CallRequest
-from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size
+from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
 from .results import RoundResults
 from .rounds import ROUND_SWITCH_INTERVAL
 
@@ -46,47 +46,20 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         """Set up the runner; nothing connects before :meth:`init`.
 
         Args:
-            timeout: default deadline of one round, in seconds.
-            crunch_id: the crunch whose models to follow.
-            host: the orchestrator's host.
-            port: the orchestrator's WebSocket port; a string of digits (read from the environment) is accepted.
             base_classname: the fully qualified base class (``"package.module.Class"``)
                 whose subclass each model node finds in the participant's code and instantiates.
             instance_args: the constructor's positional arguments, plain values
                 or ``Argument`` messages; encoded once, sent in every model's Setup.
             instance_kwargs: its keyword arguments, a mapping of plain values or a
                 list of ``KwArgument`` messages.
-            max_consecutive_failures: see :class:`ModelConcurrentRunner`.
-            max_consecutive_timeouts: see :class:`ModelConcurrentRunner`.
-            secure_credentials: see :class:`ModelConcurrentRunner`.
-            gateway_credentials: see :class:`ModelConcurrentRunner`.
-            report_failure: see :class:`ModelConcurrentRunner`.
-            retry_backoff_factor: see :class:`ModelConcurrentRunner`.
-            orchestrator_settings: see :class:`ModelConcurrentRunner`.
-            init_timeout: see :class:`ModelConcurrentRunner`.
-            round_switch_interval: see :class:`ModelConcurrentRunner`.
-            keep_stats: see :class:`ModelConcurrentRunner`.
+
+        The other arguments are those of :class:`ModelConcurrentRunner`, with the same defaults.
         """
         self.base_classname = base_classname
         # Encoded once here, shared by every runner's Setup.
         self.instance_args = to_arguments(instance_args)
         self.instance_kwargs = to_kw_arguments(instance_kwargs)
-        super().__init__(
-            timeout,
-            crunch_id,
-            host,
-            port,
-            max_consecutive_failures=max_consecutive_failures,
-            max_consecutive_timeouts=max_consecutive_timeouts,
-            secure_credentials=secure_credentials,
-            gateway_credentials=gateway_credentials,
-            report_failure=report_failure,
-            retry_backoff_factor=retry_backoff_factor,
-            orchestrator_settings=orchestrator_settings,
-            init_timeout=init_timeout,
-            round_switch_interval=round_switch_interval,
-            keep_stats=keep_stats,
-        )
+        super().__init__(**shared_arguments(locals()))  # the base's options, by name (see base.shared_arguments)
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
         """A runner that sets up ``base_classname`` on the model's node."""

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._support import tables as display
+from .._support.addresses import host_port
 from .._support.tables import Column
 from ..runners import ModelRunner
 from ..stats import ConnectionState, RoundSummary
+from .results import IDENTITY_COLUMNS, identity
 
 __all__ = ["HTML_ROWS", "RunnerOverview", "model_row", "model_rows", "table_rows"]
 
@@ -55,8 +57,7 @@ class RunnerOverview:
     @property
     def orchestrator_url(self) -> str:
         """``ws://host:port`` of the runner's orchestrator (an IPv6 host in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port}"
+        return f"ws://{host_port(self.host, self.port)}"
 
     @property
     def line(self) -> str:
@@ -111,11 +112,8 @@ def model_row(model: ModelRunner, state: str | None = None) -> dict[str, Any]:
     stats = model.stats
     if state is None:
         state = "resting" if model.cooldown_calls_remaining > 0 else "ready"
-    infos = model.infos
     return {
-        "model_id": model.model_id,
-        "model_name": model.model_name,
-        "cruncher": infos.get("cruncher_name") or infos.get("cruncher_id"),
+        **identity(model),
         "state": state,
         "latency_p50_ms": stats.latency_p50_ms,
         "latency_p90_ms": stats.latency_p90_ms,
@@ -160,9 +158,7 @@ def _state_badge(row: Mapping[str, Any]) -> str:
 
 
 _MODEL_COLUMNS = (
-    Column("model_id", "model"),
-    Column("model_name", "name"),
-    Column("cruncher", "cruncher"),
+    *IDENTITY_COLUMNS,
     Column("state", "state", html=_state_badge),
     Column("latency_p50_ms", "p50 ms", format=display.milliseconds, numeric=True),
     Column("latency_p90_ms", "p90 ms", format=display.milliseconds, numeric=True),

@@ -23,8 +23,9 @@ from .._support import tables as display
 from .._support.tables import Column
 from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..stats import RoundSummary, summarize
+from ..wire.entries import cruncher_of
 
-__all__ = ["ModelPredictResult", "REST_DETAIL", "RoundResults", "result_of"]
+__all__ = ["IDENTITY_COLUMNS", "ModelPredictResult", "REST_DETAIL", "RoundResults", "identity", "result_of"]
 
 #: The detail of a model answered TIMEOUT without being called, while it rests after timeouts.
 REST_DETAIL = "SKIPPED: resting after consecutive timeouts"
@@ -184,13 +185,19 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
         return display.html_table(_HTML_COLUMNS, rows, caption=self._caption(), more=more)
 
 
+#: The first columns of every model table: which model a row is (the keys of ``identity``).
+IDENTITY_COLUMNS = (Column("model_id", "model"), Column("model_name", "name"), Column("cruncher", "cruncher"))
+
+
+def identity(runner: ModelRunner) -> dict[str, Any]:
+    """Which model a row is: its id, its name and its cruncher (see ``IDENTITY_COLUMNS``)."""
+    return {"model_id": runner.model_id, "model_name": runner.model_name, "cruncher": cruncher_of(runner.infos)}
+
+
 def _record(runner: ModelRunner, result: ModelPredictResult) -> dict[str, Any]:
-    infos = runner.infos
     status = result.status.value
     return {
-        "model_id": runner.model_id,
-        "model_name": runner.model_name,
-        "cruncher": infos.get("cruncher_name") or infos.get("cruncher_id"),
+        **identity(runner),
         "deployment_id": runner.deployment_id,
         "status": status,
         "left": status == "FAILED" and result.detail == MODEL_LEFT,
@@ -207,9 +214,7 @@ def _status_badge(row: Mapping[str, Any]) -> str:
 _RECORD_KEYS = ("model_id", "model_name", "cruncher", "deployment_id", "status", "left", "latency_ms", "result",
                 "detail")  # fmt: skip
 _HTML_COLUMNS = (
-    Column("model_id", "model"),
-    Column("model_name", "name"),
-    Column("cruncher", "cruncher"),
+    *IDENTITY_COLUMNS,
     Column("status", "status", html=_status_badge),
     Column("latency_ms", "latency ms", format=display.milliseconds, numeric=True),
     Column("result", "result", format=display.shorten, width=display.CELL_CHARS),

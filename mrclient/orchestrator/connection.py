@@ -28,13 +28,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 import websocket
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+from .._support.addresses import host_port
 from ..stats import ConnectionState
 from ..wire.frames import Event, Skipped, parse_frame
 from .outbox import Outbox
@@ -44,6 +44,7 @@ __all__ = [
     "EventHandler",
     "OrchestratorConnection",
     "OrchestratorSettings",
+    "orchestrator_url",
     "reconnect_backoff",
 ]
 
@@ -88,6 +89,11 @@ class OrchestratorSettings:
     tls: bool = False  # ``wss://`` when TLS is put in front of the orchestrator
 
 
+def orchestrator_url(host: str, port: int | str, crunch_id: str, *, tls: bool = False) -> str:
+    """The orchestrator's WebSocket URL for ``crunch_id``: ``ws://host:port/crunch`` (the crunch id quoted)."""
+    return f"{'wss' if tls else 'ws'}://{host_port(host, port)}/{urllib.parse.quote(crunch_id, safe='')}"
+
+
 class _Lost(Exception):
     """The connection failed or ended; the policy decides when to reconnect."""
 
@@ -111,9 +117,7 @@ class OrchestratorConnection:
             raise ValueError("crunch_id must not be empty: the orchestrator needs it in the URL")
         self.crunch_id = crunch_id
         self.settings = settings or OrchestratorSettings()
-        scheme = "wss" if self.settings.tls else "ws"
-        hostname = f"[{host}]" if ":" in host else host
-        self.url = f"{scheme}://{hostname}:{port}/{urllib.parse.quote(crunch_id, safe='')}"
+        self.url = orchestrator_url(host, port, crunch_id, tls=self.settings.tls)
         self._handler = handler
 
         self._closing = threading.Event()
@@ -267,12 +271,7 @@ class OrchestratorConnection:
     def __enter__(self) -> OrchestratorConnection:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- the thread -------------------------------------------------------------------------

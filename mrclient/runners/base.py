@@ -34,6 +34,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from .._support.addresses import host_port
 from .._support.fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
 from ..errors import InvalidCoordinatorUsageError
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
@@ -260,8 +261,7 @@ class ModelRunner(abc.ABC):
     @property
     def target(self) -> str:
         """``ip:port`` as gRPC wants it (an IPv6 address in brackets)."""
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{host}:{self.port}"
+        return host_port(self.ip, self.port)
 
     @property
     def stats(self) -> ModelStats:

@@ -30,35 +30,11 @@ import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from .snapshots import (
-    LATENCY_BUCKETS,
-    STATUSES,
-    CallTotals,
-    ConnectionState,
-    MethodCounts,
-    ModelStats,
-    ModelStatsTable,
-    RoundSummary,
-    bucket_label,
-)
+from .snapshots import LATENCY_BUCKETS, STATUSES, CallTotals, MethodCounts, ModelStats, RoundSummary
 
-__all__ = [
-    "CallTotals",
-    "ConnectionState",
-    "LATENCY_BUCKETS",
-    "LATENCY_WINDOW",
-    "MethodCounts",
-    "ModelCounters",
-    "ModelStats",
-    "ModelStatsTable",
-    "RECENT_ROUNDS",
-    "RoundSummary",
-    "StatsBook",
-    "bucket_label",
-    "summarize",
-]
+__all__ = ["LATENCY_WINDOW", "RECENT_ROUNDS", "ModelCounters", "StatsBook", "summarize"]
 
 #: Latencies kept per model for its percentiles: its most recent calls.
 LATENCY_WINDOW = 256
@@ -258,18 +234,8 @@ class StatsBook:
             self._rest_skips += skips
             self._left_count += left
             self._latency_sum_us += latency_sum
-        summary = RoundSummary(
-            method=method,
-            started_at=started_at,
-            wall_time_s=wall_time_s,
-            called=len(results),
-            successes=successes,
-            failures=failures,
-            timeouts=timeouts,
-            rest_skips=skips,
-            left=left,
-            slowest=_slowest(results.items(), rest, left_detail),
-        )
+        counts = _RoundCounts(successes, failures, timeouts, skips, left)
+        summary = _summary(method, results, started_at, wall_time_s, counts, rest, left_detail)
         with _LOCK:
             self._recent.append(summary)
         return summary
@@ -312,17 +278,37 @@ def summarize(
         else:
             failures += 1
             left += result.detail == left_detail
+    counts = _RoundCounts(successes, failures, timeouts, skips, left)
+    return _summary(method, results, started_at, wall_time_s, counts, rest_detail, left_detail)
+
+
+class _RoundCounts(NamedTuple):
+    """A round's results counted (the fields of ``RoundSummary`` that say so, by the same names)."""
+
+    successes: int
+    failures: int
+    timeouts: int
+    rest_skips: int
+    left: int
+
+
+def _summary(
+    method: str,
+    results: Mapping[Any, Any],
+    started_at: float,
+    wall_time_s: float,
+    counts: _RoundCounts,
+    rest_detail: str,
+    left_detail: str,
+) -> RoundSummary:
+    """The summary of a round from its counts, ``record``'s and ``summarize``'s alike."""
     return RoundSummary(
         method=method,
         started_at=started_at,
         wall_time_s=wall_time_s,
         called=len(results),
-        successes=successes,
-        failures=failures,
-        timeouts=timeouts,
-        rest_skips=skips,
-        left=left,
         slowest=_slowest(results.items(), rest_detail, left_detail),
+        **counts._asdict(),
     )
 
 

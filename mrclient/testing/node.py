@@ -25,13 +25,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from .._support.addresses import host_port
 from ..wire.codec import decode_data, to_variant
 from ..wire.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
 from ..wire.proto.commons_pb2 import Argument, KwArgument, Status, Variant
@@ -146,15 +147,15 @@ class LocalModelNode:
             train_infer_pb2_grpc.add_TrainInferStreamServiceServicer_to_server(self._train_infer, server)  # type: ignore[no-untyped-call]
             train_infer_pb2_grpc.add_TrainInferServiceServicer_to_server(self._train_infer, server)  # type: ignore[no-untyped-call]
             port = self._port if self._port is not None else self._requested_port
-            host = f"[{self.host}]" if ":" in self.host else self.host
+            address = host_port(self.host, port)
             try:
                 credentials = secure.server_credentials() if secure is not None else self.server_credentials
                 if credentials is None:
-                    bound = server.add_insecure_port(f"{host}:{port}")
+                    bound = server.add_insecure_port(address)
                 else:
-                    bound = server.add_secure_port(f"{host}:{port}", credentials)
+                    bound = server.add_secure_port(address, credentials)
                 if not bound:
-                    raise RuntimeError(f"could not bind {host}:{port}")
+                    raise RuntimeError(f"could not bind {address}")
                 server.start()
             except BaseException:
                 server.stop(None)
@@ -210,12 +211,7 @@ class LocalModelNode:
     def __enter__(self) -> LocalModelNode:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- state for tests --------------------------------------------------
@@ -230,8 +226,7 @@ class LocalModelNode:
     @property
     def address(self) -> str:
         """``host:port``, the target a gRPC channel connects to."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def running(self) -> bool:

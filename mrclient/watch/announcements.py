@@ -4,19 +4,19 @@
 touching any model node: which models run where, under which deployment, for
 which cruncher, since when, and who left and when. ``apply_frame`` is the rule
 that turns one ``init`` or ``update`` frame into the next table of
-``Announcement``: a pure function (no IO, no clock, no lock) over the entry
-rules of ``wire.entries.parse_entry``, tested with plain data. Unlike the
-model table of a runner, it keeps the models that left, in state ``STOPPED``
-or ``GONE`` (absent from a later ``init``), with the time they left.
+``Announcement``: a pure function (no IO, no clock, no lock) that reads the
+frame by ``mrclient.wire.entries.read_entries``, as the cluster's plan does,
+tested with plain data. Unlike the model table of a runner, it keeps the
+models that left, in state ``STOPPED`` or ``GONE`` (absent from a later
+``init``), with the time they left.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
 
-from ..wire.entries import RUNNING, Rejected, parse_entry
+from ..wire.entries import ModelEntry, read_entries
 
 __all__ = ["GONE", "LEFT_STATES", "Announcement", "FrameChange", "apply_frame", "prune_left"]
 
@@ -26,52 +26,27 @@ GONE = "GONE"
 LEFT_STATES = frozenset({"STOPPED", GONE})
 
 
-@dataclass(frozen=True)
-class Announcement:
-    """One model as the orchestrator last announced it, and since when (``time.time()``) it is so.
+@dataclass(frozen=True, kw_only=True)
+class Announcement(ModelEntry):
+    """One model as the orchestrator last announced it (its entry), and since when (``time.time()``) it is so.
 
     ``since`` is when this watcher saw the model enter its state (for the
     models of the first ``init``, when the watcher connected: the orchestrator
     does not say when a model started). ``ip`` and ``port`` are the last
-    address announced, kept when the model stops.
+    address announced, kept when the model stops. The entry's own reading
+    (``model_name``, ``cruncher``, ``address``, ``running``) is ``ModelEntry``'s.
     """
 
-    model_id: str
-    deployment_id: str
-    state: str
     since: float
-    ip: str | None = None
-    port: int | None = None
-    infos: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def model_name(self) -> str:
-        name = self.infos.get("model_name")
-        return name if isinstance(name, str) else ""
-
-    @property
-    def cruncher(self) -> str:
-        """The cruncher's name, or its id when the orchestrator gives no name."""
-        for key in ("cruncher_name", "cruncher_id"):
-            value = self.infos.get(key)
-            if isinstance(value, str) and value:
-                return value
-        return ""
-
-    @property
-    def address(self) -> str:
-        """``ip:port`` (an IPv6 address in brackets), or empty when never announced."""
-        if not self.ip or not self.port:
-            return ""
-        host = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self.state == RUNNING
+    @classmethod
+    def of(cls, entry: ModelEntry, since: float) -> Announcement:
+        """``entry`` as announced ``since`` then."""
+        return cls(**{each.name: getattr(entry, each.name) for each in fields(ModelEntry)}, since=since)
 
     @property
     def left(self) -> bool:
+        """Whether the model left: ``STOPPED``, or ``GONE`` from a later ``init``."""
         return self.state in LEFT_STATES
 
 
@@ -102,36 +77,25 @@ def apply_frame(table: Mapping[str, Announcement], event: str, entries: Sequence
     """
     new = dict(table)
     changed: dict[str, Announcement] = {}
-    problems: list[str] = []
-    mentioned: set[str] = set()
-    for index, raw in enumerate(entries):
-        entry = parse_entry(raw)
-        if isinstance(entry, Rejected):
-            if entry.model_id is not None:
-                mentioned.add(entry.model_id)
-            about = "" if entry.model_id is None else f" (model {entry.model_id!r})"
-            problems.append(f"entry {index}{about} skipped: {entry.reason}")
-            continue
-        mentioned.add(entry.model_id)
+    read = read_entries(entries)
+    for entry in read.valid:
         known = new.get(entry.model_id)
-        if entry.state == RUNNING:
-            shown = Announcement(entry.model_id, entry.deployment_id, RUNNING, now, entry.ip, entry.port, entry.infos)
-        elif known is not None and known.running and known.deployment_id != entry.deployment_id:
-            continue  # the teardown of a deployment that a newer one already replaced
-        else:
-            ip = entry.ip or (known.ip if known else None)
-            port = entry.port or (known.port if known else None)
-            infos = entry.infos or (known.infos if known else {})
-            shown = Announcement(entry.model_id, entry.deployment_id, entry.state, now, ip, port, infos)
+        if known is not None and not entry.running:
+            if known.running and known.deployment_id != entry.deployment_id:
+                continue  # the teardown of a deployment that a newer one already replaced
+            # a stop or a recovery: the last address and infos stay shown
+            ip, port, infos = entry.ip or known.ip, entry.port or known.port, entry.infos or known.infos
+            entry = replace(entry, ip=ip, port=port, infos=infos)
+        shown = Announcement.of(entry, now)
         if known is not None and _same_place(known, shown):
             new[entry.model_id] = replace(shown, since=known.since)  # newest infos, same since
             continue
         new[entry.model_id] = changed[entry.model_id] = shown
     if event == "init":
         for model_id, known in table.items():
-            if model_id not in mentioned and not known.left:
+            if model_id not in read.mentioned and not known.left:
                 new[model_id] = changed[model_id] = replace(known, state=GONE, since=now)
-    return FrameChange(new, tuple(changed.values()), tuple(problems))
+    return FrameChange(new, tuple(changed.values()), read.problems)
 
 
 def prune_left(table: Mapping[str, Announcement], now: float, keep_s: float) -> dict[str, Announcement]:

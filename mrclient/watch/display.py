@@ -89,7 +89,7 @@ def clock(moment: float | None, now: float | None = None) -> str:
 
 
 def _order(shown: Announcement) -> tuple[int, str, str]:
-    return (0 if shown.running else 1 if not shown.left else 2), shown.model_name, shown.model_id
+    return (0 if shown.running else 1 if not shown.left else 2), shown.model_name or "", shown.model_id
 
 
 def model_rows(
@@ -108,7 +108,7 @@ def model_rows(
     rows: list[tuple[str, ...]] = [tuple(column.name for column in columns)]
     for shown in sorted(announced, key=_order):
         row: tuple[str, ...] = (
-            shown.model_id, shown.model_name, shown.cruncher, shown.state, clock(shown.since, now),
+            shown.model_id, shown.model_name or "", shown.cruncher or "", shown.state, clock(shown.since, now),
             shown.address, shown.deployment_id,
         )  # fmt: skip
         if health is not None:
@@ -314,7 +314,7 @@ class Lines:
 
     def model(self, shown: Announcement) -> None:
         self.say(" ".join(part for part in (
-            f"{shown.state.lower():<10}", shown.model_id, shown.model_name, shown.cruncher, shown.address,
+            f"{shown.state.lower():<10}", shown.model_id, shown.model_name or "", shown.cruncher or "", shown.address,
             shown.deployment_id,
         ) if part))  # fmt: skip
 

@@ -1,19 +1,35 @@
-"""One MODEL entry of the orchestrator's frames, read: a raw object in, a ``ModelEntry`` or why not out.
+"""The MODEL entries of the orchestrator's frames, read: raw objects in, ``ModelEntry`` or why not out.
 
 PROTOCOL.md section 1 says what an entry holds; the real peers stretch it
 (a port as a numeric string from the Docker backend, an empty ip in the second
 ``STOPPED`` frame of a stop). ``parse_entry`` is a pure function that accepts
-exactly that and names every problem of an entry it rejects, so both readers
-of the table (the cluster's plan and ``mrclient watch``) apply the same rules.
+exactly that and names every problem of an entry it rejects; ``read_entries``
+reads a whole frame's list by it. Both readers of the table (the cluster's
+plan and ``mrclient watch``) read frames through ``read_entries`` only, so they
+apply the same rules, skip the same entries with the same words, and count the
+same models as mentioned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KNOWN_STATES", "RECOVERING", "RUNNING", "STOPPED", "ModelEntry", "Rejected", "parse_entry"]
+from .._support.addresses import host_port
+
+__all__ = [
+    "KNOWN_STATES",
+    "RECOVERING",
+    "RUNNING",
+    "STOPPED",
+    "FrameEntries",
+    "ModelEntry",
+    "Rejected",
+    "cruncher_of",
+    "parse_entry",
+    "read_entries",
+]
 
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
@@ -45,8 +61,33 @@ class ModelEntry:
 
     @property
     def model_name(self) -> str | None:
+        """``infos["model_name"]`` when it is a string."""
         name = self.infos.get("model_name")
         return name if isinstance(name, str) else None
+
+    @property
+    def cruncher(self) -> str | None:
+        """The cruncher's name, or its id when the orchestrator gives no name (see ``cruncher_of``)."""
+        return cruncher_of(self.infos)
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` (an IPv6 address in brackets), or empty when the entry has none."""
+        return host_port(self.ip, self.port) if self.ip and self.port else ""
+
+    @property
+    def running(self) -> bool:
+        """Whether the entry says the model runs (state ``RUNNING``)."""
+        return self.state == RUNNING
+
+
+def cruncher_of(infos: Mapping[str, Any]) -> str | None:
+    """Who runs a model: ``infos``' cruncher name, else its cruncher id (each only as a non-empty string)."""
+    for key in ("cruncher_name", "cruncher_id"):
+        value = infos.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,3 +159,35 @@ def parse_entry(raw: object) -> ModelEntry | Rejected:
     if problems or model_id is None or deployment_id is None or state is None:
         return Rejected(model_id, "; ".join(problems))
     return ModelEntry(model_id, deployment_id, state, ip, port, dict(infos))
+
+
+@dataclass(frozen=True)
+class FrameEntries:
+    """A frame's entries read: the valid ones in order, every model mentioned, and each entry skipped.
+
+    ``mentioned`` counts a rejected entry that names its model, so a malformed
+    entry never makes a snapshot tear that model down. ``problems`` reads
+    ``entry 3 (model 'm1') skipped: port is missing``, one line per entry skipped.
+    """
+
+    valid: tuple[ModelEntry, ...]
+    mentioned: frozenset[str]
+    problems: tuple[str, ...]
+
+
+def read_entries(entries: Sequence[object]) -> FrameEntries:
+    """Read every entry of an ``init`` or ``update`` frame by ``parse_entry``."""
+    valid: list[ModelEntry] = []
+    mentioned: set[str] = set()
+    problems: list[str] = []
+    for index, raw in enumerate(entries):
+        entry = parse_entry(raw)
+        if isinstance(entry, Rejected):
+            if entry.model_id is not None:
+                mentioned.add(entry.model_id)
+            about = "" if entry.model_id is None else f" (model {entry.model_id!r})"
+            problems.append(f"entry {index}{about} skipped: {entry.reason}")
+            continue
+        mentioned.add(entry.model_id)
+        valid.append(entry)
+    return FrameEntries(tuple(valid), frozenset(mentioned), tuple(problems))

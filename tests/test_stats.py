@@ -282,7 +282,9 @@ def test_a_hanging_model_times_out_then_rests(crunch: Crunch) -> None:
 
     stats = _by_id(runner.stats())[hanging]
     assert (stats.calls, stats.timeouts, stats.rest_skips, stats.latency_samples) == (2, 2, 1, 1)
-    assert stats.latency_p50_ms >= 500  # the timeout counts as the time the round waited
+    # The timeout counts as the time the call waited: what was left of the round's 500 ms when it started,
+    # a few hundred microseconds after the round did (gRPC's deadline may end it just before the round's).
+    assert 450 <= stats.latency_p50_ms < 1500
     assert (stats.last_status, stats.last_latency_ms) == ("TIMEOUT", 0.0) and stats.last_error.startswith("SKIPPED")
     assert summaries.wait_count(2)
     assert [(s.timeouts, s.rest_skips) for s in summaries.items] == [(1, 0), (1, 1)]

@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab soak
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab \
+	bench-shards soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +104,13 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# The shards case (benchmarks/shards.py, docs/scaling.rst): N=2000 split between K = 1, 2, 4 ...
+# shard processes, up to this machine's cores, beside the async reference; e.g.
+# make bench-shards SHARDS="--shards 1 2 --latencies-ms 0 50".
+SHARDS ?=
+bench-shards: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.shards $(SHARDS)
 
 # An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
 # make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.

@@ -49,7 +49,7 @@ from .clients.common import SETTLE_S, ClientConfig, make_payload
 from .cluster import BenchCluster, default_shards
 from .measure import percentile
 from .nodes import raise_fd_limit
-from .run import RESULTS, run_client
+from .run import BUSY_LOAD, RESULTS, run_client
 
 #: The cores the projection is written for (docs/scaling.rst).
 PROJECTED_CORES = (4, 8, 16)
@@ -286,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds, "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0],
         "python": platform.python_version(), "platform": platform.platform(), "command": " ".join(sys.argv),
     }]  # fmt: skip
+    if os.getloadavg()[0] > BUSY_LOAD:
+        print(f"warning: load average {os.getloadavg()[0]:.1f} before the benchmark: other work on this machine "
+              "will show in the timings", file=sys.stderr)
     started = time.monotonic()
     for n in args.ns:
         for latency_ms in args.latencies_ms:

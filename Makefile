@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab soak
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab \
+	bench-shards soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +48,13 @@ docs: $(VENV)/.dev
 # Each pin venv installs the package with .ci/pins-*.txt as constraints, on the
 # oldest or newest supported Python, and runs the unit tests that exercise the
 # generated code, grpcio and websockets (real local peers, no benchmarks, no
-# reference node), and closing from a signal handler.
+# reference node), closing from a signal handler, and shard_of's committed answers
+# (tests/data/shard_golden.json: every supported Python must give the same).
 PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
 	tests/test_joiners.py tests/test_shutdown.py tests/test_aio.py tests/test_init_retry.py \
-	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py
+	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
@@ -102,6 +104,13 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# The shards case (benchmarks/shards.py, docs/scaling.rst): N=2000 split between K = 1, 2, 4 ...
+# shard processes, up to this machine's cores, beside the async reference; e.g.
+# make bench-shards SHARDS="--shards 1 2 --latencies-ms 0 50".
+SHARDS ?=
+bench-shards: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.shards $(SHARDS)
 
 # An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
 # make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.

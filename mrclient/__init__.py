@@ -12,6 +12,7 @@ import logging
 
 from ._support.hints import EmptyCrunchWarning, MrclientWarning
 from .cluster.roster import Roster
+from .cluster.shards import shard_of
 from .cluster.table import ModelCluster
 from .concurrent import (
     DynamicSubclassModelConcurrentRunner,
@@ -59,6 +60,7 @@ __all__ = [
     "RoundSummary",
     "RunnerOverview",
     "SecureCredentials",
+    "shard_of",
     "TrainInferModelConcurrentRunner",
     "TrainInferModelRunner",
     "Variant",

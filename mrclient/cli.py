@@ -27,7 +27,7 @@ from typing import Any
 
 from . import __version__
 from ._support.hints import EmptyCrunchWarning
-from ._support.validation import check_host, check_port
+from ._support.validation import check_host, check_port, check_shard
 from .cluster.setup_state import SETTING_UP, SetupState
 from .concurrent import DEFAULT_INIT_TIMEOUT, DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from .concurrent.results import identity
@@ -227,6 +227,7 @@ def _runner_from(args: argparse.Namespace) -> DynamicSubclassModelConcurrentRunn
         secure_credentials=credentials if isinstance(credentials, SecureCredentials) else None,
         gateway_credentials=credentials if isinstance(credentials, GatewayCredentials) else None,
         init_timeout=args.init_timeout,
+        shard=getattr(args, "shard", None),
     )
 
 
@@ -243,7 +244,8 @@ def run_watch(args: argparse.Namespace) -> int:
         runner = _runner_from(args)
     health = HealthPlan(args.every, args.timeout, _credentials(args)) if args.health else None
     watcher = Watcher(
-        args.crunch_id, args.host, args.port, output, refresh=args.refresh, health=health, runner=runner, call=plan
+        args.crunch_id, args.host, args.port, output, refresh=args.refresh, health=health, runner=runner, call=plan,
+        shards=args.shards,
     )
     stop = threading.Event()
 
@@ -291,6 +293,10 @@ def run_call(args: argparse.Namespace) -> int:
                 _note(args, f"waiting up to {remaining:.0f}s more (--init-timeout) for {models} still setting up")
                 cluster.wait_for_setups(remaining)
         states = cluster.setup_states()
+        if not states and cluster.shard is not None and cluster.crunch_size:
+            _error(f"{cluster.shard} owns none of the {cluster.crunch_size} models of crunch {args.crunch_id!r}: "
+                   "nothing to call")
+            return 1
         if not states:
             _error(no_models_notice(args.crunch_id, _url(args)))
             return 1
@@ -360,6 +366,21 @@ def _count(minimum: int, why: str = "") -> Any:
         return value
 
     return parse
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard I/K``: shard ``I`` (from 0) of ``K``."""
+    index, slash, count = text.partition("/")
+    try:
+        if not slash:
+            raise ValueError
+        shard = check_shard((int(index), int(count)))
+    except (ValueError, InvalidCoordinatorUsageError):
+        raise argparse.ArgumentTypeError(
+            f"not a shard I/K (I from 0 to K - 1, e.g. 0/3 for the first of three): {text!r}"
+        ) from None
+    assert shard is not None
+    return shard
 
 
 def _port(text: str) -> int:
@@ -439,9 +460,11 @@ node, so it cannot disturb a live crunch. Two options touch the nodes, and say s
 _CALL_EPILOG = """\
 Every model the orchestrator announces gets a row: those set up are called,
 the others say why not (SETTING_UP after --init-timeout, SETUP_FAILED and the
-reason). Exit status: 0 when the method was called on at least one model,
+reason). With --shard I/K, only the models of that shard get a row and a
+call. Exit status: 0 when the method was called on at least one model,
 whatever it answered; 1 when no model could be called (the crunch has none:
-check --crunch-id) or on an error; 2 for a bad command line.
+check --crunch-id; or the shard has none) or on an error; 2 for a bad
+command line.
 """
 
 
@@ -491,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--every", type=_seconds, default=10.0, metavar="SECONDS",
                        help="seconds between two calls (--call) or two health checks (--health)")
     watch.add_argument("--refresh", type=_seconds, default=1.0, metavar="SECONDS", help="seconds between redraws")
+    watch.add_argument("--shards", type=_count(1), metavar="K",
+                       help="show each model's shard among K (mrclient.shard_of), and how many each shard runs")
     watch.add_argument(
         "--output", choices=OUTPUTS, default="auto",
         help="rich: live table (the watch extra); table: plain-text live table; lines: one line per event; "
@@ -508,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("method", help="the method to call on every model")
     call.add_argument("args", nargs="?", metavar="ARGS", help="JSON array of positional arguments")
     call.add_argument("--kwargs", help="JSON object of keyword arguments")
+    call.add_argument("--shard", type=_shard, metavar="I/K",
+                      help="call only the models of shard I of K (I from 0), as a runner with shard=(I, K) does")
     call.add_argument(
         "--json", action="store_true",
         help="print the whole results as JSON Lines: one JSON object per model and line (model_id, model_name, "

@@ -25,7 +25,8 @@ def test_the_design_cards_import_line_works() -> None:
 
 
 def test_all_lists_exactly_the_public_names() -> None:
-    exported = {name for name in dir(mrclient) if not name.startswith("_") and name[0].isupper() or name in {"decode_data", "encode_data"}}
+    functions = {"decode_data", "encode_data", "shard_of"}
+    exported = {name for name in dir(mrclient) if not name.startswith("_") and name[0].isupper() or name in functions}
     assert set(mrclient.__all__) - {"__version__"} == exported
     for name in mrclient.__all__:
         assert getattr(mrclient, name) is not None

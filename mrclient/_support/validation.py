@@ -13,11 +13,20 @@ import ipaddress
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidCoordinatorUsageError
 
-__all__ = ["check_crunch_id", "check_host", "check_non_negative_int", "check_port", "check_timeout"]
+__all__ = [
+    "check_crunch_id",
+    "check_host",
+    "check_non_negative_int",
+    "check_port",
+    "check_positive_int",
+    "check_shard",
+    "check_timeout",
+]
 
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?$")
 
@@ -83,3 +92,33 @@ def check_non_negative_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise InvalidCoordinatorUsageError(f"{name} must be an integer, 0 or more, got {value!r}")
     return int(value)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """A count that cannot be zero: an integer, 1 or more."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidCoordinatorUsageError(f"{name} must be an integer, 1 or more, got {value!r}")
+    return int(value)
+
+
+def check_shard(value: Any) -> tuple[int, int] | None:
+    """``shard=(index, count)``: two integers, ``count`` 1 or more, ``index`` 0 to ``count - 1``; None owns all."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or any(isinstance(part, bool) or not isinstance(part, numbers.Integral) for part in value)
+    ):
+        raise InvalidCoordinatorUsageError(
+            f"shard must be (index, count), two integers, e.g. shard=(0, 3) for the first of three; got {value!r}"
+        )
+    index, count = int(value[0]), int(value[1])
+    if count < 1:
+        raise InvalidCoordinatorUsageError(f"shard=(index, count) needs a count of 1 or more, got shard={value!r}")
+    if not 0 <= index < count:
+        raise InvalidCoordinatorUsageError(
+            f"shard=(index, count) needs an index from 0 to count - 1 ({count - 1} here), got shard={value!r}"
+        )
+    return index, count

@@ -20,16 +20,20 @@ __all__ = ["Placement", "Plan", "plan_event"]
 
 
 class Placement(Protocol):
-    """What the rules need to know about a runner already in the table."""
+    """What the rules need to know about a model already in the table: a runner, or a running entry.
+
+    A sharded cluster follows the other shards' models as their ``ModelEntry``
+    (whose ``ip`` and ``port`` are set when it runs), so it reads ``Optional``.
+    """
 
     @property
     def deployment_id(self) -> str: ...
 
     @property
-    def ip(self) -> str: ...
+    def ip(self) -> str | None: ...
 
     @property
-    def port(self) -> int: ...
+    def port(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

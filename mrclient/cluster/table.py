@@ -11,6 +11,12 @@ A runner joins the callable ``models`` only once its setup succeeded, and only
 if it is still the model's current runner by then; a runner removed or replaced
 while setting up is closed, which aborts its setup, and never joins.
 
+With a ``shard``, the cluster still reads and plans every entry of the
+crunch (so ``connection_state`` and the empty-crunch warning see all of it),
+keeps the other shards' models as plain entries (``_others``: no runner, no
+socket), and makes runners for its own models only; everything else (setups,
+``models``, listeners, reports) then concerns those alone.
+
 A ``start()`` that fails is undone: its connection, runners, setups and the
 listener thread are stopped, and the cluster is as it was before, so that
 ``start()`` can be tried again (a coordinator retries ``init()`` on its next
@@ -37,10 +43,11 @@ from ..stats import ConnectionState
 from ..wire.entries import RUNNING, ModelEntry
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
-from .plan import plan_event
+from .plan import Placement, Plan, plan_event
 from .pools import BurstPool
 from .reports import report_problem
 from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
+from .shards import Shard
 
 __all__ = ["ModelCluster", "RunnerFactory"]
 
@@ -77,9 +84,11 @@ class _FirstSetups:
     raises and nobody is reported; otherwise the held reports are sent then.
     """
 
-    def __init__(self, runners: Iterable[ModelRunner]) -> None:
+    def __init__(self, runners: Iterable[ModelRunner], announced: int, owned: int) -> None:
         self.pending = set(runners)
         self.count = len(self.pending)
+        self.announced = announced  # RUNNING models of the whole crunch in the first init, every shard's
+        self.owned = owned  # those of this cluster's shard (all of them without a shard)
         #: The class every node is asked to set up (the coordinator's base class), if the runners name one.
         self.setup_class = next((runner.setup_class for runner in self.pending), None)
         self.retrying: dict[ModelRunner, str] = {}  # runner -> why its first attempt failed
@@ -131,7 +140,9 @@ class ModelCluster:
     ``models`` is the snapshot of ready runners; ``close()`` stops everything.
     With ``report_failure=False`` failures are logged instead of reported, and
     ``report_failure()`` keeps the model (a coordinator debugging its own code
-    must not stop participants' models).
+    must not stop participants' models). With ``shard=(index, count)`` (checked
+    by the caller) it runs only the models ``shard_of(model_id, count)`` gives
+    ``index``.
     """
 
     def __init__(
@@ -145,13 +156,17 @@ class ModelCluster:
         setup_workers: int = 256,
         settings: OrchestratorSettings | None = None,
         listener_join_timeout: float = 5.0,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         self.crunch_id = crunch_id
+        #: The models this cluster runs, or None for every model of the crunch.
+        self.shard = None if shard is None else Shard(*shard)
         self.reporting = report_failure
         self._factory = runner_factory
         self._lock = threading.Lock()  # THE table lock; never held across IO
         self._changed = threading.Condition(self._lock)
         self._runners: dict[str, ModelRunner] = {}  # current runner per model, set up or not
+        self._others: dict[str, ModelEntry] = {}  # the other shards' running models: entries only, no runner
         self._ready: dict[str, ModelRunner] = {}  # those whose setup succeeded
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
@@ -169,7 +184,8 @@ class ModelCluster:
         self._connection = self._new_connection()
 
     def __repr__(self) -> str:
-        return f"<ModelCluster {self._connection.url} ready={len(self._snapshot)}>"
+        shard = "" if self.shard is None else f" {self.shard}"
+        return f"<ModelCluster {self._connection.url}{shard} ready={len(self._snapshot)}>"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -213,9 +229,12 @@ class ModelCluster:
                 raise InvalidCoordinatorUsageError(mistake)
             for runner, code, reason in held:
                 self._report_setup_failure(runner, code, reason)
-            if first.count == 0:
+            if first.announced == 0:
                 logger.warning("no models for crunch %r: is the crunch id right?", self.crunch_id)
                 warn_empty_crunch(self.crunch_id, self._connection.url)
+            elif first.owned == 0:  # a shard of a crunch, not a mistake: no EmptyCrunchWarning
+                logger.info("%s of crunch %s owns none of its %d models: it runs those that join its shard",
+                            self.shard, self.crunch_id, first.announced)
             elif not settled:
                 logger.warning(
                     "init of %s after %ss: %s; the others join when ready", self.crunch_id, timeout, progress
@@ -255,6 +274,7 @@ class ModelCluster:
                 old_pool, self._pool = self._pool, pool
                 runners, ready = list(self._runners.values()), set(self._ready.values())
                 self._runners.clear()
+                self._others.clear()
                 self._ready.clear()
                 self._snapshot = ()
                 self._first = None
@@ -281,6 +301,7 @@ class ModelCluster:
             runners = list(self._runners.values())
             ready = set(self._ready.values())
             self._runners.clear()
+            self._others.clear()
             self._ready.clear()
             self._snapshot = ()
             self._changed.notify_all()
@@ -309,6 +330,18 @@ class ModelCluster:
     def models_run(self) -> Mapping[str, ModelRunner]:
         """``model_id -> runner`` of the ready models, a read-only snapshot (the reference client's name)."""
         return MappingProxyType({runner.model_id: runner for runner in self._snapshot})
+
+    @property
+    def crunch_size(self) -> int:
+        """How many models of the whole crunch, every shard's, the orchestrator announces running.
+
+        Without a shard, the models of the table (ready or setting up). With
+        one, those plus the other shards' models, which the cluster follows
+        as entries without running them. A model whose setup failed counts
+        again once the orchestrator announces it again.
+        """
+        with self._lock:
+            return len(self._runners) + len(self._others)
 
     @property
     def connected(self) -> bool:
@@ -392,6 +425,9 @@ class ModelCluster:
         """
         with self._lock:
             problem = report_problem(runner, code, reason, self._created)
+        if problem is not None and isinstance(runner, ModelRunner) and self.shard is not None:
+            if not self.shard.owns(runner.model_id):
+                problem += f" (model {runner.model_id} is not of this runner's {self.shard}: its own shard reports it)"
         if problem is not None:
             raise InvalidCoordinatorUsageError(problem)
         if not self.reporting:
@@ -453,7 +489,10 @@ class ModelCluster:
         with self._lock:
             if self._closed or connection is not self._connection:  # closed, or from a start undone
                 return
-            plan = plan_event(self._runners, entries, snapshot=event == "init")
+            known: Mapping[str, Placement] = self._runners if self.shard is None else {**self._others, **self._runners}
+            plan = plan_event(known, entries, snapshot=event == "init")
+            announced = len(plan.start)  # at the first init, every running model of the crunch
+            plan = self._own_part(plan)
             closing = [self._runners[model_id] for model_id in plan.close]
             retired = [(runner, self._detach(runner)) for runner in closing]
             for entry in plan.refresh:
@@ -461,7 +500,7 @@ class ModelCluster:
                 kept.infos, kept.model_name = dict(entry.infos), entry.model_name
             started = [runner for runner in map(self._create, plan.start) if runner is not None]
             if event == "init" and self._first is None:
-                self._first = _FirstSetups(started)
+                self._first = _FirstSetups(started, announced, len(plan.start))
                 self._changed.notify_all()
             table_size = len(self._runners)
             grown, self._files_for = table_size > self._files_for, max(self._files_for, table_size)
@@ -473,6 +512,34 @@ class ModelCluster:
             ensure_open_files(table_size)  # before connecting: each new runner needs a socket
         self._retire(retired)
         self._launch(started)
+
+    def _own_part(self, plan: Plan) -> Plan:
+        """Follow the other shards' models in ``_others`` and return the plan for this shard's (lock held).
+
+        A model's shard never changes (it reads the model id only), so a model
+        id is either in ``_runners`` or in ``_others``, never both.
+        """
+        shard = self.shard
+        if shard is None:
+            return plan
+        others, own = self._others, self._runners
+        for model_id in plan.close:
+            others.pop(model_id, None)
+        start: list[ModelEntry] = []
+        for entry in plan.start:
+            if shard.owns(entry.model_id):
+                start.append(entry)
+            else:
+                others[entry.model_id] = entry
+        for entry in plan.refresh:
+            if entry.model_id in others:
+                others[entry.model_id] = entry
+        return Plan(
+            close=tuple(model_id for model_id in plan.close if model_id in own),
+            start=tuple(start),
+            refresh=tuple(entry for entry in plan.refresh if entry.model_id in own),
+            problems=plan.problems,
+        )
 
     def _create(self, entry: ModelEntry) -> ModelRunner | None:
         """A new runner for ``entry``, put in the table as not ready (lock held)."""

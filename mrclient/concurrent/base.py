@@ -34,7 +34,14 @@ from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
 from .._support.shutdown import Shutdown
-from .._support.validation import check_crunch_id, check_host, check_non_negative_int, check_port, check_timeout
+from .._support.validation import (
+    check_crunch_id,
+    check_host,
+    check_non_negative_int,
+    check_port,
+    check_shard,
+    check_timeout,
+)
 from ..cluster.listeners import ListenerDispatcher
 from ..cluster.misuse import coordinator_mistake
 from ..cluster.penalties import NO_PENALTY_CODES, PenaltyPolicy, TimeoutVerdict
@@ -107,6 +114,7 @@ class ModelConcurrentRunner(abc.ABC):
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 
@@ -135,6 +143,12 @@ class ModelConcurrentRunner(abc.ABC):
             keep_stats: record every round into per-model statistics, totals and
                 ``on_round`` summaries (a few counters per call); False records
                 nothing. The ``keep_stats`` attribute may be changed between rounds.
+            shard: ``(index, count)`` to run only the models of one shard of the
+                crunch, those for which :func:`~mrclient.shard_of` gives ``index``
+                (0 to ``count - 1``), so that ``count`` processes or machines
+                split a crunch between them (docs/scaling.rst). The runner sets
+                up, calls, checks, reports, lists and counts its own models only;
+                it still follows the whole crunch. None (the default) runs every model.
 
         Every argument is checked here: a bad one raises
         ``InvalidCoordinatorUsageError`` naming it.
@@ -161,13 +175,15 @@ class ModelConcurrentRunner(abc.ABC):
         crunch_id = check_crunch_id(crunch_id)
         max_consecutive_failures = check_non_negative_int("max_consecutive_failures", max_consecutive_failures)
         max_consecutive_timeouts = check_non_negative_int("max_consecutive_timeouts", max_consecutive_timeouts)
+        #: ``(index, count)`` of the models this runner owns, or None for all of them.
+        self.shard = shard = check_shard(shard)
         self.retry_backoff_factor = retry_backoff_factor
         self.secure_credentials = secure_credentials
         self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
             crunch_id, host, port, self.create_model_runner, report_failure=report_failure,
-            settings=orchestrator_settings,
+            settings=orchestrator_settings, shard=shard,
         )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_capacity = 0
@@ -215,6 +231,7 @@ class ModelConcurrentRunner(abc.ABC):
             rounds_run=self._rounds_run,
             connection=self.connection_state,
             last_round=recent[-1] if recent else None,
+            shard=self.model_cluster.shard,
         )
 
     @property

@@ -42,6 +42,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 

@@ -24,6 +24,7 @@ from typing import Any
 from .._support import tables as display
 from .._support.addresses import host_port
 from .._support.tables import Column
+from ..cluster.shards import Shard
 from ..runners import ModelRunner
 from ..stats import ConnectionState, RoundSummary
 from .results import IDENTITY_COLUMNS, identity
@@ -41,7 +42,8 @@ class RunnerOverview:
     ``state`` is ``not started``, ``connected``, ``disconnected`` (while it
     reconnects, the table kept) or ``closed``; ``models`` are the models ready
     then; ``last_round`` the summary of the last round recorded (None with
-    ``keep_stats`` off or before the first round).
+    ``keep_stats`` off or before the first round); ``shard`` the runner's
+    shard, if it runs one (its ``models`` are then that shard's).
     """
 
     kind: str
@@ -53,6 +55,7 @@ class RunnerOverview:
     rounds_run: int
     connection: ConnectionState
     last_round: RoundSummary | None = None
+    shard: Shard | None = None
 
     @property
     def orchestrator_url(self) -> str:
@@ -63,10 +66,12 @@ class RunnerOverview:
     def line(self) -> str:
         """What the runner is, on one line (its ``repr``).
 
-        ``<DynamicSubclassModelConcurrentRunner crunch='bird-game' ws://host:port connected, 12 ready, 340 rounds>``
+        ``<DynamicSubclassModelConcurrentRunner crunch='bird-game' ws://host:port connected, 12 ready, 340 rounds>``;
+        a runner of one shard says which after the orchestrator: ``ws://host:port shard 1/3 connected, ...``.
         """
+        shard = "" if self.shard is None else f" {self.shard}"
         return (
-            f"<{self.kind} crunch={self.crunch_id!r} {self.orchestrator_url} "
+            f"<{self.kind} crunch={self.crunch_id!r} {self.orchestrator_url}{shard} "
             f"{self.state}, {len(self.models)} ready, {self.rounds_run} rounds>"
         )
 
@@ -100,7 +105,8 @@ class RunnerOverview:
         if self.last_round is not None:
             lines.append(f"last round: {html.escape(str(self.last_round))}")
         header = "<br>".join(lines)
-        table = model_table_html(shown, left_out, caption=f"{len(self.models)} models ready")
+        caption = f"{len(self.models)} models ready" + ("" if self.shard is None else f" ({self.shard})")
+        table = model_table_html(shown, left_out, caption=caption)
         return f'<div class="mrclient-runner"><p>{header}</p>{table}</div>'
 
     def _repr_html_(self) -> str:

@@ -45,6 +45,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         round_switch_interval: float | None = ROUND_SWITCH_INTERVAL,
         keep_stats: bool = True,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         """Set up the runner; nothing connects before :meth:`init`.
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from ..cluster.shards import shard_of
 from ..concurrent.results import ModelPredictResult
 from ..runners import ModelRunner
 from ..stats import ConnectionState, ModelStats, RoundSummary
@@ -53,6 +54,7 @@ class Column:
 
 
 MODEL = Column("MODEL", shrink_to=16)
+SHARD = Column("SHARD")
 NAME = Column("NAME", shrink_to=10, drop=4)
 CRUNCHER = Column("CRUNCHER", shrink_to=8, drop=8)
 STATE = Column("STATE")
@@ -97,19 +99,23 @@ def model_rows(
     health: Mapping[str, str] | None = None,
     calls: Mapping[str, ModelCalls] | None = None,
     now: float | None = None,
+    shards: int | None = None,
 ) -> tuple[tuple[Column, ...], list[tuple[str, ...]]]:
     """The columns and one row per model (running first, then recovering, then those that left).
 
     ``health`` (model_id -> status) adds the HEALTH column, ``calls`` the
-    columns of ``--call``; each only when given.
+    columns of ``--call``; each only when given. ``shards`` (a count) adds
+    the SHARD column after MODEL: ``shard_of(model_id, shards)``.
     """
-    columns = ANNOUNCED_COLUMNS + ((HEALTH,) if health is not None else ())
+    columns = ANNOUNCED_COLUMNS[:1] + ((SHARD,) if shards is not None else ()) + ANNOUNCED_COLUMNS[1:]
+    columns += (HEALTH,) if health is not None else ()
     columns += CALL_COLUMNS if calls is not None else ()
     rows: list[tuple[str, ...]] = [tuple(column.name for column in columns)]
     for shown in sorted(announced, key=_order):
-        row: tuple[str, ...] = (
-            shown.model_id, shown.model_name or "", shown.cruncher or "", shown.state, clock(shown.since, now),
-            shown.address, shown.deployment_id,
+        row: tuple[str, ...] = (shown.model_id,) + ((str(shard_of(shown.model_id, shards)),) if shards else ())
+        row += (
+            shown.model_name or "", shown.cruncher or "", shown.state, clock(shown.since, now), shown.address,
+            shown.deployment_id,
         )  # fmt: skip
         if health is not None:
             row += (health.get(shown.model_id, "") if shown.running else "",)
@@ -198,8 +204,12 @@ def summary_parts(
     reports: bool = False,
     last_round: RoundSummary | None = None,
     call_error: str | None = None,
+    shards: int | None = None,
 ) -> list[str]:
-    """The parts of the line above the table: the connection, the models by state, the latest round."""
+    """The parts of the line above the table: the connection, the models by state, the latest round.
+
+    With ``shards`` (a count), also how many running models each shard owns.
+    """
     link = "connected" if state.connected else "DISCONNECTED"
     parts = [
         f"{crunch}: {link}" + ("" if state.since is None else f" since {clock(state.since)}"),
@@ -209,6 +219,13 @@ def summary_parts(
     for shown in announced:
         counts[shown.state] = counts.get(shown.state, 0) + 1
     parts.append(", ".join(f"{count} {name.lower()}" for name, count in sorted(counts.items())) or "no models")
+    if shards is not None:
+        owned = [0] * shards
+        for shown in announced:
+            if shown.running:
+                owned[shard_of(shown.model_id, shards)] += 1
+        tally = " ".join(f"{index}:{count}" for index, count in enumerate(owned))
+        parts.append(f"running per shard of {shards}: {tally}")
     if reports:
         parts.append(f"reports {state.reports_pending} unsent, {state.reports_unconfirmed} unconfirmed")
     if last_round is not None:
@@ -308,14 +325,16 @@ def _row_style(row: Sequence[str], columns: Sequence[Column], status_at: Sequenc
 class Lines:
     """One line per event, stamped with the time; printing is serialized (events come from several threads)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], shards: int | None = None) -> None:
         self.stream = stream
+        self.shards = shards  # with a count, each model's line says its shard after its id
         self._lock = threading.Lock()
 
     def model(self, shown: Announcement) -> None:
+        shard = "" if self.shards is None else f"shard {shard_of(shown.model_id, self.shards)}"
         self.say(" ".join(part for part in (
-            f"{shown.state.lower():<10}", shown.model_id, shown.model_name or "", shown.cruncher or "", shown.address,
-            shown.deployment_id,
+            f"{shown.state.lower():<10}", shown.model_id, shard, shown.model_name or "", shown.cruncher or "",
+            shown.address, shown.deployment_id,
         ) if part))  # fmt: skip
 
     def round(self, method: str, results: Mapping[ModelRunner, ModelPredictResult], wall_s: float) -> None:

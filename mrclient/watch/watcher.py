@@ -168,6 +168,7 @@ class Watcher:
         runner: DynamicSubclassModelConcurrentRunner | None = None,
         call: CallPlan | None = None,
         settings: OrchestratorSettings | None = None,
+        shards: int | None = None,
     ) -> None:
         if (runner is None) != (call is None):
             raise ValueError("a runner is for --call, and --call needs one")
@@ -178,9 +179,10 @@ class Watcher:
         self.health = health
         self.runner = runner
         self.call = call
+        self.shards = shards  # a count: show each model's shard_of(model_id, shards)
         self.board = Board()
         self.connection = OrchestratorConnection(crunch_id, host, port, self.board.apply, settings)
-        self.lines = Lines(self.out) if output == "lines" else None
+        self.lines = Lines(self.out, shards) if output == "lines" else None
         self._probe: HealthProbe | None = None
         self._caller: threading.Thread | None = None
         #: True once connected (and, with ``--call``, the runner set up): the display runs until ``stop``.
@@ -226,7 +228,9 @@ class Watcher:
     def _title(self, announced: Sequence[Announcement]) -> list[list[str]]:
         state = self.connection.state
         last_round, call_error = (self.board.last_round, self.board.call_error) if self.call else (None, None)
-        parts = summary_parts(self.crunch_id, state, announced, self.call is not None, last_round, call_error)
+        parts = summary_parts(
+            self.crunch_id, state, announced, self.call is not None, last_round, call_error, shards=self.shards
+        )
         title = [parts]
         if self.health is not None:
             title.append([f"health of the running nodes every {self.health.every:g}s (gRPC health service only)"])
@@ -255,7 +259,7 @@ class Watcher:
             while not stop.is_set():
                 now = time.time()
                 announced = self.board.snapshot(now)
-                columns, rows = model_rows(announced, self._health(), self._calls(), now)
+                columns, rows = model_rows(announced, self._health(), self._calls(), now, shards=self.shards)
                 screen.draw(self._title(announced), columns, rows)
                 stop.wait(self.refresh)
 

@@ -64,8 +64,9 @@ class ListenerDispatcher(Generic[T]):
         if self._closed:
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
+            thread.start()  # kept only once started: close() and stop_thread() join what they find
+            self._thread = thread
         self._queue.put((kind, listeners, item))
 
     def stop_thread(self) -> None:

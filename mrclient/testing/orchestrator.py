@@ -147,13 +147,16 @@ class LocalOrchestrator:
             self._port = server.socket.getsockname()[1]
             self._server = server
             self._stopping.clear()
-            self._thread = threading.Thread(target=server.serve_forever, name="local-orchestrator", daemon=True)
-            self._thread.start()
+            # Each thread is kept only once started, under the lock stop() reads them with.
+            serving = threading.Thread(target=server.serve_forever, name="local-orchestrator", daemon=True)
+            serving.start()
+            self._thread = serving
             if self.report_cycle is not None:
-                self._cycle_thread = threading.Thread(
+                cycles = threading.Thread(
                     target=self._run_cycles, args=(self.report_cycle,), name="local-orchestrator-cycle", daemon=True
                 )
-                self._cycle_thread.start()
+                cycles.start()
+                self._cycle_thread = cycles
         logger.info("local orchestrator for %r on %s", self.crunch_id, self.url)
         return self
 

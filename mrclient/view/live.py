@@ -82,6 +82,7 @@ class LiveView:
         self._stopping = False
         self._runner_closed = False  # close() has finished
         self._done = threading.Event()
+        self._running = False  # the thread was started
         self._last_round: RoundSummary | None = None
         self._left: dict[str, tuple[float, dict[str, Any]]] = {}  # model id -> (when, its last row)
         self._last_rows: tuple[Sequence[Mapping[str, Any]], int] = ([], 0)
@@ -102,7 +103,9 @@ class LiveView:
         self.runner.on_model_joined(self._joined, replay=False)
         self.runner.on_model_left(self._leaving)
         self.runner.on_closed(self._closed)
-        self._thread.start()
+        with self._changed:
+            self._thread.start()
+            self._running = True  # set once started, under the condition: stop() never joins an unstarted thread
         return self
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -110,7 +113,8 @@ class LiveView:
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            running = self._running
+        if running and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self._thread.is_alive()
 

@@ -65,8 +65,13 @@ class ListenerDispatcher(Generic[T]):
             return
         if self._thread is None:
             thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
-            thread.start()  # kept only once started: close() and stop_thread() join what they find
-            self._thread = thread
+            try:
+                thread.start()
+            except RuntimeError:  # no new thread while the interpreter exits (Python 3.12): not delivered
+                logger.info("the interpreter is exiting: the %s listeners do not hear of this %s event",
+                            self.name, kind)
+                return
+            self._thread = thread  # kept only once started: close() and stop_thread() join what they find
         self._queue.put((kind, listeners, item))
 
     def stop_thread(self) -> None:

@@ -23,16 +23,19 @@ follow it without drifting).
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
+from .._support.lifetime import close_when_abandoned
 from .._support.shutdown import Shutdown
 from .._support.validation import (
     check_crunch_id,
@@ -182,15 +185,11 @@ class ModelConcurrentRunner(abc.ABC):
         self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
-            crunch_id, host, port, self.create_model_runner, report_failure=report_failure,
+            crunch_id, host, port, _weak_factory(self.create_model_runner), report_failure=report_failure,
             settings=orchestrator_settings, shard=shard,
         )
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_capacity = 0
-        self._retired_pools: list[ThreadPoolExecutor] = []
-        self._pool_lock = threading.Lock()
+        self._calls = _CallPools()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
-        self._shutdown = Shutdown(self._tear_down, name="mrclient-close")
         self._roster = RosterKeeper()
         self._started = False  # True once init() succeeded
         self._told_table_frozen = False
@@ -198,6 +197,12 @@ class ModelConcurrentRunner(abc.ABC):
         self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT)
         self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
         self._rounds_run = 0  # for the repr
+        # The tear-down holds what it closes, never the runner: so a runner dropped without close()
+        # is collected, and closed then; one still open when the interpreter exits is closed first.
+        self._shutdown = Shutdown(
+            functools.partial(_tear_down, self.model_cluster, self._round_listeners, self._calls), name="mrclient-close"
+        )
+        close_when_abandoned(self, self._shutdown)
 
     def __repr__(self) -> str:
         """What the runner is, on one line: ``<... crunch='c' ws://h:p connected, 3 ready, 9 rounds>``.
@@ -335,16 +340,6 @@ class ModelConcurrentRunner(abc.ABC):
         """
         self._shutdown.request(sys._getframe(1))
 
-    def _tear_down(self) -> None:
-        """The work of ``close()``, on its own thread: the cluster, then the call pools."""
-        self.model_cluster.close()  # closes the runners, which cancels calls in flight
-        self._round_listeners.close()
-        with self._pool_lock:
-            pools = [*self._retired_pools, *([self._pool] if self._pool else [])]
-            self._pool, self._retired_pools = None, []
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     def __enter__(self: _Runner) -> _Runner:
         self.init()
         return self
@@ -456,17 +451,18 @@ class ModelConcurrentRunner(abc.ABC):
         Threads start lazily and stay warm between rounds; a grown pool replaces
         the old one, whose threads end once their calls are done.
         """
-        with self._pool_lock:
-            if self._shutdown.requested:
+        calls_pools = self._calls
+        with calls_pools.lock:
+            if self._shutdown.requested or calls_pools.closed:
                 raise MrclientError("the runner is closed")
             needed = 2 * calls + POOL_HEADROOM
-            if self._pool is None or needed > self._pool_capacity:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
-                    self._retired_pools.append(self._pool)
-                self._pool_capacity = max(needed, 2 * self._pool_capacity)
-                self._pool = ThreadPoolExecutor(self._pool_capacity, thread_name_prefix="mrclient-call")
-            return self._pool
+            if calls_pools.pool is None or needed > calls_pools.capacity:
+                if calls_pools.pool is not None:
+                    calls_pools.pool.shutdown(wait=False)
+                    calls_pools.retired.append(calls_pools.pool)
+                calls_pools.capacity = max(needed, 2 * calls_pools.capacity)
+                calls_pools.pool = ThreadPoolExecutor(calls_pools.capacity, thread_name_prefix="mrclient-call")
+            return calls_pools.pool
 
     def _run_round(
         self,
@@ -603,6 +599,56 @@ class ModelConcurrentRunner(abc.ABC):
 
     def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
         return self.model_cluster.models if model_runs is None else list(model_runs)
+
+
+class _CallPools:
+    """The call pool of one runner and the pools it outgrew, under one lock; what ``close()`` shuts down.
+
+    Kept apart from the runner so that the tear-down holds it and not the
+    runner (see ``_support.lifetime``). ``ModelConcurrentRunner._pool_for``
+    grows it; ``close`` ends it for good.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # guards the fields below
+        self.pool: ThreadPoolExecutor | None = None
+        self.capacity = 0
+        self.retired: list[ThreadPoolExecutor] = []
+        self.closed = False
+
+    def close(self) -> None:
+        """Cancel the calls not started and wait for those running (their runners are closed by then)."""
+        with self.lock:
+            self.closed = True
+            pools = [*self.retired, *([self.pool] if self.pool else [])]
+            self.pool, self.retired = None, []
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _tear_down(cluster: ModelCluster, round_listeners: ListenerDispatcher[RoundSummary], calls: _CallPools) -> None:
+    """The work of ``close()``, on its own thread: the cluster, then the call pools."""
+    cluster.close()  # closes the runners, which cancels calls in flight
+    round_listeners.close()
+    calls.close()
+
+
+def _weak_factory(create: Callable[..., ModelRunner]) -> Callable[..., ModelRunner]:
+    """``create`` (a runner's bound method) for its cluster, without keeping the runner alive.
+
+    The cluster's orchestrator thread holds its factory; a bound method there
+    would keep a runner dropped without ``close()`` alive, and connected, for
+    good. Once the runner is gone, its close is under way and no model is made.
+    """
+    method = weakref.WeakMethod(create)
+
+    def factory(**identity: Any) -> ModelRunner:
+        bound = method()
+        if bound is None:
+            raise MrclientError("the runner was garbage-collected: it is closing")
+        return bound(**identity)
+
+    return factory
 
 
 # -- the options every runner shares ------------------------------------------------------------

@@ -46,6 +46,7 @@ from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .plan import Placement, Plan, plan_event
 from .pools import BurstPool
 from .reports import report_problem
+from .selection import select_models
 from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
 from .shards import Shard
 
@@ -411,6 +412,25 @@ class ModelCluster:
         """Call ``listener(runner)`` once per ready runner that leaves, after it is closed; returns ``listener``."""
         self._listeners.add(_LEFT, listener)
         return listener
+
+    def select(self, model_runs: Iterable[ModelRunner | str] | None) -> list[ModelRunner]:
+        """The runners a round's ``model_runs=`` names: all the ready ones for None.
+
+        It takes runners this cluster made (``models``, a roster's, a round's
+        results) and model ids, each naming the model's ready runner; a model
+        named twice counts once. A model id that names no ready model (it left,
+        it is of another shard, a typo) is skipped and logged as a warning.
+        Anything else raises ``InvalidCoordinatorUsageError`` naming
+        ``model_runs`` and the bad value (see ``selection``).
+        """
+        if model_runs is None:
+            return list(self._snapshot)
+        with self._lock:
+            selection = select_models(model_runs, self._snapshot, self._created)
+        if selection.missing:
+            logger.warning("model_runs: %d model id(s) name no ready model of %s, not called: %s",
+                           len(selection.missing), self.crunch_id, ", ".join(map(repr, selection.missing[:10])))
+        return selection.runners
 
     # -- acting on runners ------------------------------------------------------------------
 

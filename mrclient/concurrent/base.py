@@ -597,8 +597,9 @@ class ModelConcurrentRunner(abc.ABC):
         )
         self.model_cluster.reconnect(runner)
 
-    def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
-        return self.model_cluster.models if model_runs is None else list(model_runs)
+    def _runners(self, model_runs: Iterable[ModelRunner | str] | None) -> list[ModelRunner]:
+        """The runners a round calls (``model_runs``, checked: see ``ModelCluster.select``)."""
+        return self.model_cluster.select(model_runs)
 
 
 class _CallPools:

@@ -77,7 +77,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         method_name: str,
         arguments: ArgumentsType | None = None,
         timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
         *,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
@@ -93,8 +93,10 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         ends the round before it starts.
 
         ``timeout`` is the round's deadline in seconds (default: the runner's).
-        ``model_runs`` restricts the round to those models; an empty list calls
-        none. Returns a :class:`~mrclient.RoundResults`: the dict of one
+        ``model_runs`` restricts the round to those models: runners of this
+        runner (``models``, a roster's, a round's results) or model ids; a
+        model id that names no ready model is skipped, with a warning logged,
+        and an empty list calls none. Returns a :class:`~mrclient.RoundResults`: the dict of one
         :class:`ModelPredictResult` per model called (which also shows itself
         as a table); never raises because a model misbehaves.
         """

@@ -63,9 +63,9 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
 
     def predict(
-        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
-        """Feed ``value`` to every model's ``infer`` and gather the predictions."""
+        """Feed ``value`` to every model's ``infer`` (or ``model_runs``'s, as in ``call``); gather the predictions."""
         try:
             variant = to_variant(value)
         except ValueError as error:
@@ -77,9 +77,9 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         )
 
     def reinitialize(
-        self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+        self, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
-        """Restart every model's ``infer`` generator; no penalties are counted."""
+        """Restart every model's ``infer`` generator (or ``model_runs``'s, as in ``call``); no penalties are counted."""
         return self._run_round(
             self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
             method="reinitialize",

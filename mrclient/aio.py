@@ -41,6 +41,7 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from ._support.validation import check_timeout
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
@@ -116,7 +117,9 @@ class AsyncRunner(Generic[_R]):
                 f"AsyncRunner wraps a constructed runner (DynamicSubclassModelConcurrentRunner(...) or "
                 f"TrainInferModelConcurrentRunner(...)), not {type(runner).__name__}"
             )
-        runner.round_switch_interval = round_switch_interval
+        runner.round_switch_interval = (
+            None if round_switch_interval is None else check_timeout("round_switch_interval", round_switch_interval)
+        )
         self._runner = runner
         self._lock = threading.Lock()  # guards the three fields below
         self._operations: list[threading.Thread] = []  # started ones only: a join never meets an unstarted thread

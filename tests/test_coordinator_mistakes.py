@@ -284,9 +284,11 @@ def test_calls_before_init_and_after_close_are_refused(crunch: Crunch) -> None:
         (dict(arguments=[1, 2, 3]), r"arguments must be \(args, kwargs\)"),
         (dict(arguments=([1], [])), r"arguments must be \(args, kwargs\), two lists of Argument"),
         (dict(arguments=lambda model: "oops"), r"arguments\(<DynamicSubclassModelRunner .*\) must be \(args, kwargs\)"),
-        (dict(args=[1, object()]), r"^argument 2: cannot encode a value of type object"),
-        (dict(kwargs={"when": {1, 2}}), r"^keyword 'when': cannot encode a value of type set"),
-        (dict(args="abc"), "positional arguments must be a list or tuple"),
+        (dict(args=[1, object()]), r"^args: argument 2: cannot encode a value of type object"),
+        (dict(kwargs={"when": {1, 2}}), r"^kwargs: keyword 'when': cannot encode a value of type set"),
+        (dict(args="abc"), "^args: positional arguments must be a list or tuple"),
+        (dict(args=5), "^args: positional arguments must be a list or tuple, got int"),
+        (dict(kwargs=[1]), "^kwargs: keyword arguments must be a mapping or KwArgument items, got int"),
     ],
 )
 def test_bad_arguments_are_named_before_any_model_is_called(crunch: Crunch, call: dict[str, Any], message: str) -> None:

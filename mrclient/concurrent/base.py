@@ -38,8 +38,11 @@ from .._support.hints import wait_hint
 from .._support.lifetime import close_when_abandoned
 from .._support.shutdown import Shutdown
 from .._support.validation import (
+    check_callable,
     check_crunch_id,
+    check_flag,
     check_host,
+    check_instance,
     check_non_negative_int,
     check_port,
     check_shard,
@@ -180,7 +183,11 @@ class ModelConcurrentRunner(abc.ABC):
         max_consecutive_timeouts = check_non_negative_int("max_consecutive_timeouts", max_consecutive_timeouts)
         #: ``(index, count)`` of the models this runner owns, or None for all of them.
         self.shard = shard = check_shard(shard)
-        self.retry_backoff_factor = retry_backoff_factor
+        report_failure = check_flag("report_failure", report_failure)
+        keep_stats = check_flag("keep_stats", keep_stats)
+        check_instance("orchestrator_settings", orchestrator_settings, OrchestratorSettings,
+                       "OrchestratorSettings(...) or None", optional=True)
+        self.retry_backoff_factor = check_timeout("retry_backoff_factor", retry_backoff_factor)
         self.secure_credentials = secure_credentials
         self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
@@ -193,7 +200,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._roster = RosterKeeper()
         self._started = False  # True once init() succeeded
         self._told_table_frozen = False
-        self.keep_stats = bool(keep_stats)
+        self.keep_stats = keep_stats
         self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT)
         self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
         self._rounds_run = 0  # for the repr
@@ -324,7 +331,7 @@ class ModelConcurrentRunner(abc.ABC):
         be quick, and an exception it raises is logged. An event loop hears of
         the close this way without a thread waiting (``mrclient.aio``).
         """
-        self._shutdown.add_done_callback(listener)
+        self._shutdown.add_done_callback(check_callable("listener", listener, "a function of no argument"))
         return listener
 
     def close(self) -> None:
@@ -400,7 +407,7 @@ class ModelConcurrentRunner(abc.ABC):
         return self._roster.next(self.model_cluster.models)
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
-        """Block until at least ``count`` models are ready; False on timeout."""
+        """Block until at least ``count`` models are ready; False after ``timeout`` seconds (0: look, do not wait)."""
         return self.model_cluster.wait_for_models(count, timeout)
 
     @property
@@ -429,7 +436,7 @@ class ModelConcurrentRunner(abc.ABC):
         round order, never delaying the next round; an exception it raises is
         logged. No summary is made while ``keep_stats`` is False.
         """
-        self._round_listeners.add("round", listener)
+        self._round_listeners.add("round", check_callable("listener", listener, "a function of the round's summary"))
         return listener
 
     def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:

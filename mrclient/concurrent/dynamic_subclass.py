@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
-from ..runners.dynamic_subclass import build_call_request
+from ..runners.dynamic_subclass import check_class_name, checked_call_request
 from ..security import GatewayCredentials, SecureCredentials
-from ..wire.codec import to_arguments, to_kw_arguments
-from ..wire.proto.dynamic_subclass_pb2 import CallRequest
+from ..wire.codec import named_arguments, named_kw_arguments
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
 from .results import RoundResults
 from .rounds import ROUND_SWITCH_INTERVAL
@@ -56,10 +55,10 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
 
         The other arguments are those of :class:`ModelConcurrentRunner`, with the same defaults.
         """
-        self.base_classname = base_classname
+        self.base_classname = check_class_name(base_classname)
         # Encoded once here, shared by every runner's Setup.
-        self.instance_args = to_arguments(instance_args)
-        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        self.instance_args = named_arguments("instance_args", instance_args)
+        self.instance_kwargs = named_kw_arguments("instance_kwargs", instance_kwargs)
         super().__init__(**shared_arguments(locals()))  # the base's options, by name (see base.shared_arguments)
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -109,7 +108,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         if callable(arguments):
             make_arguments = arguments
             requests = {
-                runner: _call_request(
+                runner: checked_call_request(
                     method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
                 )
                 for runner in runners
@@ -118,30 +117,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
                 check_request_size(request.ByteSize(), subject)
             return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
         if arguments is None:
-            arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
-        shared = _call_request(method_name, arguments, "arguments").SerializeToString()
+            arguments = (named_arguments("args", args), named_kw_arguments("kwargs", kwargs))
+        shared = checked_call_request(method_name, arguments, "arguments").SerializeToString()
         check_request_size(len(shared), subject)
         return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
-
-
-def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
-    """Plain values as arguments; one that cannot be encoded is the coordinator's mistake, named."""
-    try:
-        return encode(values)
-    except (ValueError, TypeError) as error:
-        raise InvalidCoordinatorUsageError(str(error)) from error
-
-
-def _call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
-    """The CallRequest for ``(args, kwargs)``; anything else is refused, naming ``name``."""
-    if not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument "
-            f"(or a function of the model runner returning them), got {arguments!r:.200}"
-        )
-    try:
-        return build_call_request(method_name, (arguments[0], arguments[1]))
-    except (TypeError, ValueError) as error:
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
-        ) from error

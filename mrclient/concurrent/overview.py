@@ -24,7 +24,9 @@ from typing import Any
 from .._support import tables as display
 from .._support.addresses import host_port
 from .._support.tables import Column
+from .._support.validation import check_instance, check_positive_int
 from ..cluster.shards import Shard
+from ..errors import InvalidCoordinatorUsageError
 from ..runners import ModelRunner
 from ..stats import ConnectionState, RoundSummary
 from .results import IDENTITY_COLUMNS, identity
@@ -88,6 +90,10 @@ class RunnerOverview:
         ``table_rows`` of the ready models; the live view adds its recent
         leavers), ``note`` a line under the title (the live view's state).
         """
+        check_positive_int("limit", limit)
+        check_instance("note", note, str, "a string or None", optional=True)
+        if rows is not None and not (isinstance(rows, tuple) and len(rows) == 2):
+            raise InvalidCoordinatorUsageError(f"rows must be (rows, left out) as table_rows() makes, got {rows!r:.80}")
         shown, left_out = table_rows(self.models, limit) if rows is None else rows
         connection = self.connection
         since = connection.since_datetime

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
-from ..runners.train_infer import DEFAULT_SERVICE
+from ..runners.train_infer import DEFAULT_SERVICE, check_service_name
 from ..security import GatewayCredentials, SecureCredentials
-from ..wire.codec import to_variant
+from ..wire.codec import named_variant
 from ..wire.proto.train_infer_pb2 import InferRequest
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
 from .results import RoundResults
@@ -55,7 +54,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
 
         The other arguments are those of :class:`ModelConcurrentRunner`, with the same defaults.
         """
-        self.service_name = service_name
+        self.service_name = check_service_name(service_name)
         super().__init__(**shared_arguments(locals()))  # the base's options, by name (see base.shared_arguments)
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
@@ -66,10 +65,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
         """Feed ``value`` to every model's ``infer`` (or ``model_runs``'s, as in ``call``); gather the predictions."""
-        try:
-            variant = to_variant(value)
-        except ValueError as error:
-            raise InvalidCoordinatorUsageError(f"value: {error}") from error
+        variant = named_variant("value", value)
         shared = InferRequest(argument=variant).SerializeToString()
         check_request_size(len(shared), "Infer")
         return self._run_round(

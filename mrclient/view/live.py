@@ -33,11 +33,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._support.validation import (
+    check_callable,
+    check_flag,
+    check_instance,
+    check_positive_int,
+    check_timeout,
+    check_wait,
+)
+from ..concurrent.base import ModelConcurrentRunner
 from ..concurrent.overview import model_row, table_rows
 from ..stats import RoundSummary
 
 if TYPE_CHECKING:
-    from ..concurrent.base import ModelConcurrentRunner
     from ..runners import ModelRunner
 
 __all__ = ["LiveView", "show"]
@@ -71,12 +79,13 @@ class LiveView:
         rows: int = 50,
         display_id: str | None = None,
     ) -> None:
-        self.runner = runner
-        self.display_id = display_id
-        self.every = every
-        self.rows = rows
+        self.runner = check_instance("runner", runner, ModelConcurrentRunner,
+                                     "a concurrent runner (DynamicSubclass... or TrainInfer...)")
+        self.display_id = check_instance("display_id", display_id, str, "a string or None", optional=True)
+        self.every = check_timeout("every", every)
+        self.rows = check_positive_int("rows", rows)
         self.updates = 0
-        self._publish = publish
+        self._publish = check_callable("publish", publish, "a function of a MIME bundle")
         self._changed = threading.Condition()
         self._stale = False
         self._stopping = False
@@ -110,6 +119,7 @@ class LiveView:
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Draw the last view and end the thread; True once it has ended (within ``timeout`` seconds)."""
+        timeout = check_wait("timeout", timeout)
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
@@ -120,7 +130,7 @@ class LiveView:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the view has stopped (the runner closed, or ``stop()``); True if it has."""
-        return self._done.wait(timeout)
+        return self._done.wait(None if timeout is None else check_wait("timeout", timeout))
 
     # -- the runner's listeners: note and mark stale, nothing more ---------------------------------
 
@@ -180,6 +190,7 @@ class LiveView:
 
     def bundle(self, final: bool = False) -> dict[str, str]:
         """The view now, as a MIME bundle: ``text/html`` and a ``text/plain`` line."""
+        check_flag("final", final)
         runner = self.runner
         with self._changed:
             last_round = self._last_round
@@ -219,7 +230,7 @@ def show(runner: ModelConcurrentRunner, *, every: float = 0.5, rows: int = 50) -
     def publish(bundle: Mapping[str, str]) -> None:
         handle.update(dict(bundle), raw=True)
 
-    view = LiveView(runner, publish, every=every, rows=rows)
+    view = LiveView(runner, publish, every=every, rows=rows)  # checks the arguments before anything is shown
     handle = ipython_display(view.bundle(), raw=True, display_id=True)
     view.display_id = handle.display_id
     return view.start()

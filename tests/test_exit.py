@@ -28,6 +28,7 @@ import pytest
 from mrclient import DynamicSubclassModelConcurrentRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
+from test_shutdown import Child
 
 pytestmark = pytest.mark.subprocess
 
@@ -37,7 +38,7 @@ START_WAIT = 60.0  # the child's start-up: imports, two nodes, the orchestrator,
 WAIT = 10.0
 
 PRELUDE = """\
-import asyncio, sys, threading, time
+import asyncio, json, sys, threading, time
 from mrclient import DynamicSubclassModelConcurrentRunner
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
@@ -46,7 +47,7 @@ class Base:
 
 class Sleepy(Base):
     def predict(self):
-        print("sleeping", flush=True)
+        print(json.dumps({"sleeping": True}), flush=True)
         time.sleep(30)
 
 class Quick(Base):
@@ -67,21 +68,21 @@ SCRIPTS = {
     "ctrl-c": PRELUDE + """
 runner.init()
 runner.call("predict")
-print("the round returned", flush=True)
+print(json.dumps({"returned": True}), flush=True)
 """,
     # It ends while a round is under way on another thread (say a daemon thread of the coordinator's).
     "ends-mid-round": PRELUDE + """
 runner.init()
 threading.Thread(target=runner.call, args=("predict",), daemon=True).start()
 time.sleep(0.5)
-print("ending", flush=True)
+print(json.dumps({"ending": True}), flush=True)
 """,
     # It ends after its rounds, never closing: nothing to wait for, nothing said on stderr.
     "ends-after-rounds": PRELUDE + """
 runner.init()
 quick_only = [model for model in runner.models if model.model_name == "quick"]
-print(runner.call("predict", model_runs=quick_only).summary.called, "called", flush=True)
-print("ending", flush=True)
+print(json.dumps({"called": runner.call("predict", model_runs=quick_only).summary.called}), flush=True)
+print(json.dumps({"ending": True}), flush=True)
 """,
     # An asyncio coordinator without aclose(): Ctrl-C cancels asyncio.run()'s task mid-round.
     "asyncio-ctrl-c": PRELUDE + """
@@ -97,61 +98,15 @@ asyncio.run(main())
 }
 
 
-class Script:
-    """A child Python process running one of SCRIPTS; its stdout lines are read on a thread (bounded waits)."""
-
-    def __init__(self, source: str, directory: Path) -> None:
-        path = directory / "coordinator.py"
-        path.write_text(source)
-        self.process = subprocess.Popen(
-            [sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self._arrived = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._arrived:
-                self.lines.append(line.rstrip("\n"))
-                self._arrived.notify_all()
-
-    def said(self, text: str, timeout: float = START_WAIT) -> float:
-        """Wait until the child printed ``text``; when it had (monotonic time of the wait's end)."""
-        with self._arrived:
-            assert self._arrived.wait_for(lambda: text in self.lines, timeout), (text, self.lines, self.stderr())
-        return time.monotonic()
-
-    def ended_after(self, since: float) -> float:
-        """Seconds from ``since`` to the end of the process (killed, and the test fails, after DEADLINE * 2)."""
-        try:
-            self.process.wait(DEADLINE * 2)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError("the process outlived twice the round's deadline") from None
-        return time.monotonic() - since
-
-    def stderr(self) -> str:
-        if self.process.poll() is None:
-            return "(still running)"
-        assert self.process.stderr is not None
-        return self.process.stderr.read()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        self._reader.join(WAIT)
-
-
 @pytest.fixture
-def script(tmp_path: Path) -> Iterator[Callable[[str], Script]]:
-    started: list[Script] = []
+def script(tmp_path: Path) -> Iterator[Callable[[str], Child]]:
+    """Start one of SCRIPTS in a child process (its JSON lines read on a thread); killed at the end."""
+    started: list[Child] = []
 
-    def start(name: str) -> Script:
-        started.append(Script(SCRIPTS[name], tmp_path))
+    def start(name: str) -> Child:
+        path = tmp_path / f"{name}.py"
+        path.write_text(SCRIPTS[name])
+        started.append(Child(str(path)))
         return started[-1]
 
     yield start
@@ -159,35 +114,41 @@ def script(tmp_path: Path) -> Iterator[Callable[[str], Script]]:
         child.kill()
 
 
-def test_ctrl_c_mid_round_in_a_plain_script_ends_the_process_at_once(script: Callable[[str], Script]) -> None:
+def ended_after(child: Child, since: float) -> float:
+    """Seconds from ``since`` to the end of the child (killed, and the test fails, after twice the deadline)."""
+    child.wait(DEADLINE * 2)
+    return time.monotonic() - since
+
+
+def test_ctrl_c_mid_round_in_a_plain_script_ends_the_process_at_once(script: Callable[[str], Child]) -> None:
     child = script("ctrl-c")
-    child.said("sleeping")  # the round is under way: the model sleeps 30 s, the round waits 15
+    assert child.said("sleeping", START_WAIT)  # the round is under way: the model sleeps 30 s, the round waits 15
     sent = time.monotonic()
     child.process.send_signal(signal.SIGINT)
-    took = child.ended_after(sent)
+    took = ended_after(child, sent)
     stderr = child.stderr()
     assert took < EXIT_BOUND, f"{took:.1f}s after Ctrl-C, with a {DEADLINE}s round"
     assert child.process.returncode in (-signal.SIGINT, 130, 1), stderr
     assert "KeyboardInterrupt" in stderr
-    assert "Exception ignored" not in stderr and "the round returned" not in child.lines
+    assert "Exception ignored" not in stderr and not any("returned" in line for line in child.lines)
 
 
-def test_asyncio_ctrl_c_mid_round_without_aclose_ends_the_process_at_once(script: Callable[[str], Script]) -> None:
+def test_asyncio_ctrl_c_mid_round_without_aclose_ends_the_process_at_once(script: Callable[[str], Child]) -> None:
     child = script("asyncio-ctrl-c")
-    child.said("sleeping")
+    assert child.said("sleeping", START_WAIT)
     sent = time.monotonic()
     child.process.send_signal(signal.SIGINT)
-    took = child.ended_after(sent)
+    took = ended_after(child, sent)
     stderr = child.stderr()
     assert took < EXIT_BOUND, f"{took:.1f}s after Ctrl-C, with a {DEADLINE}s round"
     assert "KeyboardInterrupt" in stderr and "Exception ignored" not in stderr, stderr
 
 
 @pytest.mark.parametrize("name", ["ends-mid-round", "ends-after-rounds"])
-def test_a_script_that_never_closes_ends_at_once_and_quietly(script: Callable[[str], Script], name: str) -> None:
+def test_a_script_that_never_closes_ends_at_once_and_quietly(script: Callable[[str], Child], name: str) -> None:
     child = script(name)
-    last_line = child.said("ending")
-    took = child.ended_after(last_line)
+    assert child.said("ending", START_WAIT)
+    took = ended_after(child, time.monotonic())
     stderr = child.stderr()
     assert took < EXIT_BOUND, f"{took:.1f}s after its last line, with a {DEADLINE}s round"
     assert child.process.returncode == 0, stderr

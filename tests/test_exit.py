@@ -77,9 +77,12 @@ threading.Thread(target=runner.call, args=("predict",), daemon=True).start()
 time.sleep(0.5)
 print(json.dumps({"ending": True}), flush=True)
 """,
-    # It ends after its rounds, never closing: nothing to wait for, nothing said on stderr.
+    # It ends after its rounds, never closing, a live view still drawing: nothing to wait for, nothing on stderr.
     "ends-after-rounds": PRELUDE + """
+from mrclient.notebook import LiveView
+
 runner.init()
+LiveView(runner, lambda bundle: None, every=0.05).start()
 quick_only = [model for model in runner.models if model.model_name == "quick"]
 print(json.dumps({"called": runner.call("predict", model_runs=quick_only).summary.called}), flush=True)
 print(json.dumps({"ending": True}), flush=True)

@@ -1,4 +1,7 @@
-"""What the docs show runs as shown (the build itself is ``make docs``, warnings as errors)."""
+"""What the docs show is true (the build itself is ``make docs``, warnings as errors).
+
+The docs' complete programs run in tests/test_doc_examples.py, each once, with what they print checked there.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import nbclient
@@ -25,32 +27,6 @@ from mrclient.cluster.penalties import PenaltyPolicy, TimeoutVerdict
 
 DOCS = REPO_ROOT / "docs"
 RUN_TIMEOUT = 120.0
-
-
-def python_blocks(page: str) -> list[str]:
-    """Every ``.. code-block:: python`` of a docs page, dedented."""
-    blocks = re.findall(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", (DOCS / page).read_text(), re.MULTILINE)
-    return [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]
-
-
-def test_the_quickstarts_first_script_runs(tmp_path: Path) -> None:
-    [script] = [block for block in python_blocks("quickstart.rst") if "LocalOrchestrator" in block]
-    (tmp_path / "first.py").write_text(script)
-    done = subprocess.run([sys.executable, "first.py"], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) == 6 and all("SUCCESS" in line for line in lines), done.stdout
-
-
-def test_the_testing_pages_fixture_passes_under_pytest(tmp_path: Path) -> None:
-    [example] = [block for block in python_blocks("testing.rst") if "def test_" in block]
-    (tmp_path / "test_my_coordinator.py").write_text(example)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_coordinator.py"],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
 
 
 def _calls_until_reported(max_consecutive_timeouts: int) -> tuple[list[int], int]:

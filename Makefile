@@ -1,23 +1,35 @@
-# The two commands are `make demo` and `make test`; `make bench` measures. Each
-# creates its own virtual environment and installs what it needs, so a fresh
-# clone needs nothing else.
+# The two commands are `make demo` and `make test`; `make check` is the quick one
+# while editing; `make bench` measures. Each creates its own virtual environment
+# and installs what it needs, so a fresh clone needs nothing else.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP_FLAGS := --disable-pip-version-check -q
-PIP := $(PY) -m pip $(PIP_FLAGS)
+# --no-compile: a module is compiled when first imported, not every file of every
+# package at install time (about 20 s less per venv).
+PIP_INSTALL := -m pip --disable-pip-version-check -q install --no-compile
+PIP := $(PY) $(PIP_INSTALL)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab soak
+.PHONY: demo demo-secure test check check-parallel unit unit-parallel unit-serial lint typecheck docs pins venv-deps venvs \
+	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \
+	protos clean bench bench-quick bench-ab soak
 
 $(VENV)/.base: setup.cfg setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[testing,secure]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e '.[testing,secure]'
 	touch $@
 
-# The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build.
-$(VENV)/.dev: $(VENV)/.base
-	$(PIP) install -e '.[dev]'
+# The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build (the
+# base's too, so .base is made with it). Dependencies first, then mrclient itself
+# (.ci/requirements says why).
+$(VENV)/.dev-deps: setup.cfg .ci/requirements
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) .ci/requirements dev > $(VENV)/requirements-dev.txt
+	$(PIP) -r $(VENV)/requirements-dev.txt
 	touch $@
+
+$(VENV)/.dev: $(VENV)/.dev-deps setup.py
+	$(PIP) --no-deps -e .
+	touch $(VENV)/.base $@
 
 demo: $(VENV)/.base
 	$(VENV)/bin/mrclient demo
@@ -25,12 +37,54 @@ demo: $(VENV)/.base
 demo-secure: $(VENV)/.base
 	$(VENV)/bin/mrclient demo --secure
 
-# Everything, cheapest checks first. `pins` reruns the unit tests against the
-# oldest and the newest supported dependency versions, each in its own venv.
-test: lint typecheck unit docs pins
+# -- the tests ------------------------------------------------------------------------------
+# Each suite runs in two passes: the tests not marked serial on WORKERS xdist workers
+# at once (with the slowest shown), then those marked serial in one process, alone
+# (signals, wall-clock bounds a loaded machine could break: setup.cfg's markers).
+# .ci/check-passes then checks that the two passes ran every test exactly once.
+WORKERS ?= 4
+PYTEST_FLAGS := -p no:cacheprovider
+PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
+SERIAL_PASS = -m serial
 
-unit: $(VENV)/.dev
-	$(PY) -m pytest
+# Everything, in three stages: the three venvs at once (their dependencies; mrclient
+# into each in turn), then lint, type check, docs and the parallel passes of the
+# unit tests and of both pins at once (make -j; each one's output shows when it
+# ends), then the serial passes one after another on a machine left quiet.
+test:
+	$(MAKE) --no-print-directory -j venv-deps
+	$(MAKE) --no-print-directory -j1 venvs
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck docs unit-parallel test-oldest-parallel test-newest-parallel
+	$(MAKE) --no-print-directory -j1 unit-serial test-oldest-serial test-newest-serial
+	$(CHECK_PASSES)
+
+venv-deps: $(VENV)/.dev-deps .venv-oldest/.deps .venv-newest/.deps
+venvs: $(VENV)/.dev .venv-oldest/.ready .venv-newest/.ready
+
+# The edit loop, in under a minute: lint, type check and the tests that start no process
+# (not marked subprocess; --forbid-processes fails one that starts a process anyway).
+check: $(VENV)/.dev
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck check-parallel
+	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -m "serial and not subprocess"
+
+check-parallel: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(WORKERS) -m "not serial and not subprocess"
+
+# A pass writes the tests it selected and left out (--record-selection, tests/conftest.py).
+passes = $(1)/passes/parallel.json $(1)/passes/serial.json
+CHECK_PASSES = $(PYTHON) .ci/check-passes $(call passes,$(VENV)) && \
+	$(PYTHON) .ci/check-passes $(call passes,.venv-oldest) && $(PYTHON) .ci/check-passes $(call passes,.venv-newest)
+
+unit:
+	$(MAKE) --no-print-directory unit-parallel
+	$(MAKE) --no-print-directory -j1 unit-serial
+	$(PYTHON) .ci/check-passes $(call passes,$(VENV))
+
+unit-parallel: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) $(PARALLEL_PASS) --record-selection $(VENV)/passes/parallel.json
+
+unit-serial: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) $(SERIAL_PASS) --record-selection $(VENV)/passes/serial.json
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -47,7 +101,8 @@ docs: $(VENV)/.dev
 # Each pin venv installs the package with .ci/pins-*.txt as constraints, on the
 # oldest or newest supported Python, and runs the unit tests that exercise the
 # generated code, grpcio and websockets (real local peers, no benchmarks, no
-# reference node), and closing from a signal handler.
+# reference node), and closing from a signal handler: in two passes, as above,
+# the parallel one in a single process (it runs beside the main suite's).
 PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
@@ -56,25 +111,50 @@ PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
-.venv-oldest/.ready: setup.cfg setup.py .ci/pins-oldest.txt
+.venv-oldest/.deps: setup.cfg .ci/requirements .ci/pins-oldest.txt
 	rm -rf .venv-oldest
 	$(OLDEST_PYTHON) -m venv .venv-oldest
-	.venv-oldest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-oldest.txt -e '.[test]' grpcio-tools
+	$(PYTHON) .ci/requirements test > .venv-oldest/requirements-test.txt
+	.venv-oldest/bin/python $(PIP_INSTALL) -c .ci/pins-oldest.txt -r .venv-oldest/requirements-test.txt grpcio-tools
 	touch $@
 
-.venv-newest/.ready: setup.cfg setup.py .ci/pins-newest.txt
+.venv-oldest/.ready: .venv-oldest/.deps setup.py
+	.venv-oldest/bin/python $(PIP_INSTALL) --no-deps -e .
+	touch $@
+
+.venv-newest/.deps: setup.cfg .ci/requirements .ci/pins-newest.txt
 	rm -rf .venv-newest
 	$(NEWEST_PYTHON) -m venv .venv-newest
-	.venv-newest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-newest.txt -e '.[test]'
+	$(PYTHON) .ci/requirements test > .venv-newest/requirements-test.txt
+	.venv-newest/bin/python $(PIP_INSTALL) -c .ci/pins-newest.txt -r .venv-newest/requirements-test.txt
+	touch $@
+
+.venv-newest/.ready: .venv-newest/.deps setup.py
+	.venv-newest/bin/python $(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 pins: test-oldest test-newest
 
-test-oldest: .venv-oldest/.ready
-	MRCLIENT_PINS=.ci/pins-oldest.txt .venv-oldest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+test-oldest test-newest: test-%:
+	$(MAKE) --no-print-directory test-$*-parallel
+	$(MAKE) --no-print-directory -j1 test-$*-serial
+	$(PYTHON) .ci/check-passes $(call passes,.venv-$*)
 
-test-newest: .venv-newest/.ready
-	MRCLIENT_PINS=.ci/pins-newest.txt .venv-newest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+# $(call pin_pass,oldest|newest,parallel|serial,pytest's selection)
+pin_pass = MRCLIENT_PINS=.ci/pins-$(1).txt .venv-$(1)/bin/python -m pytest $(PYTEST_FLAGS) -q $(3) \
+	--record-selection .venv-$(1)/passes/$(2).json $(PIN_TESTS)
+
+test-oldest-parallel: .venv-oldest/.ready
+	$(call pin_pass,oldest,parallel,-m "not serial")
+
+test-oldest-serial: .venv-oldest/.ready
+	$(call pin_pass,oldest,serial,$(SERIAL_PASS))
+
+test-newest-parallel: .venv-newest/.ready
+	$(call pin_pass,newest,parallel,-m "not serial")
+
+test-newest-serial: .venv-newest/.ready
+	$(call pin_pass,newest,serial,$(SERIAL_PASS))
 
 # The committed mrclient/wire/proto comes from the grpcio-tools pinned in
 # .ci/pins-oldest.txt: code that old protoc writes imports on every supported

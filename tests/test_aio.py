@@ -130,6 +130,7 @@ async def with_lag_ticker(work: Awaitable[Kernel], samples: list[tuple[float, fl
         ticking.cancel()
 
 
+@pytest.mark.serial
 def test_a_kernel_under_asyncio_run_retries_init_runs_rounds_off_the_loop_and_ends_clean(
     crunch: LocalOrchestrator,
 ) -> None:
@@ -160,6 +161,8 @@ def test_a_kernel_under_asyncio_run_retries_init_runs_rounds_off_the_loop_and_en
     assert not crunch.wait_for_reports(1, 0.3), "the broken model's ticks succeed: its failures never run to 4 in a row"
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_through_the_loops_signal_handler_ends_the_kernel_cleanly(
     crunch: LocalOrchestrator,
 ) -> None:

@@ -275,6 +275,7 @@ def test_parquet_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch, mis
         decode_data(data, VariantType.PARQUET)
 
 
+@pytest.mark.subprocess
 def test_core_import_needs_neither_pandas_nor_pyarrow() -> None:
     script = textwrap.dedent(
         """

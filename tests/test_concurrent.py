@@ -188,6 +188,7 @@ def test_misuse_raises_and_reports_nothing(crunch: Crunch) -> None:
     assert crunch.orchestrator.reports == []
 
 
+@pytest.mark.serial
 def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
     first, _ = crunch.add(Echo, name="first")
     crunch.add(Held, name="held")
@@ -207,6 +208,7 @@ def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
 # -- deadlines -------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
     held, _ = crunch.add(Held, name="held")
     echo_ids = [crunch.add(Echo, name=f"echo-{i}")[0] for i in range(3)]
@@ -225,6 +227,7 @@ def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
     }
 
 
+@pytest.mark.serial
 def test_a_previous_rounds_straggler_does_not_delay_the_next_round(crunch: Crunch) -> None:
     held, _ = crunch.add(Held, name="held")
     echo_ids = [crunch.add(Echo, name=f"echo-{i}")[0] for i in range(3)]

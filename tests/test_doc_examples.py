@@ -204,6 +204,7 @@ def test_there_are_complete_programs_to_run() -> None:
 
 
 @pytest.mark.parametrize("block", runnable(), ids=lambda block: block.name)
+@pytest.mark.subprocess
 def test_a_complete_program_runs_as_written(block: Block, tmp_path: Path) -> None:
     is_test_module = re.search(r"^def test_", block.code, re.MULTILINE) is not None
     script = tmp_path / ("test_example.py" if is_test_module else "example.py")

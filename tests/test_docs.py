@@ -89,6 +89,7 @@ def _html_of(cell: Any) -> str:
     return str(page)
 
 
+@pytest.mark.subprocess
 def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did() -> None:
     path = DOCS / "notebooks" / "quickstart.ipynb"
     notebook = nbformat.read(path, as_version=4)
@@ -202,6 +203,7 @@ def _plain(tag: Tag) -> str:
     return " ".join(tag.get_text().replace("\u2019", "'").replace("\u2018", "'").split())
 
 
+@pytest.mark.subprocess
 def test_every_property_and_attribute_shows_its_whole_first_sentence(api_reference: BeautifulSoup) -> None:
     checked, garbled = [], []
     for entry in api_reference.select("dl.py.property, dl.py.attribute"):

@@ -9,9 +9,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 from mrclient.testing.secure import Cruncher, LocalCertificateAuthority
+
+pytestmark = pytest.mark.subprocess  # the mrclient command
 
 RUN_TIMEOUT = 120.0
 

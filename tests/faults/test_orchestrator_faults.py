@@ -156,6 +156,7 @@ def test_a_thread_that_dies_anyway_says_so_and_the_next_call_logs_it_once(
 # -- floods ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_an_init_of_5000_models(orchestrator: LocalOrchestrator) -> None:
     """Fault: the orchestrator announces 5,000 models at once (a 1.3 MB init frame).
     Bound: init() returns within 60 s on a 2-core machine; a round over every model within its
@@ -426,6 +427,7 @@ def test_a_report_unconfirmed_at_a_drop_is_dropped_when_the_new_init_no_longer_l
     assert not [r for r in caplog.records if "may not have received" in r.getMessage()]
 
 
+@pytest.mark.serial
 def test_the_orchestrator_killed_and_restarted_during_rounds(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode]
 ) -> None:

@@ -304,7 +304,7 @@ def model_runner_venv() -> Path:
                 return MODEL_RUNNER_VENV
             _run([_python_for_model_runner(), "-m", "venv", str(MODEL_RUNNER_VENV)])  # keeps .lock
             python = str(MODEL_RUNNER_VENV / "bin" / "python")
-            _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", MODEL_RUNNER_REQUIREMENT])
+            _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile", MODEL_RUNNER_REQUIREMENT])
             MODEL_RUNNER_STAMP.write_text(MODEL_RUNNER_REQUIREMENT)
             return MODEL_RUNNER_VENV
         finally:

@@ -96,7 +96,7 @@ def test_build_then_install_the_wheel_in_a_fresh_venv_and_run_the_demo(tmp_path:
     venv = tmp_path / "venv"
     _run_checked(sys.executable, "-m", "venv", str(venv))
     python, command = str(venv / "bin" / "python"), str(venv / "bin" / "mrclient")
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
     _run_checked(*pip, str(wheel))
     assert _run_checked(command, "--version").stdout.strip() == f"mrclient {mrclient.__version__}"
     without_extra = run(command, "demo", "--rounds", "1")

@@ -47,15 +47,16 @@ PYTEST_FLAGS := -p no:cacheprovider
 PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
 SERIAL_PASS = -m serial
 
-# Everything, in three stages: the three venvs at once (their dependencies; mrclient
+# Everything, in stages: the three venvs at once (their dependencies; then mrclient
 # into each in turn), then lint, type check, docs and the parallel passes of the
 # unit tests and of both pins at once (make -j; each one's output shows when it
-# ends), then the serial passes one after another on a machine left quiet.
+# ends), then the three serial passes, each running its tests one at a time: three
+# processes that wait more than they compute, on a machine the rest has left.
 test:
 	$(MAKE) --no-print-directory -j venv-deps
 	$(MAKE) --no-print-directory -j1 venvs
 	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck docs unit-parallel test-oldest-parallel test-newest-parallel
-	$(MAKE) --no-print-directory -j1 unit-serial test-oldest-serial test-newest-serial
+	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial
 	$(CHECK_PASSES)
 
 venv-deps: $(VENV)/.dev-deps .venv-oldest/.deps .venv-newest/.deps

@@ -8,6 +8,11 @@ PY := $(VENV)/bin/python
 # package at install time (about 20 s less per venv).
 PIP_INSTALL := -m pip --disable-pip-version-check -q install --no-compile
 PIP := $(PY) $(PIP_INSTALL)
+# Python writes the bytecode of what it imports, whatever PYTHONDONTWRITEBYTECODE says
+# outside: make test starts hundreds of Python processes (xdist workers, the command, the
+# docs' programs, child coordinators), and each would otherwise compile mrclient and all it
+# imports from source again (twice the CPU time of those tests, with --no-compile above).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo demo-secure test check check-parallel unit unit-parallel unit-serial lint typecheck docs pins venv-deps venvs \
 	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \

@@ -76,7 +76,8 @@ check: $(VENV)/.dev
 check-parallel: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(WORKERS) -m "not serial and not subprocess"
 
-# A pass writes the tests it selected and left out (--record-selection, tests/conftest.py).
+# A pass writes the tests it selected and left out (--record-selection, tests/conftest.py;
+# with '=', or pytest would take the file for a test path and not load tests/conftest.py).
 passes = $(1)/passes/parallel.json $(1)/passes/serial.json
 CHECK_PASSES = $(PYTHON) .ci/check-passes $(call passes,$(VENV)) && \
 	$(PYTHON) .ci/check-passes $(call passes,.venv-oldest) && $(PYTHON) .ci/check-passes $(call passes,.venv-newest)
@@ -87,10 +88,10 @@ unit:
 	$(PYTHON) .ci/check-passes $(call passes,$(VENV))
 
 unit-parallel: $(VENV)/.dev
-	$(PY) -m pytest $(PYTEST_FLAGS) $(PARALLEL_PASS) --record-selection $(VENV)/passes/parallel.json
+	$(PY) -m pytest $(PYTEST_FLAGS) $(PARALLEL_PASS) --record-selection=$(VENV)/passes/parallel.json
 
 unit-serial: $(VENV)/.dev
-	$(PY) -m pytest $(PYTEST_FLAGS) $(SERIAL_PASS) --record-selection $(VENV)/passes/serial.json
+	$(PY) -m pytest $(PYTEST_FLAGS) $(SERIAL_PASS) --record-selection=$(VENV)/passes/serial.json
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -148,7 +149,7 @@ test-oldest test-newest: test-%:
 
 # $(call pin_pass,oldest|newest,parallel|serial,pytest's selection)
 pin_pass = MRCLIENT_PINS=.ci/pins-$(1).txt .venv-$(1)/bin/python -m pytest $(PYTEST_FLAGS) -q $(3) \
-	--record-selection .venv-$(1)/passes/$(2).json $(PIN_TESTS)
+	--record-selection=.venv-$(1)/passes/$(2).json $(PIN_TESTS)
 
 test-oldest-parallel: .venv-oldest/.ready
 	$(call pin_pass,oldest,parallel,-m "not serial")

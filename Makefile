@@ -14,7 +14,7 @@ PIP := $(PY) $(PIP_INSTALL)
 # imports from source again (twice the CPU time of those tests, with --no-compile above).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo demo-secure test check check-parallel unit unit-parallel unit-serial lint typecheck docs pins venv-deps venvs \
+.PHONY: demo demo-secure test check check-tests unit unit-parallel unit-serial lint typecheck docs pins venv-deps venvs \
 	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \
 	protos clean bench bench-quick bench-ab soak
 
@@ -52,28 +52,29 @@ PYTEST_FLAGS := -p no:cacheprovider
 PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
 SERIAL_PASS = -m serial
 
-# Everything, in stages: the three venvs at once (their dependencies; then mrclient
-# into each in turn), then lint, type check, docs and the parallel passes of the
-# unit tests and of both pins at once (make -j; each one's output shows when it
-# ends), then the three serial passes, each running its tests one at a time: three
-# processes that wait more than they compute, on a machine the rest has left.
+# Everything, in four stages: the three venvs at once (their dependencies; then
+# mrclient into each in turn); lint, type check and the parallel passes of the unit
+# tests and of both pins at once (make -j; each one's output shows when it ends);
+# then the three serial passes, each running its tests one at a time, beside the
+# docs build: four processes on a machine the parallel passes have left, three of
+# which wait more than they compute.
 test:
 	$(MAKE) --no-print-directory -j venv-deps
 	$(MAKE) --no-print-directory -j1 venvs
-	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck docs unit-parallel test-oldest-parallel test-newest-parallel
-	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck unit-parallel test-oldest-parallel test-newest-parallel
+	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial docs
 	$(CHECK_PASSES)
 
 venv-deps: $(VENV)/.dev-deps .venv-oldest/.deps .venv-newest/.deps
 venvs: $(VENV)/.dev .venv-oldest/.ready .venv-newest/.ready
 
-# The edit loop, in under a minute: lint, type check and the tests that start no process
-# (not marked subprocess; --forbid-processes fails one that starts a process anyway).
+# The edit loop, in under a minute: lint, type check and, on WORKERS workers, the tests
+# that start no process (not marked subprocess: --forbid-processes fails one that starts
+# a process anyway) and need not run alone (not marked serial: make unit runs those).
 check: $(VENV)/.dev
-	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck check-parallel
-	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -m "serial and not subprocess"
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck check-tests
 
-check-parallel: $(VENV)/.dev
+check-tests: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(WORKERS) -m "not serial and not subprocess"
 
 # A pass writes the tests it selected and left out (--record-selection, tests/conftest.py;

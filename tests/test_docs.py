@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import nbclient
@@ -19,6 +20,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup, Tag
 from sphinx.pycode import ModuleAnalyzer
+from traitlets.config import Config
 
 import mrclient
 from _html_tables import tables, text_outside_tables
@@ -90,13 +92,17 @@ def _html_of(cell: Any) -> str:
 
 
 @pytest.mark.subprocess
-def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did() -> None:
+def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did(tmp_path: Path) -> None:
     path = DOCS / "notebooks" / "quickstart.ipynb"
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code), "committed without outputs"
     tagged = {tag: cell for cell in code for tag in cell.metadata.get("tags", [])}
-    client = nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3")
+    # The kernel's sockets are files (ipc), not TCP ports picked free then bound a second later, which a
+    # test running beside this one may take meanwhile ("Address already in use": the kernel dies).
+    config = Config()
+    config.KernelManager.transport, config.KernelManager.ip = "ipc", str(tmp_path / "kernel")
+    client = nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3", config=config)
     facts: dict[str, Any] = {}
     with client.setup_kernel():
         for index, cell in enumerate(list(notebook.cells)):

@@ -8,32 +8,31 @@ PY := $(VENV)/bin/python
 # package at install time (about 20 s less per venv).
 PIP_INSTALL := -m pip --disable-pip-version-check -q install --no-compile
 PIP := $(PY) $(PIP_INSTALL)
+# An editable install writes mrclient.egg-info into the clone: one at a time (.ci/locked).
+EDITABLE := $(PYTHON) .ci/locked setup.py
 # Python writes the bytecode of what it imports, whatever PYTHONDONTWRITEBYTECODE says
 # outside: make test starts hundreds of Python processes (xdist workers, the command, the
 # docs' programs, child coordinators), and each would otherwise compile mrclient and all it
 # imports from source again (twice the CPU time of those tests, with --no-compile above).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo demo-secure test check check-tests unit unit-parallel unit-serial lint typecheck docs pins venv-deps venvs \
+.PHONY: demo demo-secure test check check-tests unit unit-parallel unit-serial lint typecheck docs pins venvs \
 	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \
 	protos clean bench bench-quick bench-ab soak
 
 $(VENV)/.base: setup.cfg setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[testing,secure]'
+	$(EDITABLE) $(PIP) -e '.[testing,secure]'
 	touch $@
 
 # The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build (the
-# base's too, so .base is made with it). Dependencies first, then mrclient itself
-# (.ci/requirements says why).
-$(VENV)/.dev-deps: setup.cfg .ci/requirements
+# base's too, so .base is made with it). Its dependencies first (.ci/requirements), then
+# mrclient itself, editable, under the lock: the venvs of make test are made at once.
+$(VENV)/.dev: setup.cfg setup.py .ci/requirements
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PYTHON) .ci/requirements dev > $(VENV)/requirements-dev.txt
 	$(PIP) -r $(VENV)/requirements-dev.txt
-	touch $@
-
-$(VENV)/.dev: $(VENV)/.dev-deps setup.py
-	$(PIP) --no-deps -e .
+	$(EDITABLE) $(PIP) --no-deps -e .
 	touch $(VENV)/.base $@
 
 demo: $(VENV)/.base
@@ -47,25 +46,23 @@ demo-secure: $(VENV)/.base
 # at once (with the slowest shown), then those marked serial in one process, alone
 # (signals, wall-clock bounds a loaded machine could break: setup.cfg's markers).
 # .ci/check-passes then checks that the two passes ran every test exactly once.
-WORKERS ?= 4
+# 3 workers on 2 cores: as fast as 4 here (many tests wait on sockets and processes), for less CPU.
+WORKERS ?= 3
 PYTEST_FLAGS := -p no:cacheprovider
 PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
 SERIAL_PASS = -m serial
 
-# Everything, in four stages: the three venvs at once (their dependencies; then
-# mrclient into each in turn); lint, type check and the parallel passes of the unit
-# tests and of both pins at once (make -j; each one's output shows when it ends);
-# then the three serial passes, each running its tests one at a time, beside the
-# docs build: four processes on a machine the parallel passes have left, three of
-# which wait more than they compute.
+# Everything, in three stages: the three venvs at once; lint, type check and the
+# parallel passes of the unit tests and of both pins at once (make -j; each one's
+# output shows when it ends); then the three serial passes, each running its tests
+# one at a time, beside the docs build: four processes on a machine the parallel
+# passes have left, three of which wait more than they compute.
 test:
-	$(MAKE) --no-print-directory -j venv-deps
-	$(MAKE) --no-print-directory -j1 venvs
+	$(MAKE) --no-print-directory -j --output-sync=target venvs
 	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck unit-parallel test-oldest-parallel test-newest-parallel
 	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial docs
 	$(CHECK_PASSES)
 
-venv-deps: $(VENV)/.dev-deps .venv-oldest/.deps .venv-newest/.deps
 venvs: $(VENV)/.dev .venv-oldest/.ready .venv-newest/.ready
 
 # The edit loop, in under a minute: lint, type check and, on WORKERS workers, the tests
@@ -119,26 +116,20 @@ PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
-.venv-oldest/.deps: setup.cfg .ci/requirements .ci/pins-oldest.txt
+.venv-oldest/.ready: setup.cfg setup.py .ci/requirements .ci/pins-oldest.txt
 	rm -rf .venv-oldest
 	$(OLDEST_PYTHON) -m venv .venv-oldest
 	$(PYTHON) .ci/requirements test > .venv-oldest/requirements-test.txt
 	.venv-oldest/bin/python $(PIP_INSTALL) -c .ci/pins-oldest.txt -r .venv-oldest/requirements-test.txt grpcio-tools
+	$(EDITABLE) .venv-oldest/bin/python $(PIP_INSTALL) --no-deps -e .
 	touch $@
 
-.venv-oldest/.ready: .venv-oldest/.deps setup.py
-	.venv-oldest/bin/python $(PIP_INSTALL) --no-deps -e .
-	touch $@
-
-.venv-newest/.deps: setup.cfg .ci/requirements .ci/pins-newest.txt
+.venv-newest/.ready: setup.cfg setup.py .ci/requirements .ci/pins-newest.txt
 	rm -rf .venv-newest
 	$(NEWEST_PYTHON) -m venv .venv-newest
 	$(PYTHON) .ci/requirements test > .venv-newest/requirements-test.txt
 	.venv-newest/bin/python $(PIP_INSTALL) -c .ci/pins-newest.txt -r .venv-newest/requirements-test.txt
-	touch $@
-
-.venv-newest/.ready: .venv-newest/.deps setup.py
-	.venv-newest/bin/python $(PIP_INSTALL) --no-deps -e .
+	$(EDITABLE) .venv-newest/bin/python $(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 pins: test-oldest test-newest

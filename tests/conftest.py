@@ -152,6 +152,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         Path(path).write_text(json.dumps(record, indent=0))
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures tests record (``record_property("figures", line)``), after the results, from xdist workers too.
+
+    A test's own print would be lost on a worker (or shown only with -s); docs/reliability.rst quotes these lines.
+    """
+    lines = [value for reports in terminalreporter.stats.values() for report in reports if getattr(report, "when", "") == "call"
+             for name, value in report.user_properties if name == "figures"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(str(line))
+
+
 # -- local model nodes -------------------------------------------------------
 
 

@@ -266,7 +266,7 @@ def connection(orchestrator: LocalOrchestrator) -> Iterator[OrchestratorConnecti
 
 
 def test_every_report_arrives_through_drops_every_0_to_20_ms(
-    orchestrator: LocalOrchestrator, connection: OrchestratorConnection, capsys: pytest.CaptureFixture[str],
+    orchestrator: LocalOrchestrator, connection: OrchestratorConnection, record_property: Callable[[str, object], None],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Fault: the orchestrator cuts the TCP connection every 0-20 ms (no closing handshake) while
@@ -308,9 +308,8 @@ def test_every_report_arrives_through_drops_every_0_to_20_ms(
     missing = sorted({f"model-{n}" for n in range(500)} - arrived)
     first_seen = list(dict.fromkeys(r["model_id"] for r in reports))
     duplicates = len(reports) - len(arrived)
-    with capsys.disabled():
-        print(f"\n[reports through drops] made 500, arrived {len(arrived)}, duplicates {duplicates}, "
-              f"drops {drops}, connections {orchestrator.connections}")
+    record_property("figures", f"[reports through drops] made 500, arrived {len(arrived)}, duplicates {duplicates}, "
+                               f"drops {drops}, connections {orchestrator.connections}")
     assert missing == [], f"{len(missing)} reports never arrived: {missing[:10]}"
     assert first_seen == [f"model-{n}" for n in range(500)], "first arrivals in the order the reports were made"
     assert orchestrator.connections >= 20, "the connection really was cut, again and again"

@@ -356,6 +356,7 @@ def test_watch_of_an_empty_crunch_says_so(crunch: Any) -> None:
         process.wait(WAIT)
 
 
+@pytest.mark.serial
 @pytest.mark.subprocess
 def test_ctrl_c_while_connecting_ends_the_watch_at_once() -> None:
     from conftest import free_port

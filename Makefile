@@ -65,14 +65,15 @@ test:
 
 venvs: $(VENV)/.dev .venv-oldest/.ready .venv-newest/.ready
 
-# The edit loop, in under a minute: lint, type check and, on WORKERS workers, the tests
-# that start no process (not marked subprocess: --forbid-processes fails one that starts
-# a process anyway) and need not run alone (not marked serial: make unit runs those).
+# The edit loop, in under a minute: lint, type check and, on CHECK_WORKERS workers, the
+# tests that start no process (not marked subprocess: --forbid-processes fails one that
+# starts a process anyway) and need not run alone (not marked serial: make unit runs those).
+CHECK_WORKERS ?= 4
 check: $(VENV)/.dev
 	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck check-tests
 
 check-tests: $(VENV)/.dev
-	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(WORKERS) -m "not serial and not subprocess"
+	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(CHECK_WORKERS) -m "not serial and not subprocess"
 
 # A pass writes the tests it selected and left out (--record-selection, tests/conftest.py;
 # with '=', or pytest would take the file for a test path and not load tests/conftest.py).

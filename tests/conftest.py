@@ -26,6 +26,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mrclient.testing import LocalModelNode
 
+pytest_plugins = ("pytester",)  # tests/test_passes.py runs pytest on the hooks below
+
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
 PARTICIPANT = TESTS / "participant"

@@ -265,6 +265,7 @@ def connection(orchestrator: LocalOrchestrator) -> Iterator[OrchestratorConnecti
         made.close()
 
 
+@pytest.mark.serial  # it counts the reconnects a 0-20 ms drop schedule allows: a loaded machine makes fewer
 def test_every_report_arrives_through_drops_every_0_to_20_ms(
     orchestrator: LocalOrchestrator, connection: OrchestratorConnection, record_property: Callable[[str, object], None],
     caplog: pytest.LogCaptureFixture,

@@ -27,6 +27,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(1200)  # the reference client's venv is built on the first run (pip, ~15 s warm)
+@pytest.mark.subprocess
 def test_every_client_gets_every_answer(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--preset", "smoke", "--out", str(tmp_path), "--no-plot"],

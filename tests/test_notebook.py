@@ -158,6 +158,7 @@ def _table(page: str) -> Table:
     return table
 
 
+@pytest.mark.subprocess
 def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: Kernel) -> None:
     shown = json.loads(kernel.run("import json\n" + SETUP).strip())
     display_id = shown["display_id"]
@@ -200,6 +201,7 @@ def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: 
     assert len(kernel.displays[display_id]) == stopped["updates"] + 1, "the first display, then each update"
 
 
+@pytest.mark.subprocess
 def test_show_needs_ipython_and_the_plain_install_loads_neither_ipython_pandas_nor_matplotlib() -> None:
     script = (
         "import sys\n"

@@ -17,6 +17,8 @@ from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from mrclient.testing import LocalOrchestrator
 from test_docker_backend import CRUNCH, FAST, WAIT, Table
 
+pytestmark = pytest.mark.subprocess  # the reference node, in its own venv
+
 SUCCESS = ModelPredictResult.Status.SUCCESS
 
 

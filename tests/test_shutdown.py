@@ -232,6 +232,8 @@ def child(orchestrator: LocalOrchestrator, tmp_path: Path) -> Iterator[Callable[
         process.kill()
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_mid_round_ends_the_process_within_2s_with_no_thread_left(child: Callable[[str], Child]) -> None:
     coordinator = child("round")
     assert coordinator.said("ready") == 1
@@ -247,6 +249,8 @@ def test_sigterm_mid_round_ends_the_process_within_2s_with_no_thread_left(child:
     assert ended_after < 2.0
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_during_sync_ends_it(child: Callable[[str], Child]) -> None:
     coordinator = child("sync")
     assert coordinator.said("ready") == 1
@@ -255,6 +259,8 @@ def test_sigterm_during_sync_ends_it(child: Callable[[str], Child]) -> None:
     assert coordinator.said("threads") == []
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_a_signal_while_the_round_holds_the_pool_lock_does_not_hang(child: Callable[[str], Child]) -> None:
     coordinator = child("pool-lock")
     assert coordinator.wait(CHILD_WAIT) == 0, coordinator.stderr()
@@ -291,6 +297,8 @@ def readme_shutdown_snippet() -> str:
     return re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE)
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_the_readmes_sigterm_snippet_ends_a_round_under_way_and_the_loop(child: Callable[[str], Child]) -> None:
     coordinator = child("readme")
     assert coordinator.said("scored") == [1], "a first round"

@@ -73,6 +73,7 @@ def test_shard_of_gives_the_committed_answers_in_this_python() -> None:
 PIN_PYTHONS = [REPO_ROOT / venv / "bin" / "python" for venv in (".venv-oldest", ".venv-newest")]
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not any(python.exists() for python in PIN_PYTHONS), reason="no pin venv (make pins makes them)")
 def test_shard_of_gives_the_same_answers_in_a_subprocess_of_another_python_version() -> None:
     data = golden()
@@ -107,6 +108,7 @@ def test_going_from_k_to_k_plus_1_shards_moves_about_1_in_k_plus_1_models_all_to
         assert max(sizes) <= 1.3 * len(ids) / (count + 1), (count + 1, sizes)  # balanced
 
 
+@pytest.mark.subprocess
 def test_shard_of_reads_only_the_model_id_and_is_the_same_across_processes() -> None:
     """Not ``hash()``: a string's hash differs from one process to the next (PYTHONHASHSEED)."""
     ids = [f"model-{number}" for number in range(50)]
@@ -318,6 +320,7 @@ def mrclient_command(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=RUN_TIMEOUT, cwd=REPO_ROOT)
 
 
+@pytest.mark.subprocess
 def test_call_with_shard_calls_only_that_shards_models(sharded: ShardedCrunch) -> None:
     crunch = {sharded.add(EwmaTracker) for _ in range(5)}
     count = 2
@@ -332,6 +335,7 @@ def test_call_with_shard_calls_only_that_shards_models(sharded: ShardedCrunch) -
         assert all(row["status"] == "SUCCESS" for row in rows)
 
 
+@pytest.mark.subprocess
 def test_call_with_a_shard_that_owns_none_says_so_and_exits_1(sharded: ShardedCrunch) -> None:
     model_id = sharded.add(EwmaTracker)
     other = 1 - shard_of(model_id, 2)
@@ -369,6 +373,7 @@ def test_watch_table_shows_each_models_shard_and_the_count_per_shard() -> None:
     assert f"running per shard of 3: 0:{per_shard[0]} 1:{per_shard[1]} 2:{per_shard[2]}" in parts
 
 
+@pytest.mark.subprocess
 def test_watch_with_shards_says_each_models_shard(sharded: ShardedCrunch) -> None:
     model_id = sharded.add(EwmaTracker)
     process = subprocess.Popen(

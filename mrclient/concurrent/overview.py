@@ -122,7 +122,11 @@ class RunnerOverview:
 
     @property
     def caption(self) -> str:
-        """What the table holds: ``3 models ready, 1 left``; once closed, ``4 models ready when the runner closed``."""
+        """What the model table holds, as its caption says it (``3 models ready, 1 left``).
+
+        Once the runner is closed, the models ready at the close
+        (``4 models ready when the runner closed``).
+        """
         closed = self._closed_with_it
         if self.state == "closed":
             text = f"{display.counted(len(closed), 'model')} ready when the runner closed"

@@ -244,8 +244,9 @@ class ModelRunner(abc.ABC):
         self.cooldown_calls_remaining = 0
         #: What the concurrent runner recorded of this model's rounds (see ``stats``).
         self.counters = ModelCounters()
-        #: When (``time.time()``) and why this runner left the table after being ready; None while it is there.
+        #: When (``time.time()``) this runner left the table after being ready; None while it is there.
         self.left_at: float | None = None
+        #: Why it left (``reported MULTIPLE_FAILED``, ``stopped``, ``closed``...; see ``mark_left``).
         self.left_reason: str | None = None
 
         self.channel: grpc.Channel | None = None

@@ -261,7 +261,10 @@ class RoundSummary:
 
     @property
     def line(self) -> str:
-        """``tick at 09:07:40: 3 called, 2 SUCCESS, 1 FAILED, 0 TIMEOUT in 356 ms``: the round on one line."""
+        """The round on one line, never wrapped (``str()`` wraps it to the terminal's width).
+
+        For example ``tick at 09:07:40: 3 called, 2 SUCCESS, 1 FAILED, 0 TIMEOUT in 356 ms``.
+        """
         moment = self.started_datetime
         at = "" if moment is None else f" at {moment:%H:%M:%S}"
         wall = "" if not math.isfinite(self.wall_time_s) else f" in {self.wall_time_s * 1000:.0f} ms"

@@ -246,7 +246,7 @@ class ModelRunner(abc.ABC):
         self.counters = ModelCounters()
         #: When (``time.time()``) this runner left the table after being ready; None while it is there.
         self.left_at: float | None = None
-        #: Why it left (``reported MULTIPLE_FAILED``, ``stopped``, ``closed``...; see ``mark_left``).
+        #: Why it left, as ``reported MULTIPLE_FAILED``, ``stopped`` or ``closed`` (see ``mark_left``).
         self.left_reason: str | None = None
 
         self.channel: grpc.Channel | None = None

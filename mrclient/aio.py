@@ -32,12 +32,13 @@ from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from ._support.tables import fit_line, terminal_width
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
 from .errors import InvalidCoordinatorUsageError
 from .runners import ModelRunner
-from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
+from .stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary
 
 __all__ = ["AsyncRunner"]
 
@@ -113,7 +114,7 @@ class AsyncRunner(Generic[_R]):
         self._operations: list[tuple[threading.Thread, concurrent.futures.Future[Any]]] = []
 
     def __repr__(self) -> str:
-        return f"<AsyncRunner over {self._runner!r}>"
+        return fit_line(f"<AsyncRunner over {self._runner.overview().line}>", terminal_width())
 
     @property
     def runner(self) -> _R:
@@ -207,9 +208,13 @@ class AsyncRunner(Generic[_R]):
         """See :meth:`ModelConcurrentRunner.joined_since_last`."""
         return self._runner.joined_since_last()
 
-    def stats(self) -> dict[ModelRunner, ModelStats]:
-        """Every ready model's statistics (see :meth:`ModelConcurrentRunner.stats`)."""
-        return self._runner.stats()
+    def stats(self, *, include_left: bool = True) -> ModelStatsTable[ModelRunner]:
+        """Every model's statistics, those that left included (see :meth:`ModelConcurrentRunner.stats`)."""
+        return self._runner.stats(include_left=include_left)
+
+    def forget_left(self) -> int:
+        """Drop the models that left from :meth:`stats` (see :meth:`ModelConcurrentRunner.forget_left`)."""
+        return self._runner.forget_left()
 
     def totals(self) -> CallTotals:
         """Rounds and calls so far, all models together (see :meth:`ModelConcurrentRunner.totals`)."""

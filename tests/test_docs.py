@@ -104,6 +104,10 @@ PROBES = {
         "json.dumps({s.model_id: [s.calls, s.successes, s.failures, s.timeouts, s.last_status,"
         " {k: str(v) for k, v in s.by_method.items()}] for s in runner.stats().values()})"
     ),
+    "close": (
+        "json.dumps({'stats': {s.model_name: [s.state, s.left_reason, s.calls] for s in runner.stats().values()},"
+        " 'calls': sum(runner.totals().calls.values())})"
+    ),
 }
 
 
@@ -167,6 +171,16 @@ def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did(tmp_pa
     assert "the runner is closed; this view stopped" in text_outside_tables(live)
     assert "closed, 0 ready, 7 rounds" in live and "4 called" in live, "the last round it saw: the newcomer's"
     assert "stopped" in tagged["close"].outputs[-1]["data"]["text/plain"]
+    # its last frame: the table as the close left it, every model (the newcomer included) marked closed, counted
+    [table] = tables(live)
+    assert table.caption == "4 models ready when the runner closed", table.caption
+    states = {row["name"]: row["state"] for row in table.rows}
+    assert sorted(states) == ["broken", "ewma", "newbie", "slow"], states
+    assert all(re.fullmatch(r"left: closed at \d\d:\d\d:\d\d", state) for state in states.values()), states
+    # and the statistics stay after the close: every model, marked closed; the totals keep every call
+    closed = facts["close"]
+    assert {name: state[:2] for name, state in closed["stats"].items()} == dict.fromkeys(states, ["left", "closed"])
+    assert sum(calls for _, _, calls in closed["stats"].values()) == closed["calls"] > 0
 
 
 # -- the API reference as built ---------------------------------------------------------------

@@ -207,10 +207,13 @@ def test_three_shards_split_a_changing_crunch_each_model_set_up_called_and_repor
         runner.on_model_left(recorders[index].left)
         runners.append(runner)
 
-    def check_split(expected: list[set[str]], size: int) -> None:
+    def check_split(expected: list[set[str]], size: int, gone: set[str] = frozenset()) -> None:
+        """``gone``: the models that left, each kept in its own shard's stats() only, marked left."""
         for index, runner in enumerate(runners):
             assert {model.model_id for model in runner.models} == expected[index]
-            assert {model.model_id for model in runner.stats()} == expected[index]
+            assert {model.model_id for model in runner.stats(include_left=False)} == expected[index]
+            states = {stats.model_id: stats.state for stats in runner.stats().values()}
+            assert states == {**dict.fromkeys(expected[index], "ready"), **dict.fromkeys(gone & owners[index], "left")}
             assert {state.model_id for state in runner.model_cluster.setup_states()} == expected[index]
             assert runner.model_cluster.crunch_size == size
             assert f"shard {index}/{count}" in repr(runner)
@@ -253,7 +256,7 @@ def test_three_shards_split_a_changing_crunch_each_model_set_up_called_and_repor
         assert left == (set(leaving) | set(redeployed)) & owners[index]
         assert {model_id for _, model_id, _ in recorder.summary()} <= owners_now[index] | owners[index]
         assert runners[index].wait_for_models(len(owners_now[index]), WAIT)
-    check_split(owners_now, 35)
+    check_split(owners_now, 35, gone=set(leaving))
     assert owners_now == [(owners[index] - set(leaving)) | (joined & owners_now[index]) for index in range(count)], \
         "a redeploy keeps a model in its shard"
     setups = {model_id: 2 if model_id in redeployed else 1 for model_id in crunch | joined}
@@ -282,6 +285,8 @@ def test_a_model_failing_is_reported_by_its_own_shard_only(sharded: ShardedCrunc
     assert broken not in {model.model_id for model in runners[owner].models}
     for index, runner in enumerate(runners):
         assert {model.model_id for model in runner.models} == owners[index] - {broken}
+        left = {stats.model_id: stats.left_reason for stats in runner.stats().values() if stats.state == "left"}
+        assert left == ({broken: "reported MULTIPLE_FAILED"} if index == owner else {}), "kept by its own shard only"
 
 
 def test_a_shard_that_owns_no_model_of_a_crunch_says_so_once_at_info_and_runs_those_that_join(

@@ -34,6 +34,7 @@ from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
 from .._support.shutdown import Shutdown
+from .._support.tables import fit_line, terminal_width
 from .._support.validation import (
     check_crunch_id,
     check_host,
@@ -204,16 +205,20 @@ class ModelConcurrentRunner(abc.ABC):
 
         Its kind, crunch and orchestrator, the connection (``not started``,
         ``connected``, ``disconnected`` while it reconnects, ``closed``), the
-        models ready and the rounds run.
+        models ready and the rounds run; wrapped to the terminal's width when printed to one.
         """
-        return self.overview().line
+        return fit_line(self.overview().line, terminal_width())
 
     def _repr_html_(self) -> str:
         """In a notebook: that line, the connection, the last round and the model table (built when shown)."""
         return self.overview().html()
 
     def overview(self) -> RunnerOverview:
-        """The runner at a glance, as one snapshot: what its ``repr`` says and its notebook HTML shows."""
+        """The runner at a glance, as one snapshot: what its ``repr`` says and its notebook HTML shows.
+
+        Its model table has the models that left too (see :meth:`stats`),
+        and after ``close()`` every model that was ready then.
+        """
         if self.closed:
             state = "closed"
         elif not self._started:
@@ -221,13 +226,15 @@ class ModelConcurrentRunner(abc.ABC):
         else:
             state = "connected" if self.connected else "disconnected"
         recent = self._book.totals().recent_rounds if self.keep_stats else ()
+        ready, left = self.model_cluster.models_and_left()
         return RunnerOverview(
             kind=type(self).__name__,
             crunch_id=self.model_cluster.crunch_id,
             host=self.host,
             port=self.port,
             state=state,
-            models=tuple(self.models),
+            models=tuple(ready),
+            left=tuple(reversed(left)),
             rounds_run=self._rounds_run,
             connection=self.connection_state,
             last_round=recent[-1] if recent else None,
@@ -415,13 +422,27 @@ class ModelConcurrentRunner(abc.ABC):
 
     # -- statistics (see mrclient/stats/) ---------------------------------------------------
 
-    def stats(self) -> ModelStatsTable[ModelRunner]:
-        """Every ready model's statistics (``model_runner.stats``), as snapshots.
+    def stats(self, *, include_left: bool = True) -> ModelStatsTable[ModelRunner]:
+        """Every model's statistics (``model_runner.stats``), as snapshots: the ready ones, then those that left.
 
         A dict of model runner -> :class:`~mrclient.ModelStats` that also gives
-        ``to_records()``, ``to_frame()`` and, in a notebook, a table.
+        ``to_records()``, ``to_frame()`` and, in a notebook, a table. A model
+        that left (reported, stopped, redeployed, moved, gone from the crunch,
+        or closed with the runner) stays, its ``state`` ``left`` with
+        ``left_at`` and ``left_reason``, until it is back, until
+        :meth:`forget_left`, or until it is among the oldest beyond the last
+        ``LEFT_MODELS_KEPT`` (1000) that left while the runner ran; after
+        ``close()`` every model that was ready is there, marked ``closed``.
+        ``include_left=False`` gives the ready models only.
         """
-        return ModelStatsTable((runner, runner.stats) for runner in self.models)
+        if not include_left:
+            return ModelStatsTable((runner, runner.stats) for runner in self.models)
+        ready, left = self.model_cluster.models_and_left()
+        return ModelStatsTable((runner, runner.stats) for runner in [*ready, *left])
+
+    def forget_left(self) -> int:
+        """Drop the models that left from :meth:`stats` (``totals()`` keeps their calls); returns how many."""
+        return self.model_cluster.forget_left()
 
     def totals(self) -> CallTotals:
         """Rounds by method and calls by status since the runner was made, all models together."""

@@ -64,11 +64,14 @@ class _Tally:
 
 
 class _Identity(Protocol):
-    """What a snapshot reads from the model's runner."""
+    """What a snapshot reads from the model's runner: who it is, and its state (resting, or when and why it left)."""
 
     model_id: str
     model_name: str | None
     deployment_id: str
+    cooldown_calls_remaining: int
+    left_at: float | None
+    left_reason: str | None
 
     @property
     def target(self) -> str: ...
@@ -107,7 +110,12 @@ class ModelCounters:
                 self.joined_at = time.time()
 
     def snapshot(self, identity: _Identity) -> ModelStats:
-        """A frozen copy, named after ``identity`` (the model's runner)."""
+        """A frozen copy, named after ``identity`` (the model's runner), in its state: ready, resting or left."""
+        left_reason, left_at = identity.left_reason, identity.left_at
+        if left_at is not None:
+            state = "left"
+        else:
+            state = "resting" if identity.cooldown_calls_remaining > 0 else "ready"
         with _LOCK:
             by_method = {method: tally.counts() for method, tally in self.methods.items()}
             last = (self.last_status, self.last_latency_us, self.last_call_at, self.last_error, self.last_error_at)
@@ -137,6 +145,9 @@ class ModelCounters:
             last_error=error,
             last_error_at=error_at,
             by_method=by_method,
+            state=state,
+            left_at=left_at,
+            left_reason=left_reason if left_at is not None else None,
         )
 
 

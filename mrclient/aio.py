@@ -18,6 +18,15 @@ runner's shutdown calls back into the loop once it is done. Cancelling
 Cancelling another await abandons only the wait: the round goes on until its
 own deadline, or ends at once when the runner is closed. Rounds leave the GIL
 switch interval alone by default, since a long one delays the loop's thread.
+
+A map (``async for results in runner.map(...)``) is one operation: a thread
+of the facade's (``mrclient-aio-map``) drives the runner's map iterator, one
+input's results per request of the loop, so the window bounds memory as it
+does for a synchronous loop. Closing the async generator (``aclose()``,
+``contextlib.aclosing``, or its finalization after a ``break``) tells that
+thread to end the map and waits for it: once the input under way is handed
+over (at most its deadline; at once after ``close()``), the runner is free.
+Closing the facade ends it too.
 """
 
 from __future__ import annotations
@@ -27,14 +36,17 @@ import concurrent.futures
 import functools
 import inspect
 import logging
+import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
+from .concurrent.maps import DEFAULT_WINDOW
+from .concurrent.results import RoundResults
 from .errors import InvalidCoordinatorUsageError
 from .runners import ModelRunner
 from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
@@ -52,6 +64,11 @@ _R = TypeVar("_R", bound=ModelConcurrentRunner, covariant=True)
 _S = TypeVar("_S", bound=ModelConcurrentRunner)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+#: What a map's thread answers once the map has no more results.
+_END = object()
+#: A request of a map's thread: a future to fill with the next results, or None to end the map.
+_Feed = queue.SimpleQueue[concurrent.futures.Future[Any] | None]
 
 
 def _off_the_loop(
@@ -109,8 +126,9 @@ class AsyncRunner(Generic[_R]):
             )
         runner.round_switch_interval = round_switch_interval
         self._runner = runner
-        self._lock = threading.Lock()  # guards _operations
+        self._lock = threading.Lock()  # guards _operations and _feeds
         self._operations: list[tuple[threading.Thread, concurrent.futures.Future[Any]]] = []
+        self._feeds: set[_Feed] = set()  # the request queues of the maps under way
 
     def __repr__(self) -> str:
         return f"<AsyncRunner over {self._runner!r}>"
@@ -166,6 +184,54 @@ class AsyncRunner(Generic[_R]):
     call = _off_the_loop(DynamicSubclassModelConcurrentRunner.call)
     predict = _off_the_loop(TrainInferModelConcurrentRunner.predict)
     reinitialize = _off_the_loop(TrainInferModelConcurrentRunner.reinitialize)
+
+    def map(
+        self,
+        method_name: str,
+        inputs: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> AsyncIterator[RoundResults]:
+        """``async for results in runner.map(...)``, off the loop.
+
+        :meth:`mrclient.DynamicSubclassModelConcurrentRunner.map` as an async
+        iterator. The arguments are checked here, at once; the map starts with
+        the first ``async for`` step and runs on a thread of the facade's,
+        which pulls ``inputs`` (a generator of inputs runs on that thread, so
+        it must not touch the loop). Leaving the loop ends the map once the
+        input under way is handed over.
+        """
+        runner = self._runner
+        if not isinstance(runner, DynamicSubclassModelConcurrentRunner):
+            raise InvalidCoordinatorUsageError(
+                f"map() is a method of DynamicSubclassModelConcurrentRunner; this AsyncRunner wraps a "
+                f"{type(runner).__name__} (map_predict() is its map)"
+            )
+        return self._iterate("map", runner.map(method_name, inputs, timeout=timeout, model_runs=model_runs,
+                                                window=window))
+
+    def map_predict(
+        self,
+        values: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> AsyncIterator[RoundResults]:
+        """``async for results in runner.map_predict(values)``, off the loop.
+
+        :meth:`mrclient.TrainInferModelConcurrentRunner.map_predict` as an async
+        iterator, as :meth:`map` is for a dynamic-subclass runner.
+        """
+        runner = self._runner
+        if not isinstance(runner, TrainInferModelConcurrentRunner):
+            raise InvalidCoordinatorUsageError(
+                f"map_predict() is a method of TrainInferModelConcurrentRunner; this AsyncRunner wraps a "
+                f"{type(runner).__name__} (map() is its map)"
+            )
+        return self._iterate("map", runner.map_predict(values, timeout=timeout, model_runs=model_runs, window=window))
 
     # -- read through to the runner (none of these blocks) ------------------------------------
 
@@ -235,6 +301,27 @@ class AsyncRunner(Generic[_R]):
         thread.start()
         return thread, done
 
+    async def _iterate(self, what: str, iterator: Generator[_T, None, None]) -> AsyncIterator[_T]:
+        """Drive ``iterator`` on a thread of the facade's, one item per ``async for`` step; end it when left."""
+        feed: _Feed = queue.SimpleQueue()
+        with self._lock:
+            self._feeds.add(feed)
+        _, driven = self._start(what, functools.partial(_drive, iterator, feed))
+        try:
+            while True:
+                request: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                feed.put(request)
+                item = await asyncio.wrap_future(request)
+                if item is _END:
+                    return
+                yield item
+        finally:
+            feed.put(None)  # the thread ends the map once the input under way is handed over
+            with self._lock:
+                self._feeds.discard(feed)
+            # Wait for that (the runner is free after it); cancelled meanwhile, the thread ends on its own.
+            await asyncio.wrap_future(driven)
+
     def _closed(self) -> asyncio.Future[None]:
         """A future of this loop's, resolved once the runner is closed; no thread waits for it."""
         loop = asyncio.get_running_loop()
@@ -273,6 +360,8 @@ class AsyncRunner(Generic[_R]):
         me = threading.current_thread()
         with self._lock:
             others = [thread for thread, _ in self._operations if thread is not me]
+            for feed in self._feeds:  # a map's thread may be waiting for the loop to ask for more
+                feed.put(None)
         for thread in others:
             thread.join(THREAD_JOIN_TIMEOUT)
             if thread.is_alive():
@@ -290,3 +379,25 @@ def _fill(done: concurrent.futures.Future[_T], work: Callable[[], _T]) -> None:
         done.set_exception(error)
     else:
         done.set_result(result)
+
+
+def _drive(iterator: Generator[Any, None, None], feed: _Feed) -> None:
+    """A map's thread: one ``next(iterator)`` per request on ``feed``, until None or the end; then close it."""
+    try:
+        while True:
+            request = feed.get()
+            if request is None:
+                return
+            if not request.set_running_or_notify_cancel():
+                continue  # that wait was cancelled: the loop leaves, and says so next
+            try:
+                item = next(iterator)
+            except StopIteration:
+                request.set_result(_END)
+                return
+            except BaseException as error:  # handed to the awaiting coroutine, whatever it is
+                request.set_exception(error)
+                return
+            request.set_result(item)
+    finally:
+        iterator.close()  # the map's end: its lock released, on the thread that ran it

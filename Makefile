@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := --disable-pip-version-check -q
 PIP := $(PY) -m pip $(PIP_FLAGS)
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab soak
+.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab bench-map soak
 
 $(VENV)/.base: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -102,6 +102,13 @@ bench: $(BENCH_VENV)/.ready
 
 bench-quick: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.run --preset quick
+
+# The map case (benchmarks/map_case.py, docs/performance.rst): 100 models whose latency is drawn
+# afresh per input (5-50 ms), 200 inputs, as one map, as a loop of call(), and as the reference's
+# loop; about 2 minutes. Options after MAP=, e.g. make bench-map MAP="--models 20 --passes 1".
+MAP ?=
+bench-map: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.map_case $(MAP)
 
 # An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
 # make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.

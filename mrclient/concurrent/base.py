@@ -579,6 +579,7 @@ class ModelConcurrentRunner(abc.ABC):
             rests = {runner: runner.cooldown_calls_remaining for runner in runners if self.policy.resting(runner)}
             run = MapRun(self._pool_for(len(runners)), runners, inputs, prepare, timeout, window, invoke, rests)
             self._open_map = run
+            interrupted = False
             try:
                 run.start()
                 quiet: set[ModelRunner] = set()  # reported or gone: no more penalties from this map
@@ -596,9 +597,12 @@ class ModelConcurrentRunner(abc.ABC):
                     )  # fmt: skip
                     quiet.update(runner for runner in runners if runner.closed)
                     yield results
+            except (KeyboardInterrupt, SystemExit):
+                interrupted = True  # Ctrl-C: do not wait for the calls in flight
+                raise
             finally:
                 self._open_map = None
-                run.finish()
+                run.finish(wait=not interrupted)
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
         """What one model's outcome leads to: a penalty, a report, a reconnect, or nothing."""

@@ -69,7 +69,7 @@ lanes: calls still stuck past their deadline are left to end on their own (by
 their longer deadline, on the pool; their answers are discarded). An
 abandoned iterator stops the same way, after waiting for the calls in flight
 that are not past their deadline (at most ``timeout``), so the next round
-finds the nodes free. ``close()`` closes the runners first, which ends every
+finds the nodes free; a ``KeyboardInterrupt`` does not wait. ``close()`` closes the runners first, which ends every
 call at once; the input under way is then handed over with ``MODEL_LEFT`` for
 the models that had not answered, at no cost, as a round does. A model that
 leaves mid-map (stopped, replaced, reported) is answered ``MODEL_LEFT`` for
@@ -247,16 +247,17 @@ class MapRun:
             self._fed.notify_all()
             self._answered.notify_all()
 
-    def finish(self) -> None:
-        """Stop, and wait for the calls in flight that are not past their deadline (at most ``timeout``).
+    def finish(self, wait: bool = True) -> None:
+        """Stop, and (``wait``) wait for the calls in flight that are not past their deadline (at most ``timeout``).
 
-        Calls stuck past their deadline are left to end on their own, by their
-        longer deadline, on the pool. Called once, when the map ends, however it ends.
+        So the next round finds those nodes free. Calls stuck past their
+        deadline are left to end on their own, by their longer deadline, on
+        the pool. Called once, when the map ends, however it ends.
         """
         with self._lock:
             self._stopped = True
             self._fed.notify_all()
-            while True:
+            while wait:
                 calling = [lane for lane in self._lanes if lane.calling >= 0 and lane.busy is None]
                 if not calling:
                     break

@@ -242,7 +242,7 @@ class LocalModelNode:
 
     @property
     def busy_refusals(self) -> int:
-        """How many calls the node refused with ``RESOURCE_EXHAUSTED`` ("Server busy") since it was made.
+        """How many calls the node refused as busy (``RESOURCE_EXHAUSTED``) since it was made.
 
         A client that never sends a call while the node is busy keeps it at 0.
         """

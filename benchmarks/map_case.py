@@ -77,8 +77,12 @@ def ideal_walls(ports: Sequence[int], inputs: int, low_ms: float, high_ms: float
     return loop, max(sum(model) for model in draws)
 
 
-def run_one(name: str, config: ClientConfig, python: str, out: Path, pass_index: int) -> dict[str, Any]:
+def run_one(
+    name: str, config: ClientConfig, python: str, out: Path, pass_index: int, cluster: BenchCluster
+) -> dict[str, Any]:
+    """Run one client process; its result record, with the node processes' CPU meanwhile (``nodes_cpu_s``)."""
     module = CLIENTS[name][0]
+    nodes_cpu = cluster.nodes.cpu_seconds()
     stem = f"map-{name}-{pass_index + 1}"
     config_path = out / "configs" / f"{stem}.json"
     config.dump(str(config_path))
@@ -92,9 +96,11 @@ def run_one(name: str, config: ClientConfig, python: str, out: Path, pass_index:
             stdout, error = finished.stdout.decode(errors="replace"), f"exit code {finished.returncode}"
         except subprocess.TimeoutExpired as expired:
             stdout, error = (expired.stdout or b"").decode(errors="replace"), f"killed after {limit:.0f}s"
+    nodes_cpu_s = cluster.nodes.cpu_seconds() - nodes_cpu
     for line in stdout.splitlines():
         if line.startswith(RESULT_MARKER):
-            return {**json.loads(line[len(RESULT_MARKER) :]), "client": name, "pass": pass_index + 1}
+            record = json.loads(line[len(RESULT_MARKER) :])
+            return {**record, "client": name, "pass": pass_index + 1, "nodes_cpu_s": nodes_cpu_s}
     return {"kind": "result", "client": name, "pass": pass_index + 1, "error": f"{error}, no result; see {log.name}"}
 
 
@@ -111,6 +117,7 @@ def summarize(passes: dict[str, list[dict[str, Any]]], ideal: tuple[float, float
             "wall_s": statistics.median(record["wall_s"] for record in good),
             "walls_s": [record["wall_s"] for record in good],
             "cpu_per_call_us": statistics.median(record["cpu_per_call_us"] for record in good),
+            "nodes_cpu_s": statistics.median(record["nodes_cpu_s"] for record in good),
             "successes": sum(record["successes"] for record in good),
             "expected": sum(record["expected"] for record in good),
         })  # fmt: skip
@@ -132,7 +139,8 @@ def render(rows: Sequence[dict[str, Any]], environment: dict[str, Any]) -> str:
         f"map case: N={environment['models']} models, {environment['inputs']} inputs, latency drawn per input "
         f"{environment['latency_ms']:g}-{environment['latency_max_ms']:g} ms; {environment['cpus']} CPUs, "
         f"load {environment['loadavg_at_start']:.1f} at start",
-        f"{'client':<16} {'wall s (median)':>16} {'passes':>24} {'CPU/call us':>12} {'answers':>14}",
+        f"{'client':<16} {'wall s (median)':>16} {'passes':>24} {'CPU/call us':>12} {'nodes CPU s':>12} "
+        f"{'answers':>14}",
     ]
     ratios: dict[str, Any] = {}
     for row in rows:
@@ -143,7 +151,7 @@ def render(rows: Sequence[dict[str, Any]], environment: dict[str, Any]) -> str:
         else:
             walls = ", ".join(f"{wall:.2f}" for wall in row["walls_s"])
             lines.append(f"{row['client']:<16} {row['wall_s']:>16.2f} {walls:>24} {row['cpu_per_call_us']:>12.0f} "
-                         f"{row['successes']:>6}/{row['expected']:<7}")
+                         f"{row['nodes_cpu_s']:>12.1f} {row['successes']:>6}/{row['expected']:<7}")
     if ratios:
         lines.append(f"ideal (from the draws): loop {ratios['ideal_loop_s']:.2f} s, map {ratios['ideal_map_s']:.2f} s, "
                      f"x{ratios['ideal_ratio']:.2f}")
@@ -189,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     endpoints=cluster.endpoints, mode=mode,
                 )  # fmt: skip
                 python = reference_python if in_reference_venv and reference_python else sys.executable
-                record = run_one(name, config, python, out, pass_index)
+                record = run_one(name, config, python, out, pass_index, cluster)
                 passes[name].append(record)
                 shown = record.get("error") or f"{record['wall_s']:.2f} s, {record['successes']}/{record['expected']}"
                 print(f"   {pass_index + 1}/{args.passes} {name}: {shown}", flush=True)

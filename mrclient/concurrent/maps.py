@@ -84,7 +84,7 @@ import numbers
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,7 +208,6 @@ class MapRun:
         self._waiting_since = 0.0
         self._pending: set[_Lane] = set()  # lanes the coordinator waits on for that input
         self._stopped = False
-        self._tasks: list[Future[None]] = []
 
     # -- the coordinator's side ------------------------------------------------------------------
 
@@ -216,7 +215,7 @@ class MapRun:
         """Start one task per model on the pool (a pool shut down by ``close()`` leaves the lane done)."""
         for lane in self._lanes:
             try:
-                self._tasks.append(self._pool.submit(self._work, lane))
+                self._pool.submit(self._work, lane)
             except RuntimeError:
                 lane.done = True
 

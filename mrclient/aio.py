@@ -38,15 +38,13 @@ import inspect
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
-from .concurrent.maps import DEFAULT_WINDOW
-from .concurrent.results import RoundResults
 from .errors import InvalidCoordinatorUsageError
 from .runners import ModelRunner
 from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
@@ -95,6 +93,37 @@ def _off_the_loop(
         method.__doc__ or ""
     )
     return awaitable
+
+
+def _iterated_off_the_loop(
+    method: Callable[Concatenate[_S, _P], Generator[_T, None, None]],
+) -> Callable[Concatenate[AsyncRunner[_S], _P], AsyncIterator[_T]]:
+    """The runner's map ``method`` as an async iterator method of the facade, with the same arguments.
+
+    The arguments are checked when it is called, on the loop (the runner's
+    method checks them and returns its iterator without blocking); the map
+    starts with the first ``async for`` step, on a thread of the facade's.
+    """
+    name = method.__name__
+    owner = method.__qualname__.partition(".")[0]
+
+    @functools.wraps(method)
+    def iterated(self: AsyncRunner[_S], /, *args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_T]:
+        bound: Callable[_P, Generator[_T, None, None]] | None = getattr(self.runner, name, None)
+        if bound is None:
+            raise InvalidCoordinatorUsageError(
+                f"{name}() is a method of {owner}; this AsyncRunner wraps a {type(self.runner).__name__}"
+            )
+        return self._iterate(name, bound(*args, **kwargs))
+
+    iterated.__doc__ = (
+        f"``async for results in runner.{name}(...)``: :meth:`mrclient.{owner}.{name}`, off the loop.\n\n"
+        "The map runs on a thread of the facade's, which also pulls the inputs\n"
+        "(a generator of inputs must not touch the loop). To leave it early and\n"
+        "use the runner at once, close the iterator (``contextlib.aclosing``):\n"
+        "that ends the map once the input under way is handed over.\n\n"
+    ) + inspect.cleandoc(method.__doc__ or "")
+    return iterated
 
 
 class AsyncRunner(Generic[_R]):
@@ -185,53 +214,8 @@ class AsyncRunner(Generic[_R]):
     predict = _off_the_loop(TrainInferModelConcurrentRunner.predict)
     reinitialize = _off_the_loop(TrainInferModelConcurrentRunner.reinitialize)
 
-    def map(
-        self,
-        method_name: str,
-        inputs: Iterable[Any],
-        *,
-        timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
-        window: int = DEFAULT_WINDOW,
-    ) -> AsyncIterator[RoundResults]:
-        """``async for results in runner.map(...)``, off the loop.
-
-        :meth:`mrclient.DynamicSubclassModelConcurrentRunner.map` as an async
-        iterator. The arguments are checked here, at once; the map starts with
-        the first ``async for`` step and runs on a thread of the facade's,
-        which pulls ``inputs`` (a generator of inputs runs on that thread, so
-        it must not touch the loop). Leaving the loop ends the map once the
-        input under way is handed over.
-        """
-        runner = self._runner
-        if not isinstance(runner, DynamicSubclassModelConcurrentRunner):
-            raise InvalidCoordinatorUsageError(
-                f"map() is a method of DynamicSubclassModelConcurrentRunner; this AsyncRunner wraps a "
-                f"{type(runner).__name__} (map_predict() is its map)"
-            )
-        return self._iterate("map", runner.map(method_name, inputs, timeout=timeout, model_runs=model_runs,
-                                                window=window))
-
-    def map_predict(
-        self,
-        values: Iterable[Any],
-        *,
-        timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
-        window: int = DEFAULT_WINDOW,
-    ) -> AsyncIterator[RoundResults]:
-        """``async for results in runner.map_predict(values)``, off the loop.
-
-        :meth:`mrclient.TrainInferModelConcurrentRunner.map_predict` as an async
-        iterator, as :meth:`map` is for a dynamic-subclass runner.
-        """
-        runner = self._runner
-        if not isinstance(runner, TrainInferModelConcurrentRunner):
-            raise InvalidCoordinatorUsageError(
-                f"map_predict() is a method of TrainInferModelConcurrentRunner; this AsyncRunner wraps a "
-                f"{type(runner).__name__} (map() is its map)"
-            )
-        return self._iterate("map", runner.map_predict(values, timeout=timeout, model_runs=model_runs, window=window))
+    map = _iterated_off_the_loop(DynamicSubclassModelConcurrentRunner.map)
+    map_predict = _iterated_off_the_loop(TrainInferModelConcurrentRunner.map_predict)
 
     # -- read through to the runner (none of these blocks) ------------------------------------
 

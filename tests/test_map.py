@@ -71,13 +71,13 @@ class Echo(MapBase):
 
 
 class Paced(Echo):
-    pace = 0.05
+    pace = 0.06
 
 
 class StuckOnThree(Paced):
-    """Input 3 takes longer than the deadline (0.3 s in the test below); the rest, the pace."""
+    """Input 3 takes twice the deadline (0.3 s in the test below); the rest, the pace."""
 
-    delays = {3: 0.45}
+    delays = {3: 0.6}
 
 
 class Failing(Echo):
@@ -135,16 +135,6 @@ def echoed(result: ModelPredictResult) -> Any:
 
 def json_argument(position: int, value: Any) -> Argument:
     return Argument(position=position, data=Variant(type=VariantType.JSON, value=encode_data(VariantType.JSON, value)))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``condition`` (state another thread changes) until true or ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # -- order, forms, independence ----------------------------------------------------------------
@@ -247,7 +237,7 @@ def test_a_timeout_on_input_3_of_20_is_charged_once_and_the_node_is_never_called
 
 def test_one_slow_input_costs_a_lone_model_a_few_inputs_not_the_rest(crunch: Crunch) -> None:
     class SlowOnOne(Echo):
-        delays = {1: 0.5}
+        delays = {1: 0.7}
 
     model_id = crunch.add(SlowOnOne)
     runner = crunch.runner(1, timeout=0.2)
@@ -257,7 +247,7 @@ def test_one_slow_input_costs_a_lone_model_a_few_inputs_not_the_rest(crunch: Cru
     assert results[1].status is TIMEOUT and not results[1].detail.startswith("SKIPPED")  # type: ignore[union-attr]
     skipped = [i for i, r in enumerate(results) if r.status is TIMEOUT and (r.detail or "").startswith("SKIPPED")]
     # Alone, a busy model is passed one input per timeout at most, then resumes: it keeps most of the inputs.
-    assert 1 <= len(skipped) <= 3 and skipped == list(range(2, 2 + len(skipped)))
+    assert 1 <= len(skipped) <= 4 and skipped == list(range(2, 2 + len(skipped)))
     assert [echoed(r) for r in results[2 + len(skipped) :]] == list(range(2 + len(skipped), 12))
     assert elapsed < 12 * 0.2 + 2.0  # the bound: inputs x timeout plus a margin
     assert crunch.nodes[model_id].busy_refusals == 0
@@ -334,12 +324,14 @@ def test_a_model_leaving_mid_map_is_answered_model_left_at_no_cost(crunch: Crunc
     crunch.add(Paced, name="staying")
     runner = crunch.runner(2)
     (leaving,) = [m for m in runner.models if m.model_id == leaving_id]
+    left = threading.Event()
+    runner.on_model_left(lambda model: model is leaving and left.set())
     rows = []
     for index, results in enumerate(runner.map("echo", [Args(i) for i in range(15)], window=2)):
         rows.append(by_name(results))
         if index == 2:
             crunch.orchestrator.stop_model(leaving_id)
-            assert wait_until(lambda: leaving.closed)
+            assert left.wait(WAIT) and leaving.closed
     assert [echoed(row["staying"]) for row in rows] == list(range(15))
     assert rows[-1]["leaving"].detail == "MODEL_LEFT: the model left the table during the round"
     assert rows[-1].keys() == {"leaving", "staying"}
@@ -381,7 +373,8 @@ def test_close_from_another_thread_mid_map_returns_promptly_and_leaves_no_thread
     crunch.add(Echo, name="echo")
     before = set(threading.enumerate())
     runner = crunch.runner(2, timeout=WAIT)  # only the close can end input 1 early
-    iterator = runner.map("echo", [Args(i) for i in range(5)])
+    # window=1: input 1 is pulled, so "holding" starts it, only once the test asks for it (close comes after)
+    iterator = runner.map("echo", [Args(i) for i in range(5)], window=1)
     assert {name: echoed(result) for name, result in by_name(next(iterator)).items()} == {"holding": 0, "echo": 0}
     closer = threading.Thread(target=lambda: Holding.started.wait(WAIT) and runner.close(), name="test-closer")
     closer.start()

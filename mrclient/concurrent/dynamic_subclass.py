@@ -106,22 +106,10 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
             raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
         subject = f"method {method_name!r}"
         runners = self._runners(model_runs)
-        if callable(arguments):
-            make_arguments = arguments
-            requests = {
-                runner: _call_request(
-                    method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
-                )
-                for runner in runners
-            }
-            for request in requests.values():
-                check_request_size(request.ByteSize(), subject)
-            return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
         if arguments is None:
             arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
-        shared = _call_request(method_name, arguments, "arguments").SerializeToString()
-        check_request_size(len(shared), subject)
-        return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
+        request_of = _request_of(method_name, arguments, runners, "arguments", subject)
+        return self._run_round(runners, request_of, timeout, subject=subject, method=method_name)
 
     def map(
         self,
@@ -171,23 +159,34 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         subject = f"method {method_name!r}"
 
         def prepare(item: Any, index: int, runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
-            name = f"input {index}"
-            if callable(item):
-                make_arguments = item
-                requests = {
-                    runner: _call_request(
-                        method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"{name}({runner!r})"
-                    )
-                    for runner in runners
-                }
-                for request in requests.values():
-                    check_request_size(request.ByteSize(), subject)
-                return requests.__getitem__
-            shared = _call_request(method_name, item, name).SerializeToString()
-            check_request_size(len(shared), subject)
-            return lambda _: shared
+            return _request_of(method_name, item, runners, f"input {index}", subject)
 
         return self._map_rounds(model_runs, iterate(inputs), prepare, timeout, window, subject, method_name)
+
+
+def _request_of(
+    method_name: str, arguments: Any, runners: Sequence[ModelRunner], name: str, subject: str
+) -> Callable[[ModelRunner], Any]:
+    """Each model's request for ``arguments``: serialized once when shared, built per model by a function.
+
+    A function of the model runner runs here, on the caller's thread, once
+    per model; a request no node would accept is refused (``name`` is what the
+    coordinator passed, ``subject`` what it called).
+    """
+    if callable(arguments):
+        make_arguments = arguments
+        requests = {
+            runner: _call_request(
+                method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"{name}({runner!r})"
+            )
+            for runner in runners
+        }
+        for request in requests.values():
+            check_request_size(request.ByteSize(), subject)
+        return requests.__getitem__
+    shared = _call_request(method_name, arguments, name).SerializeToString()
+    check_request_size(len(shared), subject)
+    return lambda _: shared
 
 
 def _check_method_name(method_name: Any) -> None:

@@ -52,7 +52,7 @@ PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
 	tests/test_joiners.py tests/test_shutdown.py tests/test_aio.py tests/test_init_retry.py \
-	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py
+	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_map.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 

@@ -444,6 +444,18 @@ def test_a_bad_input_is_raised_when_its_turn_comes(crunch: Crunch) -> None:
     assert [echoed(r) for r in runner.call("echo", args=[7]).values()] == [7]  # free again
 
 
+def test_the_coordinators_mistake_raises_and_nobody_is_reported(crunch: Crunch) -> None:
+    crunch.add(Echo)
+    crunch.add(Echo)
+    runner = crunch.runner(2, max_consecutive_failures=1)
+    with pytest.raises(InvalidCoordinatorUsageError, match="ecoh"):  # every model lacks the method: a typo
+        for _ in runner.map("ecoh", [Args(i) for i in range(5)]):
+            pass
+    assert not crunch.orchestrator.wait_for_reports(1, 0.5)
+    assert len(runner.models) == 2 and all(model.consecutive_failures == 0 for model in runner.models)
+    assert [echoed(r) for r in runner.call("echo", args=[1]).values()] == [1, 1]  # the map let go
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

@@ -479,9 +479,7 @@ class ModelConcurrentRunner(abc.ABC):
             skips = {runner: RESTED for runner in runners if penalize and policy.resting(runner)}
             called = [runner for runner in runners if runner not in skips] if skips else list(runners)
             answers = call_models(pool, called, request_of, timeout, invoke)
-            return self._conclude(
-                runners, answers, skips, started_at, time.perf_counter() - started, penalize, subject, method
-            )
+            return self._conclude(runners, answers, skips, started_at, started, penalize, subject, method)
 
     def _check_can_run(self, what: str) -> None:
         """Refuse a round or a map on a closed or uninitialized runner, or while a map is open."""
@@ -503,7 +501,7 @@ class ModelConcurrentRunner(abc.ABC):
         answers: Mapping[ModelRunner, Answer],
         skips: Mapping[ModelRunner, CallOutcome],
         started_at: float,
-        wall_time_s: float,
+        started: float,
         penalize: bool,
         subject: str | None,
         method: str,
@@ -513,7 +511,8 @@ class ModelConcurrentRunner(abc.ABC):
 
         ``answers`` are the models called; ``skips`` those not called (resting;
         in a map, busy, or charged for a node still busy); ``quiet`` models,
-        reported or gone earlier in a map, count no more penalties.
+        reported or gone earlier in a map, count no more penalties. The round
+        started at ``started_at`` (``time.time()``), ``started`` by ``time.perf_counter()``.
         """
         mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(answers), subject)
         if mistake is not None:  # nobody is penalized for the coordinator's mistake
@@ -544,7 +543,7 @@ class ModelConcurrentRunner(abc.ABC):
         for details in not_the_models.values():
             logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
                            len(details), len(answers), details[0])
-        summary = None
+        wall_time_s, summary = time.perf_counter() - started, None
         self._rounds_run += 1
         if self.keep_stats:
             summary = self._book.record(method, results, started_at, wall_time_s)
@@ -592,9 +591,8 @@ class ModelConcurrentRunner(abc.ABC):
                             raise MrclientError("the runner was closed during the map")
                         return
                     results = self._conclude(
-                        runners, step.answers, step.skips, step.started_at, step.wall_time_s, True, subject, method,
-                        quiet,
-                    )  # fmt: skip
+                        runners, step.answers, step.skips, step.started_at, step.started, True, subject, method, quiet
+                    )
                     quiet.update(runner for runner in runners if runner.closed)
                     yield results
             except (KeyboardInterrupt, SystemExit):

@@ -143,9 +143,9 @@ class InputAnswers:
     answers: dict[ModelRunner, Answer]
     #: The models not called for this input: resting, busy, or charged for a node still busy.
     skips: dict[ModelRunner, CallOutcome]
-    #: When the first call of this input started (``time.time()``), and the input's wall time so far.
+    #: When the first call of this input started: ``time.time()``, and ``time.perf_counter()``.
     started_at: float
-    wall_time_s: float
+    started: float
 
 
 class _Lane:
@@ -365,7 +365,7 @@ class MapRun:
         started = self._starts.pop(index, self._waiting_since)
         self._requests.pop(index, None)
         self._handed, self._waiting, self._pending = index + 1, -1, set()
-        return InputAnswers(index, answers, skips, time.time() - (now - started), now - started)
+        return InputAnswers(index, answers, skips, time.time() - (now - started), started)
 
     # -- a lane: one model's task on the pool ----------------------------------------------------------
 

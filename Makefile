@@ -18,7 +18,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo demo-secure test check check-tests unit unit-parallel unit-serial lint typecheck docs pins venvs \
 	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \
-	protos clean bench bench-quick bench-ab bench-shards soak
+	protos clean bench bench-quick bench-ab bench-shards bench-map soak
 
 $(VENV)/.base: setup.cfg setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -114,7 +114,7 @@ PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
 	tests/test_joiners.py tests/test_shutdown.py tests/test_aio.py tests/test_init_retry.py \
-	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py
+	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py tests/test_map.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
@@ -190,6 +190,13 @@ bench-quick: $(BENCH_VENV)/.ready
 SHARDS ?=
 bench-shards: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.shards $(SHARDS)
+
+# The map case (benchmarks/map_case.py, docs/performance.rst): 100 models whose latency is drawn
+# afresh per input (5-50 ms), 200 inputs, as one map, as a loop of call(), and as the reference's
+# loop; about 2 minutes. Options after MAP=, e.g. make bench-map MAP="--models 20 --passes 1".
+MAP ?=
+bench-map: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.map_case $(MAP)
 
 # An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
 # make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.

@@ -18,6 +18,15 @@ runner's shutdown calls back into the loop once it is done. Cancelling
 Cancelling another await abandons only the wait: the round goes on until its
 own deadline, or ends at once when the runner is closed. Rounds leave the GIL
 switch interval alone by default, since a long one delays the loop's thread.
+
+A map (``async for results in runner.map(...)``) is one operation: a thread
+of the facade's (``mrclient-aio-map``) drives the runner's map iterator, one
+input's results per request of the loop, so the window bounds memory as it
+does for a synchronous loop. Closing the async generator (``aclose()``,
+``contextlib.aclosing``, or its finalization after a ``break``) tells that
+thread to end the map and waits for it: once the input under way is handed
+over (at most its deadline; at once after ``close()``), the runner is free.
+Closing the facade ends it too.
 """
 
 from __future__ import annotations
@@ -27,8 +36,9 @@ import concurrent.futures
 import functools
 import inspect
 import logging
+import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
@@ -53,6 +63,11 @@ _R = TypeVar("_R", bound=ModelConcurrentRunner, covariant=True)
 _S = TypeVar("_S", bound=ModelConcurrentRunner)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+#: What a map's thread answers once the map has no more results.
+_END = object()
+#: A request of a map's thread: a future to fill with the next results, or None to end the map.
+_Feed = queue.SimpleQueue[concurrent.futures.Future[Any] | None]
 
 
 def _off_the_loop(
@@ -79,6 +94,37 @@ def _off_the_loop(
         method.__doc__ or ""
     )
     return awaitable
+
+
+def _iterated_off_the_loop(
+    method: Callable[Concatenate[_S, _P], Generator[_T, None, None]],
+) -> Callable[Concatenate[AsyncRunner[_S], _P], AsyncIterator[_T]]:
+    """The runner's map ``method`` as an async iterator method of the facade, with the same arguments.
+
+    The arguments are checked when it is called, on the loop (the runner's
+    method checks them and returns its iterator without blocking); the map
+    starts with the first ``async for`` step, on a thread of the facade's.
+    """
+    name = method.__name__
+    owner = method.__qualname__.partition(".")[0]
+
+    @functools.wraps(method)
+    def iterated(self: AsyncRunner[_S], /, *args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_T]:
+        bound: Callable[_P, Generator[_T, None, None]] | None = getattr(self.runner, name, None)
+        if bound is None:
+            raise InvalidCoordinatorUsageError(
+                f"{name}() is a method of {owner}; this AsyncRunner wraps a {type(self.runner).__name__}"
+            )
+        return self._iterate(name, bound(*args, **kwargs))
+
+    iterated.__doc__ = (
+        f"``async for results in runner.{name}(...)``: :meth:`mrclient.{owner}.{name}`, off the loop.\n\n"
+        "The map runs on a thread of the facade's, which also pulls the inputs\n"
+        "(a generator of inputs must not touch the loop). To leave it early and\n"
+        "use the runner at once, close the iterator (``contextlib.aclosing``):\n"
+        "that ends the map once the input under way is handed over.\n\n"
+    ) + inspect.cleandoc(method.__doc__ or "")
+    return iterated
 
 
 class AsyncRunner(Generic[_R]):
@@ -110,8 +156,9 @@ class AsyncRunner(Generic[_R]):
             )
         runner.round_switch_interval = round_switch_interval
         self._runner = runner
-        self._lock = threading.Lock()  # guards _operations
+        self._lock = threading.Lock()  # guards _operations and _feeds
         self._operations: list[tuple[threading.Thread, concurrent.futures.Future[Any]]] = []
+        self._feeds: set[_Feed] = set()  # the request queues of the maps under way
 
     def __repr__(self) -> str:
         return fit_line(f"<AsyncRunner over {self._runner.overview().line}>", terminal_width())
@@ -167,6 +214,9 @@ class AsyncRunner(Generic[_R]):
     call = _off_the_loop(DynamicSubclassModelConcurrentRunner.call)
     predict = _off_the_loop(TrainInferModelConcurrentRunner.predict)
     reinitialize = _off_the_loop(TrainInferModelConcurrentRunner.reinitialize)
+
+    map = _iterated_off_the_loop(DynamicSubclassModelConcurrentRunner.map)
+    map_predict = _iterated_off_the_loop(TrainInferModelConcurrentRunner.map_predict)
 
     # -- read through to the runner (none of these blocks) ------------------------------------
 
@@ -240,6 +290,27 @@ class AsyncRunner(Generic[_R]):
         thread.start()
         return thread, done
 
+    async def _iterate(self, what: str, iterator: Generator[_T, None, None]) -> AsyncIterator[_T]:
+        """Drive ``iterator`` on a thread of the facade's, one item per ``async for`` step; end it when left."""
+        feed: _Feed = queue.SimpleQueue()
+        with self._lock:
+            self._feeds.add(feed)
+        _, driven = self._start(what, functools.partial(_drive, iterator, feed))
+        try:
+            while True:
+                request: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                feed.put(request)
+                item = await asyncio.wrap_future(request)
+                if item is _END:
+                    return
+                yield item
+        finally:
+            feed.put(None)  # the thread ends the map once the input under way is handed over
+            with self._lock:
+                self._feeds.discard(feed)
+            # Wait for that (the runner is free after it); cancelled meanwhile, the thread ends on its own.
+            await asyncio.wrap_future(driven)
+
     def _closed(self) -> asyncio.Future[None]:
         """A future of this loop's, resolved once the runner is closed; no thread waits for it."""
         loop = asyncio.get_running_loop()
@@ -278,6 +349,8 @@ class AsyncRunner(Generic[_R]):
         me = threading.current_thread()
         with self._lock:
             others = [thread for thread, _ in self._operations if thread is not me]
+            for feed in self._feeds:  # a map's thread may be waiting for the loop to ask for more
+                feed.put(None)
         for thread in others:
             thread.join(THREAD_JOIN_TIMEOUT)
             if thread.is_alive():
@@ -295,3 +368,25 @@ def _fill(done: concurrent.futures.Future[_T], work: Callable[[], _T]) -> None:
         done.set_exception(error)
     else:
         done.set_result(result)
+
+
+def _drive(iterator: Generator[Any, None, None], feed: _Feed) -> None:
+    """A map's thread: one ``next(iterator)`` per request on ``feed``, until None or the end; then close it."""
+    try:
+        while True:
+            request = feed.get()
+            if request is None:
+                return
+            if not request.set_running_or_notify_cancel():
+                continue  # that wait was cancelled: the loop leaves, and says so next
+            try:
+                item = next(iterator)
+            except StopIteration:
+                request.set_result(_END)
+                return
+            except BaseException as error:  # handed to the awaiting coroutine, whatever it is
+                request.set_exception(error)
+                return
+            request.set_result(item)
+    finally:
+        iterator.close()  # the map's end: its lock released, on the thread that ran it

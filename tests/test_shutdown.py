@@ -249,6 +249,25 @@ def test_sigterm_mid_round_ends_the_process_within_2s_with_no_thread_left(child:
     assert ended_after < 2.0
 
 
+@pytest.mark.serial  # a signal, and a bound of 2 s that a busy worker could break
+@pytest.mark.subprocess
+def test_sigterm_mid_map_ends_the_input_under_way_then_the_map_with_no_thread_left(
+    child: Callable[[str], Child],
+) -> None:
+    coordinator = child("map")
+    assert coordinator.said("ready") == 1
+    assert Held.started.wait(CHILD_WAIT), "the map's first input is under way"
+    sent = time.monotonic()
+    os.kill(coordinator.process.pid, signal.SIGTERM)
+    code = coordinator.wait(CHILD_WAIT)
+    ended_after = time.monotonic() - sent
+    assert code == 0, coordinator.stderr()
+    assert coordinator.said("results") == {"held": ["FAILED", MODEL_LEFT]}, "the input under way, at no cost"
+    assert coordinator.said("raised") == "the runner was closed during the map"
+    assert coordinator.said("threads") == []
+    assert ended_after < 2.0
+
+
 @pytest.mark.serial
 @pytest.mark.subprocess
 def test_sigterm_during_sync_ends_it(child: Callable[[str], Child]) -> None:

@@ -25,10 +25,17 @@ from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..stats import RoundSummary, summarize
 from ..wire.entries import cruncher_of
 
-__all__ = ["IDENTITY_COLUMNS", "ModelPredictResult", "REST_DETAIL", "RoundResults", "identity", "result_of"]
+__all__ = [
+    "IDENTITY_COLUMNS", "ModelPredictResult", "REST_DETAIL", "RESTED", "RoundResults", "SKIPPED", "identity",
+    "result_of",
+]
 
+#: How the detail of a result starts when the model was not contacted (statistics count it a rest skip).
+SKIPPED = "SKIPPED: "
 #: The detail of a model answered TIMEOUT without being called, while it rests after timeouts.
-REST_DETAIL = "SKIPPED: resting after consecutive timeouts"
+REST_DETAIL = SKIPPED + "resting after consecutive timeouts"
+#: The outcome of such a skip.
+RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=REST_DETAIL)
 #: Rows an HTML table of results shows; the rest are counted in its last row (``to_frame()`` has them all).
 HTML_ROWS = 200
 #: Rows a text ``repr`` of results shows.
@@ -138,7 +145,7 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
             return self._summary
         return summarize(
             self.method, self, self.started_at, self.wall_time_s,
-            success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT,
+            success=_SUCCESS, timeout=_TIMEOUT, rest_detail=SKIPPED, left_detail=MODEL_LEFT,
         )  # fmt: skip
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -162,8 +162,9 @@ class StatsBook:
     """A concurrent runner's recorder: each round into its models' counters and its totals.
 
     ``success`` and ``timeout`` are the result statuses that mean those (any
-    other is a failure); a result whose detail is ``rest_detail`` was a model
-    resting, one whose detail is ``left_detail`` a model that left mid-round.
+    other is a failure); a result whose detail starts with ``rest_detail`` was
+    a model not contacted (resting after timeouts, or, in a map, busy with an
+    earlier input), one whose detail is ``left_detail`` a model that left mid-round.
     """
 
     def __init__(self, *, success: object, timeout: object, rest_detail: str, left_detail: str) -> None:
@@ -213,7 +214,7 @@ class StatsBook:
                     if status is timeout:
                         tally.timeouts += 1
                         timeouts += 1
-                        if detail == rest:
+                        if detail is not None and detail.startswith(rest):
                             tally.rest_skips += 1
                             skips += 1
                             continue  # the model was not contacted: no latency
@@ -285,7 +286,7 @@ def summarize(
             successes += 1
         elif result.status is timeout:
             timeouts += 1
-            skips += result.detail == rest_detail
+            skips += result.detail is not None and result.detail.startswith(rest_detail)
         else:
             failures += 1
             left += result.detail == left_detail
@@ -327,5 +328,7 @@ def _slowest(items: Iterable[tuple[Any, Any]], rest: str, left: str) -> tuple[tu
     """The ``SLOWEST`` models that were called, slowest first."""
     top = heapq.nlargest(SLOWEST, items, key=lambda item: item[1].exec_time_us)
     return tuple(
-        (runner.model_id, result.exec_time_us / 1000) for runner, result in top if result.detail not in (rest, left)
+        (runner.model_id, result.exec_time_us / 1000)
+        for runner, result in top
+        if result.detail != left and not (result.detail or "").startswith(rest)
     )

@@ -113,7 +113,8 @@ class ModelStats:
     ``successes + failures + timeouts``; ``by_method`` splits them by method
     (a model that answers ``tick`` and fails ``predict`` shows both).
     ``rest_skips`` are the timeouts it was answered without being contacted,
-    while resting after timeouts of its own. Latency percentiles
+    while resting after timeouts of its own (in a map, while its node was
+    busy with an earlier input). Latency percentiles
     (milliseconds) cover its last ``LATENCY_WINDOW`` calls that reached it (a
     timeout counts as the time the round waited); None before the first.
     ``last_status``, ``last_latency_ms`` and ``last_error`` mirror its latest
@@ -236,7 +237,8 @@ class RoundSummary:
     """One round, as the ``on_round`` listeners get it.
 
     ``called`` models got a result: ``successes + failures + timeouts``. Of the
-    timeouts, ``rest_skips`` were models resting (not contacted); of the
+    timeouts, ``rest_skips`` were models resting (not contacted; in a map, also
+    models still busy with an earlier input); of the
     failures, ``left`` were models that left the table during the round
     (``MODEL_LEFT``). ``slowest`` is ``(model_id, latency_ms)``, slowest first.
     ``started_at`` is a ``time.time()`` timestamp (``started_datetime``: the same

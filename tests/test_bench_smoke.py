@@ -97,6 +97,7 @@ def test_report_ratios_and_goals_from_known_figures() -> None:
 
 
 @pytest.mark.timeout(1200)  # the reference client's venv is built on the first run
+@pytest.mark.subprocess
 def test_the_map_case_runs_and_every_client_gets_every_answer(tmp_path: Path) -> None:
     """``make bench-map``, tiny: a map, a loop of call() and the reference's loop, each answered in full."""
     done = subprocess.run(

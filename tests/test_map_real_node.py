@@ -18,7 +18,7 @@ from conftest import TRACKER_BASE, RealNode
 from mrclient import Args, DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner
 from mrclient.testing import LocalOrchestrator
 
-pytestmark = pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
+pytestmark = [pytest.mark.timeout(900), pytest.mark.subprocess]  # the real node: its own venv (built on a first run) and process
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
 TIMEOUT = ModelPredictResult.Status.TIMEOUT

@@ -1,24 +1,39 @@
-# The two commands are `make demo` and `make test`; `make bench` measures. Each
-# creates its own virtual environment and installs what it needs, so a fresh
-# clone needs nothing else.
+# The two commands are `make demo` and `make test`; `make check` is the quick one
+# while editing; `make bench` measures. Each creates its own virtual environment
+# and installs what it needs, so a fresh clone needs nothing else.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP_FLAGS := --disable-pip-version-check -q
-PIP := $(PY) -m pip $(PIP_FLAGS)
+# --no-compile: a module is compiled when first imported, not every file of every
+# package at install time (about 20 s less per venv).
+PIP_INSTALL := -m pip --disable-pip-version-check -q install --no-compile
+PIP := $(PY) $(PIP_INSTALL)
+# An editable install writes mrclient.egg-info into the clone: one at a time (.ci/locked).
+EDITABLE := $(PYTHON) .ci/locked setup.py
+# Python writes the bytecode of what it imports, whatever PYTHONDONTWRITEBYTECODE says
+# outside: make test starts hundreds of Python processes (xdist workers, the command, the
+# docs' programs, child coordinators), and each would otherwise compile mrclient and all it
+# imports from source again (twice the CPU time of those tests, with --no-compile above).
+unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo demo-secure test unit lint typecheck docs pins test-oldest test-newest protos clean bench bench-quick bench-ab \
-	bench-shards soak
+.PHONY: demo demo-secure test check check-tests unit unit-parallel unit-serial lint typecheck docs pins venvs \
+	test-oldest test-oldest-parallel test-oldest-serial test-newest test-newest-parallel test-newest-serial \
+	protos clean bench bench-quick bench-ab bench-shards bench-map soak
 
 $(VENV)/.base: setup.cfg setup.py
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[testing,secure]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(EDITABLE) $(PIP) -e '.[testing,secure]'
 	touch $@
 
-# The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build.
-$(VENV)/.dev: $(VENV)/.base
-	$(PIP) install -e '.[dev]'
-	touch $@
+# The dev extra: the test suite's needs plus docs, notebook, mypy, ruff and build (the
+# base's too, so .base is made with it). Its dependencies first (.ci/requirements), then
+# mrclient itself, editable, under the lock: the venvs of make test are made at once.
+$(VENV)/.dev: setup.cfg setup.py .ci/requirements
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) .ci/requirements dev > $(VENV)/requirements-dev.txt
+	$(PIP) -r $(VENV)/requirements-dev.txt
+	$(EDITABLE) $(PIP) --no-deps -e .
+	touch $(VENV)/.base $@
 
 demo: $(VENV)/.base
 	$(VENV)/bin/mrclient demo
@@ -26,12 +41,56 @@ demo: $(VENV)/.base
 demo-secure: $(VENV)/.base
 	$(VENV)/bin/mrclient demo --secure
 
-# Everything, cheapest checks first. `pins` reruns the unit tests against the
-# oldest and the newest supported dependency versions, each in its own venv.
-test: lint typecheck unit docs pins
+# -- the tests ------------------------------------------------------------------------------
+# Each suite runs in two passes: the tests not marked serial on WORKERS xdist workers
+# at once (with the slowest shown), then those marked serial in one process, alone
+# (signals, wall-clock bounds a loaded machine could break: setup.cfg's markers).
+# .ci/check-passes then checks that the two passes ran every test exactly once.
+# 3 workers on 2 cores: as fast as 4 here (many tests wait on sockets and processes), for less CPU.
+WORKERS ?= 3
+PYTEST_FLAGS := -p no:cacheprovider
+PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
+SERIAL_PASS = -m serial
 
-unit: $(VENV)/.dev
-	$(PY) -m pytest
+# Everything, in three stages: the three venvs at once; lint, type check and the
+# parallel passes of the unit tests and of both pins at once (make -j; each one's
+# output shows when it ends); then the three serial passes, each running its tests
+# one at a time, beside the docs build: four processes on a machine the parallel
+# passes have left, three of which wait more than they compute.
+test:
+	$(MAKE) --no-print-directory -j --output-sync=target venvs
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck unit-parallel test-oldest-parallel test-newest-parallel
+	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial docs
+	$(CHECK_PASSES)
+
+venvs: $(VENV)/.dev .venv-oldest/.ready .venv-newest/.ready
+
+# The edit loop, in under a minute: lint, type check and, on CHECK_WORKERS workers, the
+# tests that start no process (not marked subprocess: --forbid-processes fails one that
+# starts a process anyway) and need not run alone (not marked serial: make unit runs those).
+CHECK_WORKERS ?= 4
+check: $(VENV)/.dev
+	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck check-tests
+
+check-tests: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) -q --forbid-processes -n $(CHECK_WORKERS) -m "not serial and not subprocess"
+
+# A pass writes the tests it selected and left out (--record-selection, tests/conftest.py;
+# with '=', or pytest would take the file for a test path and not load tests/conftest.py).
+passes = $(1)/passes/parallel.json $(1)/passes/serial.json
+CHECK_PASSES = $(PYTHON) .ci/check-passes $(call passes,$(VENV)) && \
+	$(PYTHON) .ci/check-passes $(call passes,.venv-oldest) && $(PYTHON) .ci/check-passes $(call passes,.venv-newest)
+
+unit:
+	$(MAKE) --no-print-directory unit-parallel
+	$(MAKE) --no-print-directory -j1 unit-serial
+	$(PYTHON) .ci/check-passes $(call passes,$(VENV))
+
+unit-parallel: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) $(PARALLEL_PASS) --record-selection=$(VENV)/passes/parallel.json
+
+unit-serial: $(VENV)/.dev
+	$(PY) -m pytest $(PYTEST_FLAGS) $(SERIAL_PASS) --record-selection=$(VENV)/passes/serial.json
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -50,35 +109,55 @@ docs: $(VENV)/.dev
 # generated code, grpcio and websockets (real local peers, no benchmarks, no
 # reference node), closing from a signal handler and at interpreter exit (whose hook order
 # is CPython's own, so each supported Python checks it), and shard_of's committed answers
-# (tests/data/shard_golden.json: every supported Python must give the same).
+# (tests/data/shard_golden.json: every supported Python must give the same): in two
+# passes, as above, the parallel one in a single process (it runs beside the main suite's).
 PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
 	tests/test_joiners.py tests/test_shutdown.py tests/test_aio.py tests/test_init_retry.py \
-	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py tests/test_exit.py \
-	tests/test_aio_shutdown.py
+	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py tests/test_map.py \
+	tests/test_exit.py tests/test_aio_shutdown.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 
-.venv-oldest/.ready: setup.cfg setup.py .ci/pins-oldest.txt
+.venv-oldest/.ready: setup.cfg setup.py .ci/requirements .ci/pins-oldest.txt
 	rm -rf .venv-oldest
 	$(OLDEST_PYTHON) -m venv .venv-oldest
-	.venv-oldest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-oldest.txt -e '.[test]' grpcio-tools
+	$(PYTHON) .ci/requirements test > .venv-oldest/requirements-test.txt
+	.venv-oldest/bin/python $(PIP_INSTALL) -c .ci/pins-oldest.txt -r .venv-oldest/requirements-test.txt grpcio-tools
+	$(EDITABLE) .venv-oldest/bin/python $(PIP_INSTALL) --no-deps -e .
 	touch $@
 
-.venv-newest/.ready: setup.cfg setup.py .ci/pins-newest.txt
+.venv-newest/.ready: setup.cfg setup.py .ci/requirements .ci/pins-newest.txt
 	rm -rf .venv-newest
 	$(NEWEST_PYTHON) -m venv .venv-newest
-	.venv-newest/bin/python -m pip $(PIP_FLAGS) install -c .ci/pins-newest.txt -e '.[test]'
+	$(PYTHON) .ci/requirements test > .venv-newest/requirements-test.txt
+	.venv-newest/bin/python $(PIP_INSTALL) -c .ci/pins-newest.txt -r .venv-newest/requirements-test.txt
+	$(EDITABLE) .venv-newest/bin/python $(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 pins: test-oldest test-newest
 
-test-oldest: .venv-oldest/.ready
-	MRCLIENT_PINS=.ci/pins-oldest.txt .venv-oldest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+test-oldest test-newest: test-%:
+	$(MAKE) --no-print-directory test-$*-parallel
+	$(MAKE) --no-print-directory -j1 test-$*-serial
+	$(PYTHON) .ci/check-passes $(call passes,.venv-$*)
 
-test-newest: .venv-newest/.ready
-	MRCLIENT_PINS=.ci/pins-newest.txt .venv-newest/bin/python -m pytest -q -p no:cacheprovider $(PIN_TESTS)
+# $(call pin_pass,oldest|newest,parallel|serial,pytest's selection)
+pin_pass = MRCLIENT_PINS=.ci/pins-$(1).txt .venv-$(1)/bin/python -m pytest $(PYTEST_FLAGS) -q $(3) \
+	--record-selection=.venv-$(1)/passes/$(2).json $(PIN_TESTS)
+
+test-oldest-parallel: .venv-oldest/.ready
+	$(call pin_pass,oldest,parallel,-m "not serial")
+
+test-oldest-serial: .venv-oldest/.ready
+	$(call pin_pass,oldest,serial,$(SERIAL_PASS))
+
+test-newest-parallel: .venv-newest/.ready
+	$(call pin_pass,newest,parallel,-m "not serial")
+
+test-newest-serial: .venv-newest/.ready
+	$(call pin_pass,newest,serial,$(SERIAL_PASS))
 
 # The committed mrclient/wire/proto comes from the grpcio-tools pinned in
 # .ci/pins-oldest.txt: code that old protoc writes imports on every supported
@@ -113,6 +192,13 @@ bench-quick: $(BENCH_VENV)/.ready
 SHARDS ?=
 bench-shards: $(BENCH_VENV)/.ready
 	$(BENCH_PY) -m benchmarks.shards $(SHARDS)
+
+# The map case (benchmarks/map_case.py, docs/performance.rst): 100 models whose latency is drawn
+# afresh per input (5-50 ms), 200 inputs, as one map, as a loop of call(), and as the reference's
+# loop; about 2 minutes. Options after MAP=, e.g. make bench-map MAP="--models 20 --passes 1".
+MAP ?=
+bench-map: $(BENCH_VENV)/.ready
+	$(BENCH_PY) -m benchmarks.map_case $(MAP)
 
 # An in-process A/B of one setting (benchmarks/ab.py, knobs in benchmarks/knobs.py), e.g.
 # make bench-ab AB="--variant stats=off,on --models 100 --rounds 20". About 2 minutes as it is.

@@ -62,9 +62,14 @@ class NodeShards:
         shards: int | None = None,
         host: str = "127.0.0.1",
         log_dir: Path | None = None,
+        latency_max_ms: float | None = None,
+        seed: int = 0,
     ) -> None:
         self.count = count
         self.latency_ms = latency_ms
+        #: Draw each call's latency between ``latency_ms`` and this (``benchmarks.nodes.drawn_latency``).
+        self.latency_max_ms = latency_max_ms
+        self.seed = seed
         self.shards = shards or default_shards(count)
         self.host = host
         self.log_dir = log_dir
@@ -90,6 +95,8 @@ class NodeShards:
             sys.executable, "-m", "benchmarks.nodes",
             "--count", str(size), "--latency-ms", str(self.latency_ms), "--host", self.host,
         ]  # fmt: skip
+        if self.latency_max_ms is not None:
+            command += ["--latency-max-ms", str(self.latency_max_ms), "--seed", str(self.seed)]
         stderr: IO[bytes] | int = subprocess.DEVNULL
         if self.log_dir is not None:
             stderr = open(self.log_dir / f"nodes-{self.count}-{self.latency_ms:g}ms-{index}.log", "ab")
@@ -149,10 +156,12 @@ class BenchCluster:
         crunch_id: str = "bench",
         host: str = "127.0.0.1",
         log_dir: Path | None = None,
+        latency_max_ms: float | None = None,
+        seed: int = 0,
     ) -> None:
         self.host = host
         self.crunch_id = crunch_id
-        self.nodes = NodeShards(count, latency_ms, shards, host, log_dir)
+        self.nodes = NodeShards(count, latency_ms, shards, host, log_dir, latency_max_ms, seed)
         self.orchestrator: LocalOrchestrator | None = None
 
     @property

@@ -60,7 +60,8 @@ def ensure(venv: Path = VENV, also: Sequence[str] = (), key: str = "") -> Path:
                 return python
             print(f"creating {venv} with {REQUIREMENT} {' '.join(also)} (once)", file=sys.stderr, flush=True)
             _run([_base_python(), "-m", "venv", str(venv)])  # keeps .lock
-            _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", REQUIREMENT, *also])
+            pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
+            _run([*pip, REQUIREMENT, *also])
             stamp.write_text(wanted)
             return python
         finally:

@@ -26,6 +26,7 @@ from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import DynamicSubclassModelRunner, ModelRunner, TrainInferModelRunner
 from .security import GatewayCredentials, SecureCredentials
 from .stats import LATENCY_BUCKETS, CallTotals, ConnectionState, MethodCounts, ModelStats, ModelStatsTable, RoundSummary
+from .wire.arguments import Args
 from .wire.codec import Argument, KwArgument, Variant, VariantType, decode_data, encode_data
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__",
+    "Args",
     "Argument",
     "CallTotals",
     "ConnectionState",

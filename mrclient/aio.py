@@ -27,6 +27,15 @@ operation thread has ended.
 Cancelling another await abandons only the wait: the round goes on until its
 own deadline, or ends at once when the runner is closed. Rounds leave the GIL
 switch interval alone by default, since a long one delays the loop's thread.
+
+A map (``async for results in runner.map(...)``) is one operation: a thread
+of the facade's (``mrclient-aio-map``) drives the runner's map iterator, one
+input's results per request of the loop, so the window bounds memory as it
+does for a synchronous loop. Closing the async generator (``aclose()``,
+``contextlib.aclosing``, or its finalization after a ``break``) tells that
+thread to end the map and waits for it: once the input under way is handed
+over (at most its deadline; at once after ``close()``), the runner is free.
+Closing the facade ends it too.
 """
 
 from __future__ import annotations
@@ -36,18 +45,20 @@ import concurrent.futures
 import functools
 import inspect
 import logging
+import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
+from ._support.tables import fit_line, terminal_width
 from ._support.validation import check_timeout
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
 from .errors import InvalidCoordinatorUsageError
 from .runners import ModelRunner
-from .stats import CallTotals, ConnectionState, ModelStats, RoundSummary
+from .stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary
 
 __all__ = ["AsyncRunner"]
 
@@ -62,6 +73,11 @@ _R = TypeVar("_R", bound=ModelConcurrentRunner, covariant=True)
 _S = TypeVar("_S", bound=ModelConcurrentRunner)
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+#: What a map's thread answers once the map has no more results.
+_END = object()
+#: A request of a map's thread: a future to fill with the next results, or None to end the map.
+_Feed = queue.SimpleQueue[concurrent.futures.Future[Any] | None]
 
 
 def _off_the_loop(
@@ -88,6 +104,37 @@ def _off_the_loop(
         method.__doc__ or ""
     )
     return awaitable
+
+
+def _iterated_off_the_loop(
+    method: Callable[Concatenate[_S, _P], Generator[_T, None, None]],
+) -> Callable[Concatenate[AsyncRunner[_S], _P], AsyncIterator[_T]]:
+    """The runner's map ``method`` as an async iterator method of the facade, with the same arguments.
+
+    The arguments are checked when it is called, on the loop (the runner's
+    method checks them and returns its iterator without blocking); the map
+    starts with the first ``async for`` step, on a thread of the facade's.
+    """
+    name = method.__name__
+    owner = method.__qualname__.partition(".")[0]
+
+    @functools.wraps(method)
+    def iterated(self: AsyncRunner[_S], /, *args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_T]:
+        bound: Callable[_P, Generator[_T, None, None]] | None = getattr(self.runner, name, None)
+        if bound is None:
+            raise InvalidCoordinatorUsageError(
+                f"{name}() is a method of {owner}; this AsyncRunner wraps a {type(self.runner).__name__}"
+            )
+        return self._iterate(name, bound(*args, **kwargs))
+
+    iterated.__doc__ = (
+        f"``async for results in runner.{name}(...)``: :meth:`mrclient.{owner}.{name}`, off the loop.\n\n"
+        "The map runs on a thread of the facade's, which also pulls the inputs\n"
+        "(a generator of inputs must not touch the loop). To leave it early and\n"
+        "use the runner at once, close the iterator (``contextlib.aclosing``):\n"
+        "that ends the map once the input under way is handed over.\n\n"
+    ) + inspect.cleandoc(method.__doc__ or "")
+    return iterated
 
 
 class AsyncRunner(Generic[_R]):
@@ -121,13 +168,14 @@ class AsyncRunner(Generic[_R]):
             None if round_switch_interval is None else check_timeout("round_switch_interval", round_switch_interval)
         )
         self._runner = runner
-        self._lock = threading.Lock()  # guards the three fields below
+        self._lock = threading.Lock()  # guards the four fields below
         self._operations: list[threading.Thread] = []  # started ones only: a join never meets an unstarted thread
         self._closing: tuple[threading.Thread, concurrent.futures.Future[None]] | None = None  # the one close
         self._joined = False  # the close has listed the operations to join: later ones run on the loop
+        self._feeds: set[_Feed] = set()  # the request queues of the maps under way
 
     def __repr__(self) -> str:
-        return f"<AsyncRunner over {self._runner!r}>"
+        return fit_line(f"<AsyncRunner over {self._runner.overview().line}>", terminal_width())
 
     @property
     def runner(self) -> _R:
@@ -181,6 +229,9 @@ class AsyncRunner(Generic[_R]):
     predict = _off_the_loop(TrainInferModelConcurrentRunner.predict)
     reinitialize = _off_the_loop(TrainInferModelConcurrentRunner.reinitialize)
 
+    map = _iterated_off_the_loop(DynamicSubclassModelConcurrentRunner.map)
+    map_predict = _iterated_off_the_loop(TrainInferModelConcurrentRunner.map_predict)
+
     # -- read through to the runner (none of these blocks) ------------------------------------
 
     @property
@@ -221,9 +272,13 @@ class AsyncRunner(Generic[_R]):
         """See :meth:`ModelConcurrentRunner.joined_since_last`."""
         return self._runner.joined_since_last()
 
-    def stats(self) -> dict[ModelRunner, ModelStats]:
-        """Every ready model's statistics (see :meth:`ModelConcurrentRunner.stats`)."""
-        return self._runner.stats()
+    def stats(self, *, include_left: bool = True) -> ModelStatsTable[ModelRunner]:
+        """Every model's statistics, those that left included (see :meth:`ModelConcurrentRunner.stats`)."""
+        return self._runner.stats(include_left=include_left)
+
+    def forget_left(self) -> int:
+        """Drop the models that left from :meth:`stats` (see :meth:`ModelConcurrentRunner.forget_left`)."""
+        return self._runner.forget_left()
 
     def totals(self) -> CallTotals:
         """Rounds and calls so far, all models together (see :meth:`ModelConcurrentRunner.totals`)."""
@@ -242,17 +297,53 @@ class AsyncRunner(Generic[_R]):
         the loop: the runner is closed by then, so it raises or returns at once,
         and no thread outlives the close.
         """
-        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
         call = functools.partial(work, *args, **kwargs)
-        thread = threading.Thread(target=_fill, args=(done, call), name=f"mrclient-aio-{what}", daemon=True)
-        with self._lock:
-            if not self._joined:
-                self._operations = [t for t in self._operations if t.is_alive()]
-                thread.start()  # under the lock: listed only once started (start() waits for that alone)
-                self._operations.append(thread)
-        if thread.ident is None:  # not started: the close has joined the others
+        done = self._start(what, call)
+        if done is None:  # not started: the close has joined the others
             return call()
         return await asyncio.wrap_future(done)
+
+    def _start(self, what: str, work: Callable[[], _T]) -> concurrent.futures.Future[_T] | None:
+        """Start ``work`` on a thread of its own, listed for the close's join; None once that join began."""
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        thread = threading.Thread(target=_fill, args=(done, work), name=f"mrclient-aio-{what}", daemon=True)
+        with self._lock:
+            if self._joined:
+                return None
+            self._operations = [t for t in self._operations if t.is_alive()]
+            thread.start()  # under the lock: listed only once started (start() waits for that alone)
+            self._operations.append(thread)
+        return done
+
+    async def _iterate(self, what: str, iterator: Generator[_T, None, None]) -> AsyncIterator[_T]:
+        """Drive ``iterator`` on a thread of the facade's, one item per ``async for`` step; end it when left."""
+        feed: _Feed = queue.SimpleQueue()
+        with self._lock:
+            self._feeds.add(feed)
+        driven = self._start(what, functools.partial(_drive, iterator, feed))
+        if driven is None:  # the close has joined the others: the closed runner's map ends at once, here
+            with self._lock:
+                self._feeds.discard(feed)
+            try:
+                for item in iterator:
+                    yield item
+            finally:
+                iterator.close()
+            return
+        try:
+            while True:
+                request: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                feed.put(request)
+                item = await asyncio.wrap_future(request)
+                if item is _END:
+                    return
+                yield item
+        finally:
+            feed.put(None)  # the thread ends the map once the input under way is handed over
+            with self._lock:
+                self._feeds.discard(feed)
+            # Wait for that (the runner is free after it); cancelled meanwhile, the thread ends on its own.
+            await asyncio.wrap_future(driven)
 
     def _closed(self) -> asyncio.Future[None]:
         """A future of this loop's, resolved once the runner is closed; no thread waits for it."""
@@ -305,6 +396,8 @@ class AsyncRunner(Generic[_R]):
         with self._lock:
             self._joined = True
             operations, self._operations = self._operations, []
+            for feed in self._feeds:  # a map's thread may be waiting for the loop to ask for more
+                feed.put(None)
         for thread in operations:
             thread.join(THREAD_JOIN_TIMEOUT)
             if thread.is_alive():
@@ -322,3 +415,25 @@ def _fill(done: concurrent.futures.Future[_T], work: Callable[[], _T]) -> None:
         done.set_exception(error)
     else:
         done.set_result(result)
+
+
+def _drive(iterator: Generator[Any, None, None], feed: _Feed) -> None:
+    """A map's thread: one ``next(iterator)`` per request on ``feed``, until None or the end; then close it."""
+    try:
+        while True:
+            request = feed.get()
+            if request is None:
+                return
+            if not request.set_running_or_notify_cancel():
+                continue  # that wait was cancelled: the loop leaves, and says so next
+            try:
+                item = next(iterator)
+            except StopIteration:
+                request.set_result(_END)
+                return
+            except BaseException as error:  # handed to the awaiting coroutine, whatever it is
+                request.set_exception(error)
+                return
+            request.set_result(item)
+    finally:
+        iterator.close()  # the map's end: its lock released, on the thread that ran it

@@ -7,7 +7,9 @@ closes the runner from a SIGTERM handler, and prints one JSON line per stage:
 after ``close()`` and a bounded wait for gRPC's pollers (none, if all is well).
 
 MODE is ``round`` (a round on the model that holds; the test sends SIGTERM
-while it runs), ``sync`` (``sync()``; the test sends SIGTERM) or
+while it runs), ``map`` (a map whose first input holds; likewise: its
+results, then ``{"raised": ...}``, what the next step of the map raised),
+``sync`` (``sync()``; the test sends SIGTERM) or
 ``pool-lock`` (the process signals itself while the round holds the call pool's
 lock, in ``_pool_for``: where a handler taking that lock would wait forever).
 """
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import mrclient.concurrent.base
-from mrclient import DynamicSubclassModelConcurrentRunner
+from mrclient import Args, DynamicSubclassModelConcurrentRunner, MrclientError
 
 LEFTOVER_WAIT = 1.0  # gRPC's connectivity pollers end shortly after their channel closes
 
@@ -48,6 +50,14 @@ def main(port: int, mode: str) -> None:
     if mode == "sync":
         runner.sync()
         say(results={})
+    elif mode == "map":
+        mapped = runner.map("hold", [Args()] * 3)
+        results = next(mapped)
+        say(results={m.model_name: [r.status.name, r.detail] for m, r in results.items()})
+        try:
+            next(mapped)
+        except MrclientError as error:
+            say(raised=str(error))
     else:
         if mode == "pool-lock":
             mrclient.concurrent.base.ThreadPoolExecutor = signal_while_holding_the_pool_lock  # type: ignore[misc]

@@ -6,7 +6,10 @@ PID, and every wait is bounded.
 
 from __future__ import annotations
 
+import _posixsubprocess
 import fcntl
+import json
+import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +25,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mrclient.testing import LocalModelNode
+
+pytest_plugins = ("pytester",)  # tests/test_passes.py runs pytest on the hooks below
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
@@ -94,6 +99,72 @@ def wait_serving(target: str, timeout: float, alive: Callable[[], bool] = lambda
             except grpc.RpcError as error:
                 last = error.code()
     raise AssertionError(f"no SERVING health answer from {target} within {timeout}s (last: {last})")
+
+
+# -- the passes of make: which tests start processes, and what each run selected -------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--forbid-processes", action="store_true",
+        help="fail a test that starts a process (make check runs the tests not marked 'subprocess' with it)",
+    )
+    parser.addoption(
+        "--record-selection", metavar="FILE",
+        help="write the test ids this run selected and deselected to FILE, as JSON (.ci/check-passes reads them)",
+    )
+
+
+#: What a test calls to start a process: subprocess (and what runs on it), fork and spawn, multiprocessing's spawn.
+PROCESS_STARTERS = (
+    (subprocess.Popen, "_execute_child"), (os, "fork"), (os, "forkpty"), (os, "posix_spawn"), (os, "posix_spawnp"),
+    (os, "system"), (_posixsubprocess, "fork_exec"),
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """With --forbid-processes, a test (its fixtures included) that starts a process fails, saying to mark it."""
+    if not item.config.getoption("forbid_processes"):
+        return (yield)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{item.nodeid} starts a process: mark it @pytest.mark.subprocess (make check leaves those out)")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for owner, name in PROCESS_STARTERS:
+            if hasattr(owner, name):
+                patch.setattr(owner, name, refuse)
+        return (yield)
+
+
+_deselected: list[str] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(item.nodeid for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With --record-selection FILE: the ids this run selected and deselected (once, from the first xdist worker)."""
+    path = session.config.getoption("record_selection")
+    if path and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+        record = {"selected": [item.nodeid for item in session.items], "deselected": _deselected}
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(record, indent=0))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures tests record (``record_property("figures", line)``), after the results, from xdist workers too.
+
+    A test's own print would be lost on a worker (or shown only with -s); docs/reliability.rst quotes these lines.
+    """
+    lines = [value for reports in terminalreporter.stats.values() for report in reports if getattr(report, "when", "") == "call"
+             for name, value in report.user_properties if name == "figures"]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(str(line))
 
 
 # -- local model nodes -------------------------------------------------------
@@ -248,7 +319,7 @@ def model_runner_venv() -> Path:
                 return MODEL_RUNNER_VENV
             _run([_python_for_model_runner(), "-m", "venv", str(MODEL_RUNNER_VENV)])  # keeps .lock
             python = str(MODEL_RUNNER_VENV / "bin" / "python")
-            _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", MODEL_RUNNER_REQUIREMENT])
+            _run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile", MODEL_RUNNER_REQUIREMENT])
             MODEL_RUNNER_STAMP.write_text(MODEL_RUNNER_REQUIREMENT)
             return MODEL_RUNNER_VENV
         finally:

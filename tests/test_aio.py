@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO_ROOT, TESTS, free_port
+from conftest import TESTS, free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
     InvalidCoordinatorUsageError,
@@ -132,6 +130,7 @@ async def with_lag_ticker(work: Awaitable[Kernel], samples: list[tuple[float, fl
         ticking.cancel()
 
 
+@pytest.mark.serial
 def test_a_kernel_under_asyncio_run_retries_init_runs_rounds_off_the_loop_and_ends_clean(
     crunch: LocalOrchestrator,
 ) -> None:
@@ -162,6 +161,8 @@ def test_a_kernel_under_asyncio_run_retries_init_runs_rounds_off_the_loop_and_en
     assert not crunch.wait_for_reports(1, 0.3), "the broken model's ticks succeed: its failures never run to 4 in a row"
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_through_the_loops_signal_handler_ends_the_kernel_cleanly(
     crunch: LocalOrchestrator,
 ) -> None:
@@ -262,15 +263,3 @@ def test_a_train_infer_runner_predicts_and_has_no_call(local_node: Callable[...,
 def test_only_a_runner_can_be_wrapped() -> None:
     with pytest.raises(InvalidCoordinatorUsageError, match="AsyncRunner wraps a constructed runner"):
         AsyncRunner("ws://127.0.0.1:8000/crunch")  # type: ignore[type-var]
-
-
-def test_the_asyncio_pages_kernel_runs_as_is(tmp_path: Any) -> None:
-    text = (REPO_ROOT / "docs" / "asyncio.rst").read_text()
-    [block] = re.findall(r"^\.\. runs-as-is\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text, re.MULTILINE)
-    (tmp_path / "kernel.py").write_text(re.sub(r"^    ", "", block, flags=re.MULTILINE))
-    done = subprocess.run([sys.executable, "kernel.py"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    statuses = [line.split()[:2] for line in lines[:-1]]
-    assert statuses == [["broken:", "FAILED"], ["ewma:", "SUCCESS"], ["slow:", "TIMEOUT"]] * 3, done.stdout
-    assert lines[-1] == "closed: True"

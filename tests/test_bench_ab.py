@@ -64,6 +64,7 @@ def test_the_median_interval_is_two_order_statistics() -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.subprocess
 def test_a_tiny_ab_run_gets_every_answer(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.ab", "--variant", "stats=off,on", "--models", "3", "--rounds", "4",
@@ -79,6 +80,7 @@ def test_a_tiny_ab_run_gets_every_answer(tmp_path: Path) -> None:
     assert "stats=on vs stats=off: CPU per call" in done.stdout
 
 
+@pytest.mark.subprocess
 def test_floor_b_runs_on_the_runners_own_channels_in_the_same_process(tmp_path: Path) -> None:
     shapes = ["shape=mrclient", "shape=floor-b", "shape=floor-b-switch", "shape=rounds-only"]
     done = subprocess.run(
@@ -93,6 +95,7 @@ def test_floor_b_runs_on_the_runners_own_channels_in_the_same_process(tmp_path: 
     assert results["runners"] == 1  # the shapes share one runner and its channels
 
 
+@pytest.mark.subprocess
 def test_the_bookkeeping_of_both_versions_is_timed_side_by_side() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bookkeeping", "--base", "HEAD", "--models", "5", "--rounds", "4",
@@ -105,6 +108,7 @@ def test_the_bookkeeping_of_both_versions_is_timed_side_by_side() -> None:
     assert [line.split()[0] for line in lines[1:3]] == ["base", "current"] and "per call" in lines[3]
 
 
+@pytest.mark.subprocess
 def test_the_base_commits_mrclient_runs_beside_this_one_in_the_same_process(tmp_path: Path) -> None:
     """code=base: the mrclient of a git revision (here HEAD), imported as ``mrclient_base`` beside ``mrclient``."""
     done = subprocess.run(

@@ -20,6 +20,7 @@ from benchmarks.shards import default_shard_counts
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.subprocess
 @pytest.mark.timeout(1200)  # the reference client's venv is built on the first run (pip, ~15 s warm)
 def test_k_shard_processes_and_the_reference_get_every_answer(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -27,6 +27,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(1200)  # the reference client's venv is built on the first run (pip, ~15 s warm)
+@pytest.mark.subprocess
 def test_every_client_gets_every_answer(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--preset", "smoke", "--out", str(tmp_path), "--no-plot"],
@@ -93,3 +94,36 @@ def test_report_ratios_and_goals_from_known_figures() -> None:
     assert "[not measured] time until 2000 models" in text
     headline = text.split("Client CPU per call, us (lower is better):\n", 1)[1].splitlines()
     assert headline[1].split() == ["100", "0", "100", "80", "300", "50", "40"]
+
+
+@pytest.mark.timeout(1200)  # the reference client's venv is built on the first run
+@pytest.mark.subprocess
+def test_the_map_case_runs_and_every_client_gets_every_answer(tmp_path: Path) -> None:
+    """``make bench-map``, tiny: a map, a loop of call() and the reference's loop, each answered in full."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.map_case", "--models", "3", "--inputs", "6", "--warmup", "1",
+         "--passes", "1", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=1100, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    records = _records(tmp_path / "results.jsonl")
+    results = {record["client"]: record for record in records if record["kind"] == "result"}
+    assert set(results) == {"mrclient-map", "mrclient-loop", "reference-loop"}
+    for name, result in results.items():
+        assert "error" not in result, f"{name}: {result.get('error')}"
+        assert result["successes"] == result["expected"] == 3 * 6, name
+        assert result["mode"] == ("map" if name == "mrclient-map" else "loop")
+    [ratios] = [record for record in records if record["kind"] == "ratios"]
+    assert ratios["loop_over_map"] is not None and "loop of call() / map" in done.stdout
+
+
+def test_the_map_cases_latencies_are_drawn_alike_everywhere_and_its_ideals_follow() -> None:
+    from benchmarks.map_case import ideal_walls
+    from benchmarks.nodes import drawn_latency
+
+    draws = [drawn_latency(24, 5000, index, 0.005, 0.05) for index in range(50)]
+    assert draws == [drawn_latency(24, 5000, index, 0.005, 0.05) for index in range(50)]  # a pure function
+    assert len(set(draws)) == 50 and all(0.005 <= draw <= 0.05 for draw in draws)
+    loop, mapped = ideal_walls([5000, 5001, 5002], 40, 5, 50)
+    per_model = [sum(drawn_latency(24, port, i, 0.005, 0.05) for i in range(40)) for port in (5000, 5001, 5002)]
+    assert mapped == pytest.approx(max(per_model)) and loop > mapped

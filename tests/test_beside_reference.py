@@ -23,6 +23,8 @@ from conftest import REPO_ROOT
 VENV = REPO_ROOT / ".venv-beside-reference"
 RUN_TIMEOUT = 120.0
 
+pytestmark = pytest.mark.subprocess  # a venv of its own (pip), and a script in it
+
 SCRIPT = """
 import importlib.metadata, json, websockets
 import model_runner_client  # the reference, importable beside mrclient
@@ -52,6 +54,7 @@ with LocalOrchestrator(crunch_id="beside") as orchestrator, LocalModelNode(class
 
 
 @pytest.mark.timeout(1200)  # the venv is built on the first run (pip; about a minute with a warm cache)
+@pytest.mark.xdist_group("writes mrclient.egg-info in the clone")  # its editable install; so does test_packaging.py's build
 def test_mrclient_testing_beside_the_reference_client_runs_a_round_on_websockets_14() -> None:
     digest = hashlib.sha256((REPO_ROOT / "setup.cfg").read_bytes()).hexdigest()[:16]
     python = reference_venv.ensure(VENV, also=("-e", f"{REPO_ROOT}[testing]"), key=f"setup.cfg {digest}")

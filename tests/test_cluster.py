@@ -156,6 +156,7 @@ def test_start_raises_the_coordinators_mistake_and_reports_nothing(
     assert orchestrator.wait_for_clients(0, WAIT), "a failed start closes the cluster"
 
 
+@pytest.mark.serial
 def test_start_waits_for_setups_only_until_its_timeout(orchestrator: LocalOrchestrator, gated_node: LocalModelNode,
                                                       kit: ClusterKit) -> None:
     model_id = orchestrator.add_model(port=gated_node.port)
@@ -534,6 +535,7 @@ def test_listeners_are_called_once_per_join_and_leave_off_the_websocket_thread(
 # -- the snapshot and waiting -----------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_models_is_a_snapshot_and_wait_for_models_is_bounded(orchestrator: LocalOrchestrator, node: LocalModelNode,
                                                              kit: ClusterKit) -> None:
     orchestrator.add_model(port=node.port)
@@ -563,6 +565,7 @@ def test_models_is_a_snapshot_and_wait_for_models_is_bounded(orchestrator: Local
 # -- closing ----------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_close_leaves_no_thread_and_the_orchestrator_sees_the_connection_close(
     orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit
 ) -> None:

@@ -225,6 +225,21 @@ def test_a_replaced_submission_running_new_then_stopped_old_keeps_the_new_runner
     assert plan_event(known(m1=("d1", "localhost", 32768)), [new, stop_old, stop_old_again], snapshot=False) == plan
 
 
+def test_each_closed_model_has_its_reason_for_its_statistics() -> None:
+    table = known(m1=("d1", "10.0.0.1", 5000), m2=("d1", "10.0.0.1", 5001), m3=("d1", "10.0.0.1", 5002),
+                  m4=("d1", "10.0.0.1", 5003), m5=("d1", "10.0.0.1", 5004), m6=("d1", "10.0.0.1", 5005))  # fmt: skip
+    frame = [
+        entry("m1", state="STOPPED"), entry("m2", state="RECOVERING"), entry("m3", "d2", port=5002),
+        entry("m4", port=6000), entry("m6", port=5005),
+    ]  # fmt: skip
+    plan = plan_event(table, frame, snapshot=True)
+    assert dict(plan.reasons) == {
+        "m1": "stopped", "m2": "recovering", "m3": "redeployed", "m4": "moved", "m5": "gone"
+    }  # fmt: skip
+    assert set(plan.close) == set(plan.reasons), "every model closed has a reason, and only those"
+    assert plan_event(table, frame, snapshot=True) == replace(plan, reasons={}), "not part of a plan's equality"
+
+
 # -- thousands of cases: the plan against an independent, entry-by-entry oracle -----------------
 
 MODEL_IDS = ["m1", "m2", "m3", "m4"]
@@ -345,6 +360,14 @@ def test_the_plan_does_what_the_rules_say_entry_by_entry(
     plan = plan_event(table, frame, snapshot=snapshot)
     assert carry_out(table, plan) == oracle(table, frame, snapshot)
     assert len(plan.problems) == sum(not is_valid(raw) for raw in frame)
+    assert set(plan.reasons) == set(plan.close)
+    started = {e.model_id: e for e in plan.start}
+    for model_id, why in plan.reasons.items():
+        if model_id in started:  # replaced: by a new deployment, or the same one at a new address
+            same = started[model_id].deployment_id == table[model_id].deployment_id
+            assert why == ("moved" if same else "redeployed"), (model_id, why)
+        else:
+            assert why in ("stopped", "recovering", "gone"), (model_id, why)
 
 
 @settings(max_examples=600, deadline=None)

@@ -51,6 +51,7 @@ def test_none() -> None:
     assert detect_type(None) == VariantType.NONE
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(st.floats())
 def test_double_round_trip(value: float) -> None:
     data = encode_data(VariantType.DOUBLE, value)
@@ -74,6 +75,7 @@ def test_double_nan_through_variant() -> None:
     assert math.isnan(decode_variant(variant))
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(INT64)
 def test_int_round_trip(value: int) -> None:
     data = encode_data(VariantType.INT, value)
@@ -82,6 +84,7 @@ def test_int_round_trip(value: int) -> None:
     assert detect_type(value) == VariantType.INT
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(st.one_of(st.integers(max_value=-(2**63) - 1), st.integers(min_value=2**63)))
 def test_int_outside_64_bits_is_refused(value: int) -> None:
     with pytest.raises(ValueError, match="type int"):
@@ -99,6 +102,7 @@ def test_double_refuses_text() -> None:
         encode_data(VariantType.DOUBLE, "1.5")
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(st.text())
 def test_string_round_trip(value: str) -> None:
     data = encode_data(VariantType.STRING, value)
@@ -111,6 +115,7 @@ def test_string_unicode_bytes() -> None:
     assert encode_data(VariantType.STRING, "é🐦") == b"\xc3\xa9\xf0\x9f\x90\xa6"
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(JSON_VALUES)
 def test_json_round_trip(value: Any) -> None:
     data = encode_data(VariantType.JSON, value)
@@ -118,6 +123,7 @@ def test_json_round_trip(value: Any) -> None:
     data.decode("utf-8")  # JSON travels as UTF-8 text
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4))
 def test_json_round_trip_through_variant(value: dict[str, Any]) -> None:
     variant = to_variant(value)
@@ -275,6 +281,7 @@ def test_parquet_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch, mis
         decode_data(data, VariantType.PARQUET)
 
 
+@pytest.mark.subprocess
 def test_core_import_needs_neither_pandas_nor_pyarrow() -> None:
     script = textwrap.dedent(
         """

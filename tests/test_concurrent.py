@@ -155,6 +155,7 @@ def test_misuse_raises_and_reports_nothing(crunch: Crunch) -> None:
     assert crunch.orchestrator.reports == []
 
 
+@pytest.mark.serial
 def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
     first = crunch.add(Echo, name="first")
     crunch.add(Held, name="held")
@@ -174,6 +175,7 @@ def test_model_subset_and_per_call_timeout(crunch: Crunch) -> None:
 # -- deadlines -------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
     held = crunch.add(Held, name="held")
     echo_ids = [crunch.add(Echo, name=f"echo-{i}") for i in range(3)]
@@ -192,6 +194,7 @@ def test_a_hanging_model_does_not_delay_the_round(crunch: Crunch) -> None:
     }
 
 
+@pytest.mark.serial
 def test_a_previous_rounds_straggler_does_not_delay_the_next_round(crunch: Crunch) -> None:
     held = crunch.add(Held, name="held")
     echo_ids = [crunch.add(Echo, name=f"echo-{i}") for i in range(3)]

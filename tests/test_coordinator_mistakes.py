@@ -398,6 +398,7 @@ def test_an_oversize_result_costs_the_model_nothing(crunch: Crunch, local_node: 
     assert crunch.no_report()
 
 
+@pytest.mark.subprocess
 def test_a_parquet_result_without_pandas_costs_the_model_nothing(
     crunch: Crunch, local_node: Callable[..., LocalModelNode], tmp_path: Path
 ) -> None:
@@ -431,6 +432,7 @@ with DynamicSubclassModelConcurrentRunner(
 # -- init() tells what it waits for ------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_init_returns_once_every_model_joined_or_failed_its_first_attempt(
     crunch: Crunch, caplog: pytest.LogCaptureFixture
 ) -> None:

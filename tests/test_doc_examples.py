@@ -18,6 +18,9 @@ The convention, for every page:
 * ``literalinclude`` shows a file of the repository that is run elsewhere
   (``examples/coordinator``, by tests/test_example_coordinator.py); notebooks
   run in the docs build.
+
+Each program runs once, here: what a page says its program prints is checked
+on that run (``PRINTS``), not by running the program again elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,12 +162,49 @@ def test_no_python_hides_in_a_literal_or_another_languages_block() -> None:
     assert hidden == [], "Python goes in a '.. code-block:: python' with its marker, so that it is checked"
 
 
+def _every_line_a_success(stdout: str) -> None:
+    lines = stdout.splitlines()
+    assert lines and all("SUCCESS" in line for line in lines), stdout
+
+
+def _six_successes(stdout: str) -> None:
+    lines = stdout.splitlines()
+    assert len(lines) == 6 and all("SUCCESS" in line for line in lines), stdout
+
+
+def _one_test_passed(stdout: str) -> None:
+    assert "1 passed" in stdout, stdout
+
+
+def _three_ticks_and_closed(stdout: str) -> None:
+    lines = stdout.splitlines()
+    statuses = [line.split()[:2] for line in lines[:-1]]
+    assert statuses == [["broken:", "FAILED"], ["ewma:", "SUCCESS"], ["slow:", "TIMEOUT"]] * 3, stdout
+    assert lines[-1] == "closed: True", stdout
+
+
+def _the_secure_model_answers(stdout: str) -> None:
+    assert stdout.startswith("model-1 SUCCESS {'location': 19.2"), stdout
+
+
+#: What the programs of a page print, as its prose says, checked on their one run (the page's every program).
+PRINTS: dict[str, Callable[[str], None]] = {
+    "README.rst": _every_line_a_success,  # both examples: a line per model and round
+    "quickstart.rst": _six_successes,  # the first script: three rounds of two models
+    "testing.rst": _one_test_passed,  # the fixture and its test, under pytest
+    "asyncio.rst": _three_ticks_and_closed,  # the kernel: three ticks of three models, then closed
+    "secure-mode.rst": _the_secure_model_answers,
+}
+
+
 def test_there_are_complete_programs_to_run() -> None:
     pages_with_programs = {block.page for block in runnable()}
     assert {"README.rst", "quickstart.rst", "testing.rst", "watching.rst", "secure-mode.rst"} <= pages_with_programs
+    assert set(PRINTS) <= pages_with_programs, "each check of PRINTS has a program to check"
 
 
 @pytest.mark.parametrize("block", runnable(), ids=lambda block: block.name)
+@pytest.mark.subprocess
 def test_a_complete_program_runs_as_written(block: Block, tmp_path: Path) -> None:
     is_test_module = re.search(r"^def test_", block.code, re.MULTILINE) is not None
     script = tmp_path / ("test_example.py" if is_test_module else "example.py")
@@ -175,6 +216,8 @@ def test_a_complete_program_runs_as_written(block: Block, tmp_path: Path) -> Non
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
     if is_test_module:
         assert re.search(r"\b\d+ passed\b", done.stdout) and "failed" not in done.stdout, done.stdout
+    if block.page in PRINTS:
+        PRINTS[block.page](done.stdout)
 
 
 # -- the block finder itself -----------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""What the docs show runs as shown (the build itself is ``make docs``, warnings as errors)."""
+"""What the docs show is true (the build itself is ``make docs``, warnings as errors).
+
+The docs' complete programs run in tests/test_doc_examples.py, each once, with what they print checked there.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup, Tag
 from sphinx.pycode import ModuleAnalyzer
+from traitlets.config import Config
 
 import mrclient
 from _html_tables import tables, text_outside_tables
@@ -34,26 +38,7 @@ def python_blocks(page: str) -> list[str]:
     return [re.sub(r"^    ", "", block, flags=re.MULTILINE) for block in blocks]
 
 
-def test_the_quickstarts_first_script_runs(tmp_path: Path) -> None:
-    [script] = [block for block in python_blocks("quickstart.rst") if "LocalOrchestrator" in block]
-    (tmp_path / "first.py").write_text(script)
-    done = subprocess.run([sys.executable, "first.py"], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert len(lines) == 6 and all("SUCCESS" in line for line in lines), done.stdout
-
-
-def test_the_testing_pages_fixture_passes_under_pytest(tmp_path: Path) -> None:
-    [example] = [block for block in python_blocks("testing.rst") if "def test_" in block]
-    (tmp_path / "test_my_coordinator.py").write_text(example)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_coordinator.py"],
-        capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 passed" in done.stdout
-
-
+@pytest.mark.subprocess
 def test_the_contributing_guides_example_test_passes_with_the_suites_fixtures(tmp_path: Path) -> None:
     """The guide's test is a fragment (it needs tests/ around it): run with tests/conftest.py loaded as a plugin."""
     [example] = [block for block in python_blocks("../CONTRIBUTING.rst") if "def test_" in block]
@@ -119,6 +104,10 @@ PROBES = {
         "json.dumps({s.model_id: [s.calls, s.successes, s.failures, s.timeouts, s.last_status,"
         " {k: str(v) for k, v in s.by_method.items()}] for s in runner.stats().values()})"
     ),
+    "close": (
+        "json.dumps({'stats': {s.model_name: [s.state, s.left_reason, s.calls] for s in runner.stats().values()},"
+        " 'calls': sum(runner.totals().calls.values())})"
+    ),
 }
 
 
@@ -127,13 +116,18 @@ def _html_of(cell: Any) -> str:
     return str(page)
 
 
-def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did() -> None:
+@pytest.mark.subprocess
+def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did(tmp_path: Path) -> None:
     path = DOCS / "notebooks" / "quickstart.ipynb"
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code), "committed without outputs"
     tagged = {tag: cell for cell in code for tag in cell.metadata.get("tags", [])}
-    client = nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3")
+    # The kernel's sockets are files (ipc), not TCP ports picked free then bound a second later, which a
+    # test running beside this one may take meanwhile ("Address already in use": the kernel dies).
+    config = Config()
+    config.KernelManager.transport, config.KernelManager.ip = "ipc", str(tmp_path / "kernel")
+    client = nbclient.NotebookClient(notebook, timeout=RUN_TIMEOUT, kernel_name="python3", config=config)
     facts: dict[str, Any] = {}
     with client.setup_kernel():
         for index, cell in enumerate(list(notebook.cells)):
@@ -177,6 +171,16 @@ def test_the_notebook_runs_headless_and_its_tables_say_what_the_round_did() -> N
     assert "the runner is closed; this view stopped" in text_outside_tables(live)
     assert "closed, 0 ready, 7 rounds" in live and "4 called" in live, "the last round it saw: the newcomer's"
     assert "stopped" in tagged["close"].outputs[-1]["data"]["text/plain"]
+    # its last frame: the table as the close left it, every model (the newcomer included) marked closed, counted
+    [table] = tables(live)
+    assert table.caption == "4 models ready when the runner closed", table.caption
+    states = {row["name"]: row["state"] for row in table.rows}
+    assert sorted(states) == ["broken", "ewma", "newbie", "slow"], states
+    assert all(re.fullmatch(r"left: closed at \d\d:\d\d:\d\d", state) for state in states.values()), states
+    # and the statistics stay after the close: every model, marked closed; the totals keep every call
+    closed = facts["close"]
+    assert {name: state[:2] for name, state in closed["stats"].items()} == dict.fromkeys(states, ["left", "closed"])
+    assert sum(calls for _, _, calls in closed["stats"].values()) == closed["calls"] > 0
 
 
 # -- the API reference as built ---------------------------------------------------------------
@@ -240,6 +244,7 @@ def _plain(tag: Tag) -> str:
     return " ".join(tag.get_text().replace("\u2019", "'").replace("\u2018", "'").split())
 
 
+@pytest.mark.subprocess
 def test_every_property_and_attribute_shows_its_whole_first_sentence(api_reference: BeautifulSoup) -> None:
     checked, garbled = [], []
     for entry in api_reference.select("dl.py.property, dl.py.attribute"):

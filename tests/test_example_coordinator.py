@@ -9,7 +9,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.subprocess  # the example coordinator, run as a process
 
 RUN_TIMEOUT = 120.0
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO_ROOT
 from mrclient import shard_of
 from mrclient.testing.examples import EwmaTracker
@@ -15,6 +17,7 @@ from mrclient.testing.examples import EwmaTracker
 RUN_TIMEOUT = 180.0
 
 
+@pytest.mark.subprocess
 def test_the_shards_write_every_models_answer_to_every_round_exactly_once(tmp_path: Path) -> None:
     from examples.sharded_coordinator import price
 

@@ -22,6 +22,8 @@ from benchmarks.cluster import BenchCluster
 MODELS = 1500
 REPO = Path(__file__).resolve().parent.parent
 
+pytestmark = pytest.mark.subprocess  # the client runs in a process whose limits the test sets
+
 CLIENT = f"""
 import json, logging, resource, sys
 port, soft, hard, wait = map(int, sys.argv[1:])

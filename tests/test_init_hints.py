@@ -58,6 +58,7 @@ def test_the_right_crunch_id_gives_no_warning(crunch: LocalOrchestrator) -> None
     assert not [warning for warning in caught if issubclass(warning.category, MrclientWarning)]
 
 
+@pytest.mark.subprocess
 def test_a_script_that_configured_nothing_hears_of_the_empty_crunch_on_stderr(
     crunch: LocalOrchestrator, tmp_path: Path
 ) -> None:

@@ -59,6 +59,7 @@ def runners() -> Iterator[Callable[..., DynamicSubclassModelConcurrentRunner]]:
         runner.close()
 
 
+@pytest.mark.serial
 def test_init_fails_with_the_orchestrator_down_and_succeeds_on_the_same_runner_once_it_is_up(
     runners: Callable[..., DynamicSubclassModelConcurrentRunner], local_node: Callable[..., LocalModelNode]
 ) -> None:

@@ -122,6 +122,7 @@ def test_the_first_roster_has_every_model_joined_and_the_next_only_the_new_ones(
     assert keeper.next([a, b, c]).joined == (a,), "a runner that left and is back is a joiner again"
 
 
+@pytest.mark.serial  # hypothesis' deadline: 200 ms an example, by the wall clock
 @given(st.lists(st.sets(st.integers(0, 7)), max_size=30))
 def test_each_stretch_of_presence_is_joined_exactly_once(snapshots: list[set[int]]) -> None:
     runners = fake_runners(8)

@@ -430,6 +430,7 @@ def test_infer_setup_without_main_is_internal(
 # -- lifecycle ------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_stop_is_prompt_idempotent_and_joins_threads() -> None:
     before = set(threading.enumerate())
     node = LocalModelNode(classes=[MyTracker])
@@ -516,6 +517,7 @@ class SleepyTracker(TrackerBase):
         return 1
 
 
+@pytest.mark.serial
 def test_stop_returns_at_once_while_a_model_sleeps_and_a_restart_is_not_busy(
     subclass_stub: Callable[..., Any],
 ) -> None:
@@ -574,6 +576,8 @@ with LocalOrchestrator(crunch_id="c") as orchestrator, LocalModelNode(classes=[B
 
 
 @pytest.mark.parametrize("ending", ["ctrl-c", "the script ends"])
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_a_script_with_a_sleeping_model_exits_at_once(ending: str, tmp_path: Path) -> None:
     """Ctrl-C mid-round, or the script's end after the round timed out: the process is gone in seconds, not 30."""
     script = tmp_path / "sleepy.py"

@@ -126,6 +126,7 @@ def test_one_collector_for_several_runners_and_no_duplicate_registration(
 
 
 @pytest.mark.parametrize("blocked", ["prometheus_client", "rich"])
+@pytest.mark.subprocess
 def test_the_plain_install_imports_neither_extra(blocked: str, tmp_path: Any) -> None:
     script = (
         "import sys\n"

@@ -158,6 +158,7 @@ def _table(page: str) -> Table:
     return table
 
 
+@pytest.mark.subprocess
 def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: Kernel) -> None:
     shown = json.loads(kernel.run("import json\n" + SETUP).strip())
     display_id = shown["display_id"]
@@ -167,7 +168,7 @@ def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: 
 
     kernel.run("results = runner.call('predict')")
     after_round = kernel.wait_display(display_id, lambda page: "last round: predict" in page)
-    assert "1 rounds" in text_outside_tables(after_round)
+    assert "1 round>" in text_outside_tables(after_round)
     assert "1 called, 1 SUCCESS, 0 FAILED, 0 TIMEOUT" in text_outside_tables(after_round)
     assert _table(after_round).by("name")["counting"]["last"] == "SUCCESS"
 
@@ -175,16 +176,18 @@ def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: 
     after_join = kernel.wait_display(display_id, lambda page: "broken" in _table(page).column("name"))
     table = _table(after_join)
     assert sorted(table.column("name")) == ["broken", "counting"] and table.caption == "2 models ready"
-    assert table.by("name")["broken"]["state"] == "ready" and "1 rounds" in text_outside_tables(after_join)
+    assert table.by("name")["broken"]["state"] == "ready" and "1 round>" in text_outside_tables(after_join)
 
     kernel.run("orchestrator.stop_model(first)")
     after_leave = kernel.wait_display(
-        display_id, lambda page: _table(page).caption == "1 models ready" and "broken" in _table(page).column("name")
+        display_id, lambda page: _table(page).caption == "1 model ready, 1 left" and "broken" in _table(page).column("name")
     )
-    assert re.fullmatch(r"left \d\d:\d\d:\d\d", _table(after_leave).by("name")["counting"]["state"])
+    assert re.fullmatch(r"left: stopped at \d\d:\d\d:\d\d", _table(after_leave).by("name")["counting"]["state"])
     assert _table(after_leave).column("name")[0] == "counting", "who left comes first"
 
+    # A model joins, and the runner closes at once: the last frame is the table the close left, the newcomer in it.
     printed = kernel.run(
+        "late = add('late', Counting)\nassert runner.wait_for_models(2, 10)\n"
         "runner.close()\n"
         "print(json.dumps({'joined': live.join(10), 'stopped': live.stopped, 'updates': live.updates,"
         " 'threads': [t.name for t in threading.enumerate() if t.name == 'mrclient-notebook'],"
@@ -194,12 +197,21 @@ def test_the_live_view_updates_on_a_round_and_a_join_and_stops_at_close(kernel: 
     assert stopped["joined"] and stopped["stopped"] and stopped["threads"] == [], "its thread ended"
     assert stopped["calls"] == 1, "the view never called a model: the one call is the cell's round"
     final = kernel.wait_display(display_id, lambda page: "this view stopped" in page)
-    assert "the runner is closed" in text_outside_tables(final) and "closed, 0 ready, 1 rounds" in final
-    assert sorted(_table(final).column("name")) == ["broken", "counting"], "the last table it showed is kept"
+    assert "the runner is closed" in text_outside_tables(final) and "closed, 0 ready, 1 round>" in text_outside_tables(final)
+    table = _table(final)
+    assert table.caption == "2 models ready when the runner closed, 1 left", "the count is the rows'"
+    states = {name: row["state"] for name, row in table.by("name").items()}
+    assert sorted(states) == ["broken", "counting", "late"], "every model that was there, the newcomer included"
+    assert re.fullmatch(r"left: closed at \d\d:\d\d:\d\d", states["late"]), states
+    assert re.fullmatch(r"left: closed at \d\d:\d\d:\d\d", states["broken"]), states
+    assert states["counting"].startswith("left: stopped at "), "the one that left before keeps its own reason"
+    assert table.column("name")[-1] == "counting", "the table at the close first, then who left before"
+    assert "last round: predict" in text_outside_tables(final), "and the last round it saw"
     assert kernel.displays[display_id][-1] == final, "nothing after the last redraw"
     assert len(kernel.displays[display_id]) == stopped["updates"] + 1, "the first display, then each update"
 
 
+@pytest.mark.subprocess
 def test_show_needs_ipython_and_the_plain_install_loads_neither_ipython_pandas_nor_matplotlib() -> None:
     script = (
         "import sys\n"

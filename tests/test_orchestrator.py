@@ -99,6 +99,7 @@ def test_updates_follow_the_init_in_order(orchestrator: LocalOrchestrator, conne
     ]
 
 
+@pytest.mark.serial
 def test_connect_raises_a_connection_error_naming_the_url_when_nobody_listens(connect: Any) -> None:
     port = free_port()
     connection, _ = connect(port)
@@ -210,6 +211,7 @@ def test_it_answers_the_orchestrators_pings(connect: Any) -> None:
         assert orch.clients == 1 and connection.connected
 
 
+@pytest.mark.serial
 def test_a_peer_that_stops_answering_is_noticed_by_its_pings(
     connect: Any, silent_server: Callable[..., SilentServer]
 ) -> None:
@@ -330,6 +332,7 @@ def test_a_handler_that_raises_does_not_stop_the_thread(orchestrator: LocalOrche
 # -- closing --------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_close_is_prompt_stops_the_thread_and_the_orchestrator_sees_a_normal_close(
     orchestrator: LocalOrchestrator, connect: Any
 ) -> None:
@@ -344,6 +347,7 @@ def test_close_is_prompt_stops_the_thread_and_the_orchestrator_sees_a_normal_clo
     connection.close()  # idempotent
 
 
+@pytest.mark.serial
 def test_close_is_prompt_while_waiting_to_reconnect(connect: Any) -> None:
     slow = replace(FAST, reconnect_wait=OrchestratorSettings().reconnect_wait)  # production backoff
     connection, _ = connect(free_port(), settings=slow)
@@ -354,6 +358,7 @@ def test_close_is_prompt_while_waiting_to_reconnect(connect: Any) -> None:
     assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")]
 
 
+@pytest.mark.serial
 def test_close_is_prompt_during_a_handshake_that_never_ends(
     connect: Any, silent_server: Callable[..., SilentServer]
 ) -> None:

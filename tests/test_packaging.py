@@ -10,6 +10,8 @@ import pytest
 
 import mrclient
 
+pytestmark = pytest.mark.subprocess  # the command, the build and a fresh venv
+
 RUN_TIMEOUT = 120.0
 
 
@@ -56,6 +58,7 @@ def _run_checked(*args: str, timeout: float = INSTALL_TIMEOUT) -> subprocess.Com
 
 
 @pytest.mark.timeout(1200)
+@pytest.mark.xdist_group("writes mrclient.egg-info in the clone")  # so does test_beside_reference.py: not both at once
 def test_build_then_install_the_wheel_in_a_fresh_venv_and_run_the_demo(tmp_path: Path) -> None:
     import tarfile
     import zipfile
@@ -93,7 +96,7 @@ def test_build_then_install_the_wheel_in_a_fresh_venv_and_run_the_demo(tmp_path:
     venv = tmp_path / "venv"
     _run_checked(sys.executable, "-m", "venv", str(venv))
     python, command = str(venv / "bin" / "python"), str(venv / "bin" / "mrclient")
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
     _run_checked(*pip, str(wheel))
     assert _run_checked(command, "--version").stdout.strip() == f"mrclient {mrclient.__version__}"
     without_extra = run(command, "demo", "--rounds", "1")

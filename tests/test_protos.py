@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor, FileDescriptor
 from conftest import REPO_ROOT, read_pins
 from mrclient.wire.proto import commons_pb2, dynamic_subclass_pb2, train_infer_pb2
 
-COMMITTED = REPO_ROOT / "mrclient" / "proto"
+COMMITTED = REPO_ROOT / "mrclient" / "wire" / "proto"
 #: The protoc that writes mrclient/wire/proto: old enough for the oldest supported protobuf.
 GRPCIO_TOOLS = read_pins(REPO_ROOT / ".ci" / "pins-oldest.txt")["grpcio-tools"]
 

@@ -50,6 +50,7 @@ def test_credentials_are_checked_at_construction() -> None:
         mrclient.TrainInferModelConcurrentRunner(gateway_credentials=b"key", **options)
 
 
+@pytest.mark.subprocess
 def test_local_orchestrator_without_websockets_names_the_extra(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -1,4 +1,7 @@
-"""The README's examples run as written, and the ``mrclient`` command works."""
+"""The README shows its examples and the two commands, and the ``mrclient`` command works.
+
+The examples themselves run in tests/test_doc_examples.py, with every program of the docs.
+"""
 
 from __future__ import annotations
 
@@ -32,22 +35,13 @@ def test_the_readme_has_both_examples_and_the_two_commands() -> None:
     assert text.index("make demo") < text.index("Usage") and text.index("make test") < text.index("Usage")
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["shared-arguments", "per-model-arguments"])
-def test_readme_example_runs_as_written(index: int, tmp_path: Path) -> None:
-    script = tmp_path / "example.py"
-    script.write_text(python_examples()[index])
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines and all("SUCCESS" in line for line in lines), done.stdout
-
-
 def mrclient(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mrclient.cli", *args], capture_output=True, text=True, timeout=RUN_TIMEOUT
     )
 
 
+@pytest.mark.subprocess
 def test_demo_shows_every_status_and_exits_zero() -> None:
     done = mrclient("demo", "--rounds", "2", "--models", "3")
     assert done.returncode == 0, done.stderr
@@ -58,17 +52,20 @@ def test_demo_shows_every_status_and_exits_zero() -> None:
 
 
 @pytest.mark.parametrize("models", ["2", "-1"])
+@pytest.mark.subprocess
 def test_demo_refuses_fewer_models_than_it_needs_to_show_a_success(models: str) -> None:
     done = mrclient("demo", "--models", models)
     assert done.returncode == 2 and "--models: must be at least 3 (one working, one slow, one broken)" in done.stderr
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["watch"], ["call"]])
+@pytest.mark.subprocess
 def test_help(command: list[str]) -> None:
     done = mrclient(*command, "--help")
     assert done.returncode == 0 and "usage: mrclient" in done.stdout
 
 
+@pytest.mark.subprocess
 def test_help_shows_the_defaults_and_the_reason_of_the_json_format() -> None:
     text = " ".join(mrclient("call", "--help").stdout.split())
     assert "(default: 8000)" in text and "(default: 60.0)" in text and "(default: 10.0)" in text
@@ -86,11 +83,13 @@ CALL = ("call", "--host", "127.0.0.1", "--crunch-id", "c", "--base-classname", "
     [(["{oops"], "ARGS (the method's positional arguments) is not valid JSON"), (["--kwargs", "[1"], "--kwargs is not valid JSON"),
      (["--kwargs", "[1]"], "--kwargs must be a JSON object")],
 )
+@pytest.mark.subprocess
 def test_call_names_the_argument_whose_json_is_bad(arguments: list[str], named: str) -> None:
     done = mrclient(*CALL, "--port", "1", "predict", *arguments)
     assert done.returncode == 1 and named in done.stderr, done.stderr
 
 
+@pytest.mark.subprocess
 def test_call_against_an_unreachable_orchestrator_fails_clearly() -> None:
     done = mrclient(*CALL, "--port", "1", "--init-timeout", "1", "predict")
     assert done.returncode != 0
@@ -104,6 +103,7 @@ def test_call_against_an_unreachable_orchestrator_fails_clearly() -> None:
     [("ws://orchestrator.example.com:8001/bird-game", "try --host orchestrator.example.com --port 8001 --crunch-id bird-game"),
      ("localhost:8000", "try --host localhost --port 8000")],
 )
+@pytest.mark.subprocess
 def test_a_url_as_host_gets_a_hint_in_command_line_options(host: str, hint: str) -> None:
     done = mrclient("call", "--host", host, "--crunch-id", "c", "--base-classname", "a.B", "predict")
     assert done.returncode == 2 and hint in done.stderr, done.stderr
@@ -124,6 +124,7 @@ class LineReader:
         return self.lines.get(timeout=timeout)
 
 
+@pytest.mark.subprocess
 def test_watch_prints_models_as_they_run_and_stop_until_interrupted(local_node: Any) -> None:
     """No --base-classname: a plain watch reads the orchestrator only."""
     from mrclient.testing import LocalOrchestrator
@@ -187,6 +188,7 @@ def call_crunch(orchestrator: Any, *options: str, crunch_id: str = "called") -> 
                     "--base-classname", BASE_CLASSNAME, *options)
 
 
+@pytest.mark.subprocess
 def test_call_of_a_misspelt_crunch_says_it_has_no_models_and_fails(crunch: Any) -> None:
     from mrclient.testing.examples import EwmaTracker
 
@@ -199,6 +201,7 @@ def test_call_of_a_misspelt_crunch_says_it_has_no_models_and_fails(crunch: Any) 
     assert done.stderr.count("Is the crunch id right?") == 1, done.stderr  # said once, not also as a Python warning
 
 
+@pytest.mark.subprocess
 def test_call_shows_a_row_for_every_model_announced_even_one_still_setting_up(crunch: Any, gate: threading.Event) -> None:
     from mrclient.testing.examples import EwmaTracker, TrackerBase
 
@@ -222,6 +225,7 @@ def test_call_shows_a_row_for_every_model_announced_even_one_still_setting_up(cr
     assert "waiting up to" not in done.stderr  # init() used the whole --init-timeout already
 
 
+@pytest.mark.subprocess
 def test_call_waits_for_a_model_whose_setup_is_retried_and_says_so(crunch: Any, local_node: Any) -> None:
     """A node not up at the first attempt: init() returns, and call waits (within --init-timeout), saying so."""
     from conftest import free_port
@@ -249,6 +253,7 @@ def test_call_waits_for_a_model_whose_setup_is_retried_and_says_so(crunch: Any, 
     assert late in out and out.count("SUCCESS") == 2, out
 
 
+@pytest.mark.subprocess
 def test_call_with_v_after_the_subcommand_and_json_prints_the_whole_results(crunch: Any) -> None:
     orchestrator, add = crunch
     model = add(LongResultTracker, "long")

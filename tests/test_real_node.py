@@ -22,7 +22,8 @@ from mrclient.wire.proto import dynamic_subclass_pb2_grpc
 from mrclient.wire.proto.commons_pb2 import Argument, Variant, VariantType
 from mrclient.wire.proto.dynamic_subclass_pb2 import CallRequest, SetupRequest
 
-pytestmark = pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
+# the timeout covers building the model-runner virtualenv on a first run; every test starts the reference node
+pytestmark = [pytest.mark.timeout(900), pytest.mark.subprocess]
 
 WAIT = 30.0
 

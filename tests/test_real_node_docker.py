@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from _orchestrator_fixtures import Recorder
 from conftest import TRACKER_BASE, RealNode
 from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
 from mrclient.testing import LocalOrchestrator
-from test_docker_backend import CRUNCH, FAST, WAIT, Table
+from test_docker_backend import CRUNCH, FAST, WAIT
+
+pytestmark = pytest.mark.subprocess  # the reference node, in its own venv
 
 SUCCESS = ModelPredictResult.Status.SUCCESS
 
@@ -33,12 +36,12 @@ def test_real_pypi_nodes_announced_docker_style_join_answer_and_leave(
     """The real node (crunch-model-runner from PyPI, its own process) reached at ``localhost`` and a string port."""
     first, second = real_nodes(), real_nodes()
     kept, stopped = orchestrator.add_model(port=first.port), orchestrator.add_model(port=second.port)
-    table = Table()
+    recorder = Recorder()
     with DynamicSubclassModelConcurrentRunner(
         timeout=30.0, crunch_id=CRUNCH, host="127.0.0.1", port=orchestrator.port, base_classname=TRACKER_BASE,
         instance_args=[2.0], retry_backoff_factor=0.01, orchestrator_settings=FAST,
     ) as runner:
-        runner.on_model_left(table.left)
+        runner.on_model_left(recorder.left)
         assert runner.wait_for_models(2, WAIT)
         assert {m.ip for m in runner.models} == {"localhost"}
         ticks = runner.call("tick", args=[{"x": 1}])
@@ -47,7 +50,7 @@ def test_real_pypi_nodes_announced_docker_style_join_answer_and_leave(
         predictions = {m.model_id: (r.status, r.result) for m, r in runner.call("predict").items()}
         assert predictions == {kept: (SUCCESS, expected), stopped: (SUCCESS, expected)}
         orchestrator.stop_model(stopped)
-        assert table.wait_for(("left", stopped, orchestrator.model(stopped)["deployment_id"]))
+        assert recorder.wait_for_events(("left", stopped, orchestrator.model(stopped)["deployment_id"]))
         predictions = {m.model_id: (r.status, r.result) for m, r in runner.call("predict").items()}
         assert predictions == {kept: (SUCCESS, expected)}
     assert orchestrator.reports == []

@@ -319,7 +319,7 @@ def test_stats_and_totals_show_as_tables_with_counts_per_method(crunch: Crunch) 
     assert (row["calls"], row["ok"], row["failed"], row["by method"]) == ("7", "3", "4", "tick: 3 ok; predict: 4 failed")
     assert row["last"] == "FAILED" and row["last error"].startswith("MODEL_FAILED: The model raised an exception")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["joined"])
-    assert "'by_method': " not in repr(mine) and "by_method={'tick': '3 ok', 'predict': '4 failed'}" in repr(mine)
+    assert "\n  by method   tick: 3 ok; predict: 4 failed\n" in repr(mine), repr(mine)
     assert [record["method"] for record in stats.to_records(by_method=True) if record["model_id"] == failing] == [
         "tick", "predict"
     ]
@@ -345,14 +345,14 @@ def test_times_read_as_datetimes_and_the_histogram_has_its_bounds(crunch: Crunch
     assert joined == datetime.datetime.fromtimestamp(stats.joined_at, datetime.timezone.utc)
     assert stats.last_error_datetime is None and stats.last_call_datetime is not None
     text = repr(stats)
-    assert f"joined_at={joined.astimezone():%Y-%m-%d %H:%M:%S}" in text and str(stats.joined_at) not in text
+    assert f"\n  joined      {joined.astimezone():%Y-%m-%d %H:%M:%S}, " in text and str(stats.joined_at) not in text
 
     totals = runner.totals()
     assert not re.search(r"\d\.\d{4,}", repr(totals)), repr(totals)
     assert [bound for bound, _ in totals.latency_histogram] == [*LATENCY_BUCKETS, math.inf]
     assert [count for _, count in totals.latency_histogram] == list(totals.latency_buckets)
     assert sum(count for _, count in totals.latency_histogram) == 1
-    assert "latency_histogram={'≤ " in repr(totals)
+    assert "\n  latency ≤ " in repr(totals), repr(totals)
     state = runner.connection_state
     assert state.since_datetime == datetime.datetime.fromtimestamp(state.since or 0, datetime.timezone.utc)
     summary = runner.call("predict").summary

@@ -197,6 +197,7 @@ def test_a_lost_setup_before_any_setup_is_coordinator_misuse(
         runner.call("nothing", timeout=WAIT)
 
 
+@pytest.mark.serial
 def test_deadline_expiry_and_busy_node(local_node: Callable[..., LocalModelNode], runners: Callable[..., ModelRunner]) -> None:
     runner = ready(runners, local_node(classes=[RunnerBase, Model]))
     started = time.monotonic()
@@ -248,6 +249,7 @@ def silent_port() -> Iterator[int]:
         connection.close()
 
 
+@pytest.mark.serial
 def test_a_node_that_never_answers_fails_each_attempt_quickly(runners: Callable[..., ModelRunner], silent_port: int) -> None:
     runner = runners(silent_port, connect_attempts=2)
     started = time.monotonic()
@@ -285,6 +287,7 @@ def test_a_tls_port_without_credentials_is_coordinator_misuse(
     assert runner.channel is None
 
 
+@pytest.mark.serial
 def test_close_aborts_a_running_init(runners: Callable[..., ModelRunner]) -> None:
     runner = runners(free_port(), retry_backoff_factor=30.0)  # it would wait 30 s before a second attempt
     outcome: list[Any] = []

@@ -241,6 +241,7 @@ def test_secure_credentials_name_what_is_wrong(tmp_path: Path, authority: LocalC
         SecureCredentials(b"garbage", authority.coordinator_cert, authority.coordinator_key)
 
 
+@pytest.mark.subprocess
 def test_the_plain_install_never_imports_the_secure_extra(tmp_path: Path) -> None:
     script = (
         "import sys\n"
@@ -296,6 +297,7 @@ def test_the_coordinator_is_at_fault_when_every_answer_is_the_same_refusal(
 # -- the TLS probe's bound ----------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_the_probe_gives_up_on_a_node_that_never_answers_and_says_it_may_be_retried(authority: LocalCertificateAuthority) -> None:
     import socket
     import time

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 from mrclient.testing.secure import Cruncher, LocalCertificateAuthority
+
+pytestmark = pytest.mark.subprocess  # the mrclient command
 
 RUN_TIMEOUT = 120.0
 
@@ -98,13 +101,3 @@ def test_call_through_a_gateway_trusts_grpc_default_roots(tmp_path: Path, local_
         assert done.returncode == 0, done.stderr
         assert "behind-a-gateway" in done.stdout and "SUCCESS" in done.stdout
         assert [token.method.rsplit("/", 1)[1] for token in security.accepted] == ["Setup", "Call"]
-
-
-def test_the_secure_mode_page_example_runs_as_written(tmp_path: Path) -> None:
-    page = Path(__file__).resolve().parent.parent / "docs" / "secure-mode.rst"
-    (block,) = re.findall(r"^\.\. runs-as-is\n\n\.\. code-block:: python\n\n((?:    .*\n|\n)+)", page.read_text(), re.MULTILINE)
-    script = tmp_path / "example.py"
-    script.write_text(re.sub(r"^    ", "", block, flags=re.MULTILINE))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("model-1 SUCCESS {'location': 19.2"), done.stdout

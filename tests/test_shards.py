@@ -73,6 +73,7 @@ def test_shard_of_gives_the_committed_answers_in_this_python() -> None:
 PIN_PYTHONS = [REPO_ROOT / venv / "bin" / "python" for venv in (".venv-oldest", ".venv-newest")]
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not any(python.exists() for python in PIN_PYTHONS), reason="no pin venv (make pins makes them)")
 def test_shard_of_gives_the_same_answers_in_a_subprocess_of_another_python_version() -> None:
     data = golden()
@@ -107,6 +108,7 @@ def test_going_from_k_to_k_plus_1_shards_moves_about_1_in_k_plus_1_models_all_to
         assert max(sizes) <= 1.3 * len(ids) / (count + 1), (count + 1, sizes)  # balanced
 
 
+@pytest.mark.subprocess
 def test_shard_of_reads_only_the_model_id_and_is_the_same_across_processes() -> None:
     """Not ``hash()``: a string's hash differs from one process to the next (PYTHONHASHSEED)."""
     ids = [f"model-{number}" for number in range(50)]
@@ -205,10 +207,13 @@ def test_three_shards_split_a_changing_crunch_each_model_set_up_called_and_repor
         runner.on_model_left(recorders[index].left)
         runners.append(runner)
 
-    def check_split(expected: list[set[str]], size: int) -> None:
+    def check_split(expected: list[set[str]], size: int, gone: set[str] = frozenset()) -> None:
+        """``gone``: the models that left, each kept in its own shard's stats() only, marked left."""
         for index, runner in enumerate(runners):
             assert {model.model_id for model in runner.models} == expected[index]
-            assert {model.model_id for model in runner.stats()} == expected[index]
+            assert {model.model_id for model in runner.stats(include_left=False)} == expected[index]
+            states = {stats.model_id: stats.state for stats in runner.stats().values()}
+            assert states == {**dict.fromkeys(expected[index], "ready"), **dict.fromkeys(gone & owners[index], "left")}
             assert {state.model_id for state in runner.model_cluster.setup_states()} == expected[index]
             assert runner.model_cluster.crunch_size == size
             assert f"shard {index}/{count}" in repr(runner)
@@ -251,7 +256,7 @@ def test_three_shards_split_a_changing_crunch_each_model_set_up_called_and_repor
         assert left == (set(leaving) | set(redeployed)) & owners[index]
         assert {model_id for _, model_id, _ in recorder.summary()} <= owners_now[index] | owners[index]
         assert runners[index].wait_for_models(len(owners_now[index]), WAIT)
-    check_split(owners_now, 35)
+    check_split(owners_now, 35, gone=set(leaving))
     assert owners_now == [(owners[index] - set(leaving)) | (joined & owners_now[index]) for index in range(count)], \
         "a redeploy keeps a model in its shard"
     setups = {model_id: 2 if model_id in redeployed else 1 for model_id in crunch | joined}
@@ -280,6 +285,8 @@ def test_a_model_failing_is_reported_by_its_own_shard_only(sharded: ShardedCrunc
     assert broken not in {model.model_id for model in runners[owner].models}
     for index, runner in enumerate(runners):
         assert {model.model_id for model in runner.models} == owners[index] - {broken}
+        left = {stats.model_id: stats.left_reason for stats in runner.stats().values() if stats.state == "left"}
+        assert left == ({broken: "reported MULTIPLE_FAILED"} if index == owner else {}), "kept by its own shard only"
 
 
 def test_a_shard_that_owns_no_model_of_a_crunch_says_so_once_at_info_and_runs_those_that_join(
@@ -318,6 +325,7 @@ def mrclient_command(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=RUN_TIMEOUT, cwd=REPO_ROOT)
 
 
+@pytest.mark.subprocess
 def test_call_with_shard_calls_only_that_shards_models(sharded: ShardedCrunch) -> None:
     crunch = {sharded.add(EwmaTracker) for _ in range(5)}
     count = 2
@@ -332,6 +340,7 @@ def test_call_with_shard_calls_only_that_shards_models(sharded: ShardedCrunch) -
         assert all(row["status"] == "SUCCESS" for row in rows)
 
 
+@pytest.mark.subprocess
 def test_call_with_a_shard_that_owns_none_says_so_and_exits_1(sharded: ShardedCrunch) -> None:
     model_id = sharded.add(EwmaTracker)
     other = 1 - shard_of(model_id, 2)
@@ -369,6 +378,7 @@ def test_watch_table_shows_each_models_shard_and_the_count_per_shard() -> None:
     assert f"running per shard of 3: 0:{per_shard[0]} 1:{per_shard[1]} 2:{per_shard[2]}" in parts
 
 
+@pytest.mark.subprocess
 def test_watch_with_shards_says_each_models_shard(sharded: ShardedCrunch) -> None:
     model_id = sharded.add(EwmaTracker)
     process = subprocess.Popen(

@@ -232,6 +232,8 @@ def child(orchestrator: LocalOrchestrator, tmp_path: Path) -> Iterator[Callable[
         process.kill()
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_mid_round_ends_the_process_within_2s_with_no_thread_left(child: Callable[[str], Child]) -> None:
     coordinator = child("round")
     assert coordinator.said("ready") == 1
@@ -247,6 +249,27 @@ def test_sigterm_mid_round_ends_the_process_within_2s_with_no_thread_left(child:
     assert ended_after < 2.0
 
 
+@pytest.mark.serial  # a signal, and a bound of 2 s that a busy worker could break
+@pytest.mark.subprocess
+def test_sigterm_mid_map_ends_the_input_under_way_then_the_map_with_no_thread_left(
+    child: Callable[[str], Child],
+) -> None:
+    coordinator = child("map")
+    assert coordinator.said("ready") == 1
+    assert Held.started.wait(CHILD_WAIT), "the map's first input is under way"
+    sent = time.monotonic()
+    os.kill(coordinator.process.pid, signal.SIGTERM)
+    code = coordinator.wait(CHILD_WAIT)
+    ended_after = time.monotonic() - sent
+    assert code == 0, coordinator.stderr()
+    assert coordinator.said("results") == {"held": ["FAILED", MODEL_LEFT]}, "the input under way, at no cost"
+    assert coordinator.said("raised") == "the runner was closed during the map"
+    assert coordinator.said("threads") == []
+    assert ended_after < 2.0
+
+
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_sigterm_during_sync_ends_it(child: Callable[[str], Child]) -> None:
     coordinator = child("sync")
     assert coordinator.said("ready") == 1
@@ -255,6 +278,8 @@ def test_sigterm_during_sync_ends_it(child: Callable[[str], Child]) -> None:
     assert coordinator.said("threads") == []
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_a_signal_while_the_round_holds_the_pool_lock_does_not_hang(child: Callable[[str], Child]) -> None:
     coordinator = child("pool-lock")
     assert coordinator.wait(CHILD_WAIT) == 0, coordinator.stderr()
@@ -291,6 +316,8 @@ def readme_shutdown_snippet() -> str:
     return re.sub(r"^    ", "", block.group(1), flags=re.MULTILINE)
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_the_readmes_sigterm_snippet_ends_a_round_under_way_and_the_loop(child: Callable[[str], Child]) -> None:
     coordinator = child("readme")
     assert coordinator.said("scored") == [1], "a first round"

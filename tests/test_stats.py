@@ -41,6 +41,9 @@ class _Model:
     deployment_id: str = "d"
     target: str = "127.0.0.1:1"
     counters: ModelCounters = field(default_factory=ModelCounters)
+    cooldown_calls_remaining: int = 0
+    left_at: float | None = None
+    left_reason: str | None = None
 
 
 def _model(model_id: str) -> _Model:

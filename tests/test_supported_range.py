@@ -52,7 +52,7 @@ def test_a_pin_venv_runs_its_pins() -> None:
     assert installed == pins
 
 
-@pytest.mark.parametrize("path", sorted((REPO_ROOT / "mrclient" / "proto").glob("*_pb2*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "mrclient" / "wire" / "proto").glob("*_pb2*.py")), ids=lambda p: p.name)
 def test_the_generated_code_has_no_version_gate(path: Path) -> None:
     """Newer protoc writes checks that refuse an older protobuf or grpcio at import time."""
     text = path.read_text()

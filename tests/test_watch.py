@@ -273,6 +273,7 @@ def watch_command(port: int, *options: str) -> list[str]:
 
 
 @pytest.mark.parametrize("output", ["auto", "table"], ids=["rich", "plain-text"])
+@pytest.mark.subprocess
 def test_watch_in_a_terminal_shows_models_run_answer_and_stop(crunch: Any, output: str) -> None:
     orchestrator, add = crunch
     first = add(EwmaTracker)
@@ -298,6 +299,7 @@ def test_watch_in_a_terminal_shows_models_run_answer_and_stop(crunch: Any, outpu
 
 
 @pytest.mark.parametrize("output", ["auto", "table"], ids=["rich", "plain-text"])
+@pytest.mark.subprocess
 def test_in_an_80_column_terminal_every_status_is_whole(crunch: Any, output: str) -> None:
     orchestrator, add = crunch
     working, broken, slow = add(EwmaTracker), add(BrokenTracker), add(SlowTracker)
@@ -316,6 +318,7 @@ def test_in_an_80_column_terminal_every_status_is_whole(crunch: Any, output: str
         terminal.close()
 
 
+@pytest.mark.subprocess
 def test_watch_through_a_pipe_prints_a_line_per_round_and_per_failure(crunch: Any) -> None:
     orchestrator, add = crunch
     working, broken = add(EwmaTracker), add(BrokenTracker)
@@ -344,6 +347,7 @@ def test_watch_through_a_pipe_prints_a_line_per_round_and_per_failure(crunch: An
     assert "compete with the coordinator's" in errors  # the one-line warning of --call
 
 
+@pytest.mark.subprocess
 def test_watch_needs_the_base_class_only_with_call(crunch: Any) -> None:
     orchestrator, _ = crunch
     done = subprocess.run(watch_command(orchestrator.port, "--call", "predict"), capture_output=True, text=True,
@@ -351,6 +355,7 @@ def test_watch_needs_the_base_class_only_with_call(crunch: Any) -> None:
     assert done.returncode == 2 and "--call needs --base-classname" in done.stderr, done.stderr
 
 
+@pytest.mark.subprocess
 def test_watch_of_an_empty_crunch_says_so(crunch: Any) -> None:
     orchestrator, _ = crunch
     process = subprocess.Popen(watch_command(orchestrator.port, "--crunch-id", "wacthed"), stdout=subprocess.PIPE,
@@ -364,6 +369,8 @@ def test_watch_of_an_empty_crunch_says_so(crunch: Any) -> None:
         process.wait(WAIT)
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_ctrl_c_while_connecting_ends_the_watch_at_once() -> None:
     from conftest import free_port
 
@@ -448,6 +455,7 @@ def assert_only_the_coordinator_called(coordinator: Coordinator, proxies: Sequen
     assert calls == coordinator.calls()  # every Call a node got was the coordinator's
 
 
+@pytest.mark.subprocess
 def test_a_default_watch_sends_no_rpc_to_any_node_while_a_coordinator_runs_rounds(
     local_node: Callable[..., LocalModelNode], recording_proxy: Callable[[str], RecordingProxy]
 ) -> None:
@@ -457,6 +465,7 @@ def test_a_default_watch_sends_no_rpc_to_any_node_while_a_coordinator_runs_round
     assert_only_the_coordinator_called(coordinator, proxies)
 
 
+@pytest.mark.subprocess
 def test_watch_health_sends_health_checks_and_nothing_else(
     local_node: Callable[..., LocalModelNode], recording_proxy: Callable[[str], RecordingProxy]
 ) -> None:

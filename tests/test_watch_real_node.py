@@ -17,6 +17,8 @@ from conftest import TRACKER_BASE, RealNode
 from mrclient.testing import LocalOrchestrator
 from test_watch import assert_only_the_coordinator_called, watch_during_rounds
 
+pytestmark = pytest.mark.subprocess  # the reference node and the watch command
+
 
 @pytest.mark.timeout(900)  # covers building the model-runner virtualenv on a first run
 def test_a_default_watch_sends_no_rpc_to_the_reference_node(

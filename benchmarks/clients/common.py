@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ..measure import (
     ThreadSampler,
@@ -75,6 +75,9 @@ class ClientConfig:
     method: str = "tick"
     #: Keyword arguments for the client's constructor beyond the usual (mrclient's, e.g. from benchmarks.profile).
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: "rounds" (the fan-out benchmark); or the ``map`` case (``benchmarks.map_case``): "loop", the ``rounds``
+    #: inputs one round each, or "map", all of them in one ``map`` (mrclient only), timed as a whole.
+    mode: str = "rounds"
 
     def dump(self, path: str) -> None:
         with open(path, "w", encoding="utf-8") as file:
@@ -109,6 +112,13 @@ class Driver(Protocol):
         """Release everything: connections, threads, event loops."""
 
 
+class MapDriver(Driver, Protocol):
+    """A driver that also maps: every payload to every model, each model alone, in one call."""
+
+    def map(self, payloads: Sequence[dict[str, Any]]) -> int:
+        """The number of correct answers, over every payload and model (as ``round`` counts them)."""
+
+
 def make_payload(round_number: int) -> dict[str, Any]:
     """The one JSON argument of a round: small, like a coordinator's tick."""
     return {
@@ -137,6 +147,9 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True, help="JSON file written by benchmarks.run")
     config = ClientConfig.load(parser.parse_args(argv).config)
+    if config.mode != "rounds":
+        _run_sequence(make_driver, config)
+        return
 
     sampler = ThreadSampler()
     sampler.start()
@@ -219,5 +232,46 @@ def run_client(make_driver: Callable[[ClientConfig], Driver], argv: Sequence[str
         "warmup_expected": config.n * config.warmup,
         "ready_s": ready_s,
         "walls_ms": [wall * 1000 for wall in walls],
+    }
+    print(RESULT_MARKER + json.dumps(record), flush=True)
+
+
+def _run_sequence(make_driver: Callable[[ClientConfig], Driver], config: ClientConfig) -> None:
+    """The ``map`` case: ``config.rounds`` inputs as a loop of rounds, or as one map; wall and CPU of the whole."""
+    started = time.perf_counter()
+    driver = make_driver(config)
+    try:
+        driver.init()
+        ready_s = time.perf_counter() - started
+
+        def run(payloads: list[dict[str, Any]]) -> int:
+            if config.mode == "map":
+                return cast(MapDriver, driver).map(payloads)
+            return sum(driver.round(payload) for payload in payloads)
+
+        warmup_ok = run([make_payload(-1 - i) for i in range(config.warmup)])
+        time.sleep(SETTLE_S)
+        payloads = [make_payload(i) for i in range(config.rounds)]
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        successes = run(payloads)
+        wall_s, cpu_s = time.perf_counter() - wall_started, time.process_time() - cpu_started
+    finally:
+        driver.close()
+    calls = config.n * config.rounds
+    record = {
+        "kind": "result",
+        "client": config.client,
+        "mode": config.mode,
+        "n": config.n,
+        "inputs": config.rounds,
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "cpu_per_call_us": cpu_s / calls * 1e6,
+        "successes": successes,
+        "expected": calls,
+        "warmup_successes": warmup_ok,
+        "warmup_expected": config.n * config.warmup,
+        "ready_s": ready_s,
+        "peak_rss_mb": peak_rss_mb(),
     }
     print(RESULT_MARKER + json.dumps(record), flush=True)

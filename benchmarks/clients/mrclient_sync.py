@@ -2,14 +2,15 @@
 
 Used as DESIGN.md documents it: ``init()``, ``wait_for_models(n)``, then one
 ``call(method, args=[payload])`` per round with a plain Python value, and
-``close()``.
+``close()``; in the ``map`` case, ``map(method, (Args(payload) ...))``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult
+from mrclient import Args, DynamicSubclassModelConcurrentRunner, ModelPredictResult
 
 from .common import ClientConfig, run_client
 
@@ -30,6 +31,13 @@ class MrclientDriver:
     def round(self, payload: dict[str, Any]) -> int:
         results = self.runner.call(self.config.method, args=[payload])
         return sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+
+    def map(self, payloads: Sequence[dict[str, Any]]) -> int:
+        correct = 0
+        mapped = self.runner.map(self.config.method, (Args(payload) for payload in payloads))
+        for payload, results in zip(payloads, mapped, strict=True):
+            correct += sum(1 for result in results.values() if result.status is _SUCCESS and result.result == payload)
+        return correct
 
     def close(self) -> None:
         self.runner.close()

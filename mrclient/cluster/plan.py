@@ -11,12 +11,17 @@ with plain data, thousands of cases at a time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..wire.entries import RUNNING, ModelEntry, read_entries
 
-__all__ = ["Placement", "Plan", "plan_event"]
+__all__ = ["GONE", "Placement", "Plan", "plan_event"]
+
+#: Why a model is closed when the orchestrator's snapshot no longer lists it.
+GONE = "gone"
+#: Why a model is closed when its entry names a new deployment, or a new address for the same one.
+REDEPLOYED, MOVED = "redeployed", "moved"
 
 
 class Placement(Protocol):
@@ -44,13 +49,17 @@ class Plan:
     ``start`` holds at most one entry per model, each to become a new runner
     (replacing the runner named in ``close`` for that model, if any);
     ``refresh`` holds entries whose infos and model name update a runner that
-    stays. ``problems`` describes each skipped entry once.
+    stays. ``problems`` describes each skipped entry once. ``reasons`` says
+    why each model of ``close`` is closed (``stopped``, ``recovering``,
+    ``redeployed``, ``moved`` or ``gone``), for its statistics; it is not
+    part of a plan's equality.
     """
 
     close: tuple[str, ...] = ()
     start: tuple[ModelEntry, ...] = ()
     refresh: tuple[ModelEntry, ...] = ()
     problems: tuple[str, ...] = ()
+    reasons: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -64,6 +73,8 @@ class _Slot:
 
     original: bool
     entry: ModelEntry | None = None
+    #: The state (lowercase) of the entry that last stopped the model in this frame.
+    stopped: str | None = None
 
 
 def _where(slot: _Slot, known: Placement | None) -> tuple[str, str | None, int | None] | None:
@@ -81,7 +92,7 @@ def _apply(slot: _Slot, known: Placement | None, entry: ModelEntry) -> _Slot:
     where = _where(slot, known)
     matching = where is not None and where[0] == entry.deployment_id
     if entry.state != RUNNING:  # STOPPED or RECOVERING
-        return _Slot(original=False) if matching else slot
+        return _Slot(original=False, stopped=entry.state.lower()) if matching else slot
     if matching and where == (entry.deployment_id, entry.ip, entry.port):
         return _Slot(slot.original, entry)  # keep the runner; newest infos win
     return _Slot(original=False, entry=entry)  # new model, new deployment or moved
@@ -106,6 +117,7 @@ def plan_event(known: Mapping[str, Placement], entries: Sequence[object], *, sna
     close: list[str] = []
     start: list[ModelEntry] = []
     refresh: list[ModelEntry] = []
+    reasons: dict[str, str] = {}
     for model_id, slot in slots.items():
         if slot.original:
             if slot.entry is not None:
@@ -113,8 +125,15 @@ def plan_event(known: Mapping[str, Placement], entries: Sequence[object], *, sna
             continue
         if model_id in known:
             close.append(model_id)
+            if slot.entry is None:
+                reasons[model_id] = slot.stopped or GONE
+            else:
+                same = slot.entry.deployment_id == known[model_id].deployment_id
+                reasons[model_id] = MOVED if same else REDEPLOYED
         if slot.entry is not None:
             start.append(slot.entry)
     if snapshot:
-        close.extend(model_id for model_id in known if model_id not in read.mentioned)
-    return Plan(tuple(close), tuple(start), tuple(refresh), read.problems)
+        gone = [model_id for model_id in known if model_id not in read.mentioned]
+        close.extend(gone)
+        reasons.update(dict.fromkeys(gone, GONE))
+    return Plan(tuple(close), tuple(start), tuple(refresh), read.problems, reasons)

@@ -36,6 +36,7 @@ from typing import Any
 
 from .._support.fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
 from .._support.hints import warn_empty_crunch
+from .._support.tables import counted
 from .._support.validation import (
     check_callable,
     check_crunch_id,
@@ -46,17 +47,18 @@ from .._support.validation import (
     check_port,
     check_positive_int,
     check_shard,
+    check_text,
     check_timeout,
     check_wait,
 )
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
 from ..runners.base import CallOutcome, ErrorType, ModelRunner
-from ..stats import ConnectionState
+from ..stats import ConnectionState, LeftModels
 from ..wire.entries import RUNNING, ModelEntry
 from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
-from .plan import Placement, Plan, plan_event
+from .plan import GONE, Placement, Plan, plan_event
 from .pools import BurstPool
 from .reports import report_problem, runner_problem
 from .selection import select_models
@@ -82,6 +84,8 @@ SETUP_FAILURE_CODES = {
 }
 
 _JOINED, _LEFT = "joined", "left"
+#: Why the models ready at ``close()`` left.
+CLOSED = "closed"
 
 #: How often ``start()`` logs where the first setups stand while it waits, in seconds.
 PROGRESS_EVERY = 2.0
@@ -130,7 +134,10 @@ class _FirstSetups:
 
     def progress(self, ready: int) -> str:
         """Where the first setups stand, for the log."""
-        text = f"{ready} of {self.count} models ready, {len(self.pending)} setting up, {len(self.retrying)} retrying"
+        text = (
+            f"{ready} of {counted(self.count, 'model')} ready, {len(self.pending)} setting up, "
+            f"{len(self.retrying)} retrying"
+        )
         if self.retrying:
             shown = [f"{runner.target} ({reason})" for runner, reason in list(self.retrying.items())[:5]]
             text += ": " + "; ".join(shown) + (" ..." if len(self.retrying) > 5 else "")
@@ -156,7 +163,10 @@ class ModelCluster:
     ``report_failure()`` keeps the model (a coordinator debugging its own code
     must not stop participants' models). With ``shard=(index, count)`` (checked
     by the caller) it runs only the models ``shard_of(model_id, count)`` gives
-    ``index``.
+    ``index``. It keeps the runners of the models that left after being ready
+    (``models_and_left``; bounded, see ``mrclient.stats.departed``), each
+    marked with when and why (``runner.left_at``, ``runner.left_reason``),
+    until the model is back or ``forget_left()``.
     """
 
     def __init__(
@@ -192,6 +202,8 @@ class ModelCluster:
         self._snapshot: tuple[ModelRunner, ...] = ()  # _ready's values, rebuilt on change
         self._reported: weakref.WeakSet[ModelRunner] = weakref.WeakSet()
         self._setup_failed: dict[str, tuple[ModelRunner, str]] = {}  # the latest failed setup per model
+        # The runners of the models that left after being ready, marked with when and why (``runner.stats``).
+        self._left_models: LeftModels[ModelRunner] = LeftModels()
         self._created: weakref.WeakSet[ModelRunner] = weakref.WeakSet()  # the runners reports may name
         self._first: _FirstSetups | None = None  # the first init's setups, from that init on
         self._files_for = 0  # the largest table the open-file limit was checked for
@@ -299,6 +311,7 @@ class ModelCluster:
                 self._others.clear()
                 self._ready.clear()
                 self._snapshot = ()
+                self._left_models.clear()
                 self._first = None
                 self._started = False
                 self._changed.notify_all()
@@ -314,7 +327,8 @@ class ModelCluster:
     def close(self) -> None:
         """Stop the connection, the setup pool and the listeners; close every runner.
 
-        Idempotent. ``on_model_left`` is called for each model that was ready.
+        Idempotent. ``on_model_left`` is called for each model that was ready,
+        which is kept with the models that left, marked ``closed``.
         """
         with self._lock:
             if self._closed:
@@ -322,6 +336,9 @@ class ModelCluster:
             self._closed = True
             runners = list(self._runners.values())
             ready = set(self._ready.values())
+            for runner in self._ready.values():
+                runner.mark_left(CLOSED)
+            self._left_models.add_closed(list(self._ready.values()))
             self._runners.clear()
             self._others.clear()
             self._ready.clear()
@@ -347,6 +364,16 @@ class ModelCluster:
     def models(self) -> list[ModelRunner]:
         """The runners ready to be called, as a new list (cheap, with no lock and no scan)."""
         return list(self._snapshot)
+
+    def models_and_left(self) -> tuple[list[ModelRunner], list[ModelRunner]]:
+        """The ready runners and the runners of the models that left (oldest first), read at one moment."""
+        with self._lock:
+            return list(self._snapshot), self._left_models.runners()
+
+    def forget_left(self) -> int:
+        """Forget the models that left (until they leave again); returns how many were forgotten."""
+        with self._lock:
+            return self._left_models.clear()
 
     @property
     def models_run(self) -> Mapping[str, ModelRunner]:
@@ -483,7 +510,7 @@ class ModelCluster:
                 logger.info("not reporting model %s (%s): no longer in the table", runner.model_id, code)
                 return
             self._reported.add(runner)
-            was_ready = self._detach(runner)
+            was_ready = self._detach(runner, f"reported {code}")
         self._connection.report_failure(runner.model_id, code, reason, runner.ip)
         self._retire([(runner, was_ready)])
 
@@ -510,13 +537,14 @@ class ModelCluster:
             return
         logger.warning("model %s at %s rejected (reporting is off, not reporting %s): %s; dropping it",
                        runner.model_id, runner.target, code, reason)
-        self.remove(runner)
+        self.remove(runner, f"rejected {code}")
 
-    def remove(self, runner: ModelRunner) -> None:
-        """Close ``runner`` and drop it from the table, without reporting it."""
+    def remove(self, runner: ModelRunner, reason: str = "removed") -> None:
+        """Close ``runner`` and drop it from the table, without reporting it; ``reason`` says why it left."""
         self._check_own(runner, "remove")
+        check_text("reason", reason)
         with self._lock:
-            was_ready = self._detach(runner)
+            was_ready = self._detach(runner, reason)
         self._retire([(runner, was_ready)])
 
     def reconnect(self, runner: ModelRunner) -> ModelRunner | None:
@@ -530,11 +558,9 @@ class ModelCluster:
         with self._lock:
             if self._closed or self._runners.get(runner.model_id) is not runner:
                 return None
-            was_ready = self._detach(runner)
+            was_ready = self._detach(runner, "reconnecting")
             entry = ModelEntry(runner.model_id, runner.deployment_id, RUNNING, runner.ip, runner.port, runner.infos)
-            fresh = self._create(entry)
-            if fresh is not None:  # the same deployment: its statistics go on
-                fresh.counters = runner.counters
+            fresh = self._create(entry, runner)  # the same deployment: its statistics go on
         logger.info("reconnecting model %s at %s", runner.model_id, runner.target)
         self._retire([(runner, was_ready)])
         if fresh is not None:
@@ -551,12 +577,15 @@ class ModelCluster:
             plan = plan_event(known, entries, snapshot=event == "init")
             announced = len(plan.start)  # at the first init, every running model of the crunch
             plan = self._own_part(plan)
-            closing = [self._runners[model_id] for model_id in plan.close]
-            retired = [(runner, self._detach(runner)) for runner in closing]
+            closing = {model_id: self._runners[model_id] for model_id in plan.close}
+            retired = [
+                (runner, self._detach(runner, plan.reasons.get(model_id, GONE))) for model_id, runner in closing.items()
+            ]
             for entry in plan.refresh:
                 kept = self._runners[entry.model_id]
                 kept.infos, kept.model_name = dict(entry.infos), entry.model_name
-            started = [runner for runner in map(self._create, plan.start) if runner is not None]
+            created = (self._create(entry, closing.get(entry.model_id)) for entry in plan.start)
+            started = [runner for runner in created if runner is not None]
             if event == "init" and self._first is None:
                 self._first = _FirstSetups(started, announced, len(plan.start))
                 self._changed.notify_all()
@@ -597,10 +626,17 @@ class ModelCluster:
             start=tuple(start),
             refresh=tuple(entry for entry in plan.refresh if entry.model_id in own),
             problems=plan.problems,
+            reasons={model_id: why for model_id, why in plan.reasons.items() if model_id in own},
         )
 
-    def _create(self, entry: ModelEntry) -> ModelRunner | None:
-        """A new runner for ``entry``, put in the table as not ready (lock held)."""
+    def _create(self, entry: ModelEntry, previous: ModelRunner | None = None) -> ModelRunner | None:
+        """A new runner for ``entry``, put in the table as not ready (lock held).
+
+        It carries on the statistics of the model's ``previous`` runner (the
+        one it replaces) or of its runner that left, when that ran the same
+        deployment: a move, a recovery or a reconnect keeps the model's history,
+        a redeploy starts a new one.
+        """
         try:
             runner = self._factory(
                 deployment_id=entry.deployment_id,
@@ -613,19 +649,24 @@ class ModelCluster:
         except Exception:
             logger.exception("could not create a runner for model %s", entry.model_id)
             return None
+        history = previous if previous is not None else self._left_models.get(entry.model_id)
+        if history is not None and history.deployment_id == entry.deployment_id:
+            runner.counters = history.counters
         self._runners[entry.model_id] = runner
         self._setup_failed.pop(entry.model_id, None)
         self._created.add(runner)
         return runner
 
-    def _detach(self, runner: ModelRunner) -> bool:
-        """Drop ``runner`` from the table (lock held); True if it was ready."""
+    def _detach(self, runner: ModelRunner, reason: str) -> bool:
+        """Drop ``runner`` from the table (lock held); True if it was ready, then kept as left for ``reason``."""
         model_id = runner.model_id
         if self._runners.get(model_id) is runner:
             del self._runners[model_id]
         if self._ready.get(model_id) is not runner:
             return False
         del self._ready[model_id]
+        runner.mark_left(reason)
+        self._left_models.add(runner)
         self._snapshot = tuple(self._ready.values())
         self._changed.notify_all()
         return True
@@ -685,6 +726,7 @@ class ModelCluster:
             if current and ok:
                 self._ready[runner.model_id] = runner
                 self._snapshot = tuple(self._ready.values())
+                self._left_models.discard(runner.model_id)  # the model is back: its ready row replaces its left one
                 # Posted under the lock so that its "left" cannot overtake it.
                 self._listeners.post(_JOINED, runner)
             elif current:

@@ -30,13 +30,14 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
 from .._support.lifetime import close_when_abandoned
 from .._support.shutdown import Shutdown
+from .._support.tables import fit_line, terminal_width
 from .._support.validation import (
     check_callable,
     check_crunch_id,
@@ -59,9 +60,10 @@ from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..runners.base import CERTIFICATE_CHANGED, MAX_MESSAGE_BYTES
 from ..security import GatewayCredentials, SecureCredentials
 from ..stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary, StatsBook
+from .maps import STILL_BUSY, MapRun, Prepare
 from .overview import RunnerOverview
-from .results import REST_DETAIL, ModelPredictResult, RoundResults, result_of
-from .rounds import ROUND_SWITCH_INTERVAL, Invoke, call_models, execute, switch_interval
+from .results import RESTED, SKIPPED, ModelPredictResult, RoundResults, result_of
+from .rounds import ROUND_SWITCH_INTERVAL, Answer, Invoke, call_models, execute, switch_interval
 
 __all__ = [
     "DEFAULT_INIT_TIMEOUT",
@@ -82,8 +84,6 @@ DEFAULT_INIT_TIMEOUT = 60.0
 
 _Runner = TypeVar("_Runner", bound="ModelConcurrentRunner")
 
-#: A model resting after timeouts is answered TIMEOUT without being contacted.
-_RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=REST_DETAIL)
 _SUCCESS, _TIMEOUT = ModelPredictResult.Status.SUCCESS, ModelPredictResult.Status.TIMEOUT
 
 
@@ -201,7 +201,7 @@ class ModelConcurrentRunner(abc.ABC):
         self._started = False  # True once init() succeeded
         self._told_table_frozen = False
         self.keep_stats = keep_stats
-        self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT)
+        self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=SKIPPED, left_detail=MODEL_LEFT)
         self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
         self._rounds_run = 0  # for the repr
         # The tear-down holds what it closes, never the runner: so a runner dropped without close()
@@ -216,16 +216,20 @@ class ModelConcurrentRunner(abc.ABC):
 
         Its kind, crunch and orchestrator, the connection (``not started``,
         ``connected``, ``disconnected`` while it reconnects, ``closed``), the
-        models ready and the rounds run.
+        models ready and the rounds run; wrapped to the terminal's width when printed to one.
         """
-        return self.overview().line
+        return fit_line(self.overview().line, terminal_width())
 
     def _repr_html_(self) -> str:
         """In a notebook: that line, the connection, the last round and the model table (built when shown)."""
         return self.overview().html()
 
     def overview(self) -> RunnerOverview:
-        """The runner at a glance, as one snapshot: what its ``repr`` says and its notebook HTML shows."""
+        """The runner at a glance, as one snapshot: what its ``repr`` says and its notebook HTML shows.
+
+        Its model table has the models that left too (see :meth:`stats`),
+        and after ``close()`` every model that was ready then.
+        """
         if self.closed:
             state = "closed"
         elif not self._started:
@@ -233,13 +237,15 @@ class ModelConcurrentRunner(abc.ABC):
         else:
             state = "connected" if self.connected else "disconnected"
         recent = self._book.totals().recent_rounds if self.keep_stats else ()
+        ready, left = self.model_cluster.models_and_left()
         return RunnerOverview(
             kind=type(self).__name__,
             crunch_id=self.model_cluster.crunch_id,
             host=self.host,
             port=self.port,
             state=state,
-            models=tuple(self.models),
+            models=tuple(ready),
+            left=tuple(reversed(left)),
             rounds_run=self._rounds_run,
             connection=self.connection_state,
             last_round=recent[-1] if recent else None,
@@ -417,13 +423,27 @@ class ModelConcurrentRunner(abc.ABC):
 
     # -- statistics (see mrclient/stats/) ---------------------------------------------------
 
-    def stats(self) -> ModelStatsTable[ModelRunner]:
-        """Every ready model's statistics (``model_runner.stats``), as snapshots.
+    def stats(self, *, include_left: bool = True) -> ModelStatsTable[ModelRunner]:
+        """Every model's statistics (``model_runner.stats``), as snapshots: the ready ones, then those that left.
 
         A dict of model runner -> :class:`~mrclient.ModelStats` that also gives
-        ``to_records()``, ``to_frame()`` and, in a notebook, a table.
+        ``to_records()``, ``to_frame()`` and, in a notebook, a table. A model
+        that left (reported, stopped, redeployed, moved, gone from the crunch,
+        or closed with the runner) stays, its ``state`` ``left`` with
+        ``left_at`` and ``left_reason``, until it is back, until
+        :meth:`forget_left`, or until it is among the oldest beyond the last
+        ``LEFT_MODELS_KEPT`` (1000) that left while the runner ran; after
+        ``close()`` every model that was ready is there, marked ``closed``.
+        ``include_left=False`` gives the ready models only.
         """
-        return ModelStatsTable((runner, runner.stats) for runner in self.models)
+        if not include_left:
+            return ModelStatsTable((runner, runner.stats) for runner in self.models)
+        ready, left = self.model_cluster.models_and_left()
+        return ModelStatsTable((runner, runner.stats) for runner in [*ready, *left])
+
+    def forget_left(self) -> int:
+        """Drop the models that left from :meth:`stats` (``totals()`` keeps their calls); returns how many."""
+        return self.model_cluster.forget_left()
 
     def totals(self) -> CallTotals:
         """Rounds by method and calls by status since the runner was made, all models together."""
@@ -488,48 +508,136 @@ class ModelConcurrentRunner(abc.ABC):
         ``method`` names the round in its statistics.
         """
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
-        if self._shutdown.requested:
-            raise MrclientError("the runner is closed")
-        if not self._started:  # never an empty round for a runner that is not running
-            raise InvalidCoordinatorUsageError(
-                "init() has not succeeded on this runner: call init() first (again, if it raised), then the round"
-            )
+        self._check_can_run("the round")
         with self._round_lock, switch_interval(self.round_switch_interval):
             self._tell_if_table_frozen()
             started_at, started = time.time(), time.perf_counter()
             pool, policy = self._pool_for(len(runners)), self.policy
-            resting = {runner for runner in runners if penalize and policy.resting(runner)}
-            called = [runner for runner in runners if runner not in resting]
+            skips = {runner: RESTED for runner in runners if penalize and policy.resting(runner)}
+            called = [runner for runner in runners if runner not in skips] if skips else list(runners)
             answers = call_models(pool, called, request_of, timeout, invoke)
-            mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(called), subject)
-            if mistake is not None:  # nobody is penalized for the coordinator's mistake
-                raise InvalidCoordinatorUsageError(mistake)
-            results = RoundResults(method=method, started_at=started_at)
-            not_the_models: dict[str, list[str]] = {}  # code -> details: the coordinator's side, told once
-            for runner in runners:
-                if runner in resting:
+            return self._conclude(runners, answers, skips, started_at, started, penalize, subject, method)
+
+    def _check_can_run(self, what: str) -> None:
+        """Refuse a round or a map on a closed or uninitialized runner, or while a map is open."""
+        if self._shutdown.requested:
+            raise MrclientError("the runner is closed")
+        if not self._started:  # never an empty round for a runner that is not running
+            raise InvalidCoordinatorUsageError(
+                f"init() has not succeeded on this runner: call init() first (again, if it raised), then {what}"
+            )
+        if self._calls.open_map is not None:  # on the map's own thread, waiting for the round lock would never end
+            raise InvalidCoordinatorUsageError(
+                f"a map is open on this runner and holds its models (a node serves one call at a time): finish "
+                f"the map, or end it (break out of its loop, or close() its iterator), before {what}"
+            )
+
+    def _conclude(
+        self,
+        runners: Sequence[ModelRunner],
+        answers: Mapping[ModelRunner, Answer],
+        skips: Mapping[ModelRunner, CallOutcome],
+        started_at: float,
+        started: float,
+        penalize: bool,
+        subject: str | None,
+        method: str,
+        quiet: Collection[ModelRunner] = (),
+    ) -> RoundResults:
+        """The results of a round (or of one input of a map): mistake raised, penalties applied, statistics kept.
+
+        ``answers`` are the models called; ``skips`` those not called (resting;
+        in a map, busy, or charged for a node still busy); ``quiet`` models,
+        reported or gone earlier in a map, count no more penalties. The round
+        started at ``started_at`` (``time.time()``), ``started`` by ``time.perf_counter()``.
+        """
+        mistake = coordinator_mistake((outcome for outcome, _ in answers.values()), len(answers), subject)
+        if mistake is not None:  # nobody is penalized for the coordinator's mistake
+            raise InvalidCoordinatorUsageError(mistake)
+        policy = self.policy
+        results = RoundResults(method=method, started_at=started_at)
+        not_the_models: dict[str, list[str]] = {}  # code -> details: the coordinator's side, told once
+        for runner in runners:
+            skip = skips.get(runner) if skips else None
+            if skip is not None:
+                results[runner] = result_of(runner, skip, 0)
+                if skip is RESTED:
                     policy.record_rest(runner)
-                    results[runner] = result_of(runner, _RESTED, 0)
-                    continue
-                outcome, exec_us = answers[runner]
-                result = results[runner] = result_of(runner, outcome, exec_us)
-                if outcome.error is None:  # the common case, on the shortest path: a success clears penalties
-                    if penalize:
-                        policy.record_success(runner)
-                elif outcome.code in NO_PENALTY_CODES:
-                    not_the_models.setdefault(outcome.code, []).append(result.detail or outcome.code)
-                else:
-                    self._after_call(runner, outcome, result.detail, penalize)
-            for details in not_the_models.values():
-                logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
-                               len(details), len(called), details[0])
-            wall_time_s, summary = time.perf_counter() - started, None
-            self._rounds_run += 1
-            if self.keep_stats:
-                summary = self._book.record(method, results, started_at, wall_time_s)
-                self._round_listeners.post("round", summary)
-            results._finish(wall_time_s, summary)
-            return results
+                elif skip.code == STILL_BUSY and penalize and runner not in quiet:
+                    self._apply_penalty(runner, ErrorType.TIMEOUT, skip.detail)
+                continue
+            outcome, exec_us = answers[runner]
+            result = results[runner] = result_of(runner, outcome, exec_us)
+            if quiet and runner in quiet:
+                continue
+            if outcome.error is None:  # the common case, on the shortest path: a success clears penalties
+                if penalize:
+                    policy.record_success(runner)
+            elif outcome.code in NO_PENALTY_CODES:
+                not_the_models.setdefault(outcome.code, []).append(result.detail or outcome.code)
+            else:
+                self._after_call(runner, outcome, result.detail, penalize)
+        for details in not_the_models.values():
+            logger.warning("%d of %d models: %s (the coordinator's side, not the models': no penalty)",
+                           len(details), len(answers), details[0])
+        wall_time_s, summary = time.perf_counter() - started, None
+        self._rounds_run += 1
+        if self.keep_stats:
+            summary = self._book.record(method, results, started_at, wall_time_s)
+            self._round_listeners.post("round", summary)
+        results._finish(wall_time_s, summary)
+        return results
+
+    def _map_rounds(
+        self,
+        model_runs: Iterable[ModelRunner] | None,
+        inputs: Iterator[Any],
+        prepare: Prepare,
+        timeout: float,
+        window: int,
+        subject: str,
+        method: str,
+        invoke: Invoke = execute,
+    ) -> Generator[RoundResults, None, None]:
+        """A map (see ``maps``): one round's results per input, in order; it holds the round lock until it ends.
+
+        The models are those ready when the map starts (or ``model_runs``).
+        Each input's penalties and statistics are applied here, on the
+        coordinator's thread, as its results are yielded. After ``close()`` the
+        input under way is yielded, then ``MrclientError`` is raised, as the
+        next round would.
+        """
+        self._check_can_run("a map")
+        with self._round_lock:
+            self._check_can_run("a map")  # a close() or another map may have come while this one waited
+            self._tell_if_table_frozen()
+            runners = self._runners(model_runs)
+            rests = {runner: runner.cooldown_calls_remaining for runner in runners if self.policy.resting(runner)}
+            run = MapRun(self._pool_for(len(runners)), runners, inputs, prepare, timeout, window, invoke, rests)
+            self._calls.open_map = run
+            interrupted = False
+            try:
+                run.start()
+                quiet: set[ModelRunner] = set()  # reported or gone: no more penalties from this map
+                while True:
+                    if self._shutdown.requested:
+                        raise MrclientError("the runner was closed during the map")
+                    step = run.next_input()
+                    if step is None:
+                        if self._shutdown.requested:
+                            raise MrclientError("the runner was closed during the map")
+                        return
+                    results = self._conclude(
+                        runners, step.answers, step.skips, step.started_at, step.started, True, subject, method, quiet
+                    )
+                    quiet.update(runner for runner in runners if runner.closed)
+                    yield results
+            except (KeyboardInterrupt, SystemExit):
+                interrupted = True  # Ctrl-C: do not wait for the calls in flight
+                raise
+            finally:
+                self._calls.open_map = None
+                run.finish(wait=not interrupted)
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
         """What one model's outcome leads to: a penalty, a report, a reconnect, or nothing."""
@@ -610,7 +718,7 @@ class ModelConcurrentRunner(abc.ABC):
 
 
 class _CallPools:
-    """The call pool of one runner and the pools it outgrew, under one lock; what ``close()`` shuts down.
+    """The call pool of one runner, the pools it outgrew and its open map; what ``close()`` shuts down.
 
     Kept apart from the runner so that the tear-down holds it and not the
     runner (see ``_support.lifetime``). ``ModelConcurrentRunner._pool_for``
@@ -623,6 +731,7 @@ class _CallPools:
         self.capacity = 0
         self.retired: list[ThreadPoolExecutor] = []
         self.closed = False
+        self.open_map: MapRun | None = None  # the map holding the round lock, if one is open
 
     def close(self) -> None:
         """Cancel the calls not started and wait for those running (their runners are closed by then)."""
@@ -635,8 +744,11 @@ class _CallPools:
 
 
 def _tear_down(cluster: ModelCluster, round_listeners: ListenerDispatcher[RoundSummary], calls: _CallPools) -> None:
-    """The work of ``close()``, on its own thread: the cluster, then the call pools."""
+    """The work of ``close()``, on its own thread: the cluster, an open map, then the call pools."""
     cluster.close()  # closes the runners, which cancels calls in flight
+    open_map = calls.open_map
+    if open_map is not None:  # its tasks waiting for inputs end, and its iterator hands over what it has
+        open_map.stop()
     round_listeners.close()
     calls.close()
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, cast
 
+from .._support.validation import check_timeout
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
 from ..runners.dynamic_subclass import check_class_name, checked_call_request
 from ..security import GatewayCredentials, SecureCredentials
+from ..wire.arguments import Args
 from ..wire.codec import named_arguments, named_kw_arguments
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
+from .maps import DEFAULT_WINDOW, check_window, iterate
 from .results import RoundResults
 from .rounds import ROUND_SWITCH_INTERVAL
 
@@ -74,7 +77,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
     def call(
         self,
         method_name: str,
-        arguments: ArgumentsType | None = None,
+        arguments: ArgumentsType | Args | None = None,
         timeout: float | None = None,
         model_runs: Iterable[ModelRunner | str] | None = None,
         *,
@@ -85,8 +88,9 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
 
         Arguments come in one of three forms: ``arguments=(args, kwargs)`` with
         protobuf ``Argument``/``KwArgument`` lists; ``arguments=fn`` where
-        ``fn(model_runner)`` returns that tuple for one model; or plain Python
-        values as ``args=[...]`` and ``kwargs={...}``. Shared arguments are
+        ``fn(model_runner)`` returns that tuple (or an ``Args``) for one model;
+        or plain Python values as ``args=[...]`` and ``kwargs={...}`` (or
+        ``arguments=Args(...)``, as :meth:`map` takes them). Shared arguments are
         encoded and serialized once for the whole round. ``fn`` runs on the
         caller's thread before any model is called, so an exception it raises
         ends the round before it starts.
@@ -99,25 +103,97 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         :class:`ModelPredictResult` per model called (which also shows itself
         as a table); never raises because a model misbehaves.
         """
-        if not method_name or not isinstance(method_name, str):
-            raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
+        _check_method_name(method_name)
         if arguments is not None and (args is not None or kwargs is not None):
             raise InvalidCoordinatorUsageError("pass either arguments= or args=/kwargs=, not both")
         subject = f"method {method_name!r}"
         runners = self._runners(model_runs)
-        if callable(arguments):
-            make_arguments = arguments
-            requests = {
-                runner: checked_call_request(
-                    method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"arguments({runner!r})"
-                )
-                for runner in runners
-            }
-            for request in requests.values():
-                check_request_size(request.ByteSize(), subject)
-            return self._run_round(runners, requests.__getitem__, timeout, subject=subject, method=method_name)
         if arguments is None:
             arguments = (named_arguments("args", args), named_kw_arguments("kwargs", kwargs))
-        shared = checked_call_request(method_name, arguments, "arguments").SerializeToString()
-        check_request_size(len(shared), subject)
-        return self._run_round(runners, lambda _: shared, timeout, subject=subject, method=method_name)
+        request_of = _request_of(method_name, arguments, runners, "arguments", subject)
+        return self._run_round(runners, request_of, timeout, subject=subject, method=method_name)
+
+    def map(
+        self,
+        method_name: str,
+        inputs: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> Generator[RoundResults, None, None]:
+        """Call ``method_name`` once per input, each model working through the inputs alone, in order.
+
+        Yields one :class:`~mrclient.RoundResults` per input, in input order,
+        with the same statuses and details as :meth:`call`: input ``i``'s once
+        every model has answered ``i`` or its call's deadline has passed. No
+        model waits for another: a map costs the slowest model's own total,
+        where a loop of ``call()`` costs the sum of every input's slowest answer.
+
+        Each input is ``Args(*args, **kwargs)`` (plain values), an ``(args,
+        kwargs)`` tuple of ``Argument``/``KwArgument`` lists, or a function of
+        the model runner returning one (run on this thread). ``inputs`` may be
+        a generator of any length: at most ``window`` inputs are pulled ahead
+        of the one being yielded, so memory stays bounded. A bad input (or an
+        exception from ``inputs``) is raised when its turn comes, after the
+        inputs before it were yielded.
+
+        ``timeout`` bounds each call from the moment that model's call starts
+        (default: the runner's), so a map of n inputs ends within about n x
+        ``timeout``. A model whose call times out is charged one timeout; its
+        node is still busy with that input, so the inputs passing meanwhile are
+        answered ``TIMEOUT`` ("SKIPPED: busy with input i ...") at no charge,
+        and it resumes once its node answers. Penalties, reports,
+        ``on_round``, ``stats()`` and metrics count each input as a round of
+        ``method_name``. The models are those ready when the map starts (or
+        ``model_runs``, checked and looked up when ``map()`` is called, as in
+        :meth:`call`); one that leaves is answered ``MODEL_LEFT``.
+
+        The map holds the runner's models until it ends: ``call()`` or another
+        map meanwhile raises ``InvalidCoordinatorUsageError``. Breaking out of
+        the loop (or the iterator's ``close()``) ends it; after ``close()`` of
+        the runner, the input under way is yielded, then ``MrclientError`` is
+        raised. See docs/concepts.rst ("Many inputs: map").
+        """
+        _check_method_name(method_name)
+        timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
+        window = check_window(window)
+        self._check_can_run("a map")
+        subject = f"method {method_name!r}"
+
+        def prepare(item: Any, index: int, runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
+            return _request_of(method_name, item, runners, f"input {index}", subject)
+
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first input
+        return self._map_rounds(chosen, iterate(inputs), prepare, timeout, window, subject, method_name)
+
+
+def _request_of(
+    method_name: str, arguments: Any, runners: Sequence[ModelRunner], name: str, subject: str
+) -> Callable[[ModelRunner], Any]:
+    """Each model's request for ``arguments``: serialized once when shared, built per model by a function.
+
+    A function of the model runner runs here, on the caller's thread, once
+    per model; a request no node would accept is refused (``name`` is what the
+    coordinator passed, ``subject`` what it called).
+    """
+    if callable(arguments):
+        make_arguments = arguments
+        requests = {
+            runner: checked_call_request(
+                method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"{name}({runner!r})"
+            )
+            for runner in runners
+        }
+        for request in requests.values():
+            check_request_size(request.ByteSize(), subject)
+        return requests.__getitem__
+    shared = checked_call_request(method_name, arguments, name).SerializeToString()
+    check_request_size(len(shared), subject)
+    return lambda _: shared
+
+
+def _check_method_name(method_name: Any) -> None:
+    if not method_name or not isinstance(method_name, str):
+        raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
+

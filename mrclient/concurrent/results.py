@@ -25,10 +25,17 @@ from ..runners import MODEL_LEFT, CallOutcome, ErrorType, ModelRunner
 from ..stats import RoundSummary, summarize
 from ..wire.entries import cruncher_of
 
-__all__ = ["IDENTITY_COLUMNS", "ModelPredictResult", "REST_DETAIL", "RoundResults", "identity", "result_of"]
+__all__ = [
+    "IDENTITY_COLUMNS", "ModelPredictResult", "REST_DETAIL", "RESTED", "RoundResults", "SKIPPED", "identity",
+    "result_of",
+]
 
+#: How the detail of a result starts when the model was not contacted (statistics count it a rest skip).
+SKIPPED = "SKIPPED: "
 #: The detail of a model answered TIMEOUT without being called, while it rests after timeouts.
-REST_DETAIL = "SKIPPED: resting after consecutive timeouts"
+REST_DETAIL = SKIPPED + "resting after consecutive timeouts"
+#: The outcome of such a skip.
+RESTED = CallOutcome(error=ErrorType.TIMEOUT, detail=REST_DETAIL)
 #: Rows an HTML table of results shows; the rest are counted in its last row (``to_frame()`` has them all).
 HTML_ROWS = 200
 #: Rows a text ``repr`` of results shows.
@@ -138,7 +145,7 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
             return self._summary
         return summarize(
             self.method, self, self.started_at, self.wall_time_s,
-            success=_SUCCESS, timeout=_TIMEOUT, rest_detail=REST_DETAIL, left_detail=MODEL_LEFT,
+            success=_SUCCESS, timeout=_TIMEOUT, rest_detail=SKIPPED, left_detail=MODEL_LEFT,
         )  # fmt: skip
 
     def to_records(self) -> list[dict[str, Any]]:
@@ -146,8 +153,11 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
         return [_record(runner, result) for runner, result in self.items()]
 
     def to_frame(self) -> Any:
-        """``to_records()`` as a pandas DataFrame indexed by model id (needs the ``notebook`` extra)."""
-        return display.frame(self.to_records(), _RECORD_KEYS, index="model_id")
+        """``to_records()`` as a pandas DataFrame indexed by model id (needs the ``notebook`` extra).
+
+        A missing value is NaN in ``latency_ms`` and None in every other column (``result`` included).
+        """
+        return display.frame(self.to_records(), _RECORD_KEYS, index="model_id", numeric=("latency_ms",))
 
     def _rows(self, limit: int) -> tuple[list[dict[str, Any]], int]:
         """The rows to show (problems first), at most ``limit``, and how many were left out."""
@@ -168,25 +178,31 @@ class RoundResults(dict[ModelRunner, ModelPredictResult]):
         moment = summary.started_datetime
         at = "" if moment is None else f" at {moment:%Y-%m-%d %H:%M:%S}"
         wall = "" if not math.isfinite(self.wall_time_s) else f" in {self.wall_time_s * 1000:.0f} ms"
-        return f"{self.method or 'round'}{at}: {len(self)} models, {counts}{notes}{wall}"
+        return f"{self.method or 'round'}{at}: {display.counted(len(self), 'model')}, {counts}{notes}{wall}"
 
     def __repr__(self) -> str:
+        """A caption, then a line per model (trouble first, at most ``TEXT_ROWS``), fitted to the terminal's width."""
         rows, left_out = self._rows(TEXT_ROWS)
-        lines = [f"<RoundResults {self._caption()}>"]
+        width = display.terminal_width()
+        lines = [display.fit_line(f"<RoundResults {self._caption()}>", width)]
         if rows:
-            lines.append(display.text_table(_TEXT_COLUMNS, rows))
+            lines.append(display.text_table(_TEXT_COLUMNS, rows, width=width))
         if left_out:
             lines.append(f"  … {left_out} more (to_records() has them all)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         rows, left_out = self._rows(HTML_ROWS)
-        more = f"… {left_out} more models (to_frame() has them all)" if left_out else None
+        more = f"… {display.counted(left_out, 'more model')} (to_frame() has them all)" if left_out else None
         return display.html_table(_HTML_COLUMNS, rows, caption=self._caption(), more=more)
 
 
 #: The first columns of every model table: which model a row is (the keys of ``identity``).
-IDENTITY_COLUMNS = (Column("model_id", "model"), Column("model_name", "name"), Column("cruncher", "cruncher"))
+IDENTITY_COLUMNS = (
+    Column("model_id", "model", least=None),
+    Column("model_name", "name", least=6, drop=2),
+    Column("cruncher", "cruncher", least=6, drop=4),
+)
 
 
 def identity(runner: ModelRunner) -> dict[str, Any]:
@@ -215,9 +231,9 @@ _RECORD_KEYS = ("model_id", "model_name", "cruncher", "deployment_id", "status",
                 "detail")  # fmt: skip
 _HTML_COLUMNS = (
     *IDENTITY_COLUMNS,
-    Column("status", "status", html=_status_badge),
+    Column("status", "status", html=_status_badge, least=None),
     Column("latency_ms", "latency ms", format=display.milliseconds, numeric=True),
-    Column("result", "result", format=display.shorten, width=display.CELL_CHARS),
-    Column("detail", "detail", width=2 * display.CELL_CHARS),
+    Column("result", "result", format=display.shorten, width=display.CELL_CHARS, least=10, drop=1),
+    Column("detail", "detail", width=2 * display.CELL_CHARS, least=12, drop=3),
 )
 _TEXT_COLUMNS = tuple(column for column in _HTML_COLUMNS if column.key != "cruncher")

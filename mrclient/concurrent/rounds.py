@@ -91,7 +91,7 @@ def call_models(
     """Call every runner at once and return by ``timeout`` (plus ``ROUND_MARGIN``) with one answer each."""
     started = time.perf_counter()
     deadline = started + timeout
-    futures = {runner: _submit(pool, invoke, runner, request_of(runner), deadline) for runner in runners}
+    futures = {runner: _submit(pool, invoke, runner, request_of(runner), started, deadline) for runner in runners}
     done, _ = wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
     late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
     late_us = int((time.perf_counter() - started) * 1_000_000)
@@ -103,24 +103,31 @@ def call_models(
 
 
 def _submit(
-    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, deadline: float
+    pool: ThreadPoolExecutor, invoke: Invoke, runner: ModelRunner, request: Any, started: float, deadline: float
 ) -> Future[Answer]:
     """Start one call; a pool that ``close()`` shut down meanwhile gives MODEL_LEFT instead of raising."""
     try:
-        return pool.submit(_timed, invoke, runner, request, deadline)
+        return pool.submit(_timed, invoke, runner, request, started, deadline)
     except RuntimeError:
         future: Future[Answer] = Future()
         future.set_result((CLOSED_OUTCOME, 0))
         return future
 
 
-def _timed(invoke: Invoke, runner: ModelRunner, request: Any, deadline: float) -> Answer:
-    """Run one call with what is left of the round's deadline; time it in microseconds."""
+def _timed(invoke: Invoke, runner: ModelRunner, request: Any, round_started: float, deadline: float) -> Answer:
+    """Run one call with what is left of the round's deadline; time it in microseconds.
+
+    A call that ran out of the round's time counts as the time the round waited for it,
+    from the round's start (its thread may have started later); any other call as the
+    time it took.
+    """
     started = time.perf_counter()
     remaining = deadline - started
     if remaining <= 0:
         return CallOutcome(error=ErrorType.TIMEOUT, detail="DEADLINE_EXCEEDED: no time left in the round"), 0
     outcome = invoke(runner, request, remaining)
+    if outcome.error is ErrorType.TIMEOUT and (outcome.detail or "").startswith("DEADLINE_EXCEEDED"):
+        started = round_started
     return outcome, int((time.perf_counter() - started) * 1_000_000)
 
 

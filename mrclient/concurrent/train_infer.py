@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
+from .._support.validation import check_timeout
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
 from ..runners.train_infer import DEFAULT_SERVICE, check_service_name
@@ -12,6 +13,7 @@ from ..security import GatewayCredentials, SecureCredentials
 from ..wire.codec import named_variant
 from ..wire.proto.train_infer_pb2 import InferRequest
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
+from .maps import DEFAULT_WINDOW, check_window, iterate
 from .results import RoundResults
 from .rounds import ROUND_SWITCH_INTERVAL
 
@@ -65,12 +67,38 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
         """Feed ``value`` to every model's ``infer`` (or ``model_runs``'s, as in ``call``); gather the predictions."""
-        variant = named_variant("value", value)
-        shared = InferRequest(argument=variant).SerializeToString()
-        check_request_size(len(shared), "Infer")
+        shared = _infer_request(value, "value")
         return self._run_round(
             self._runners(model_runs), lambda _: shared, timeout, subject="Infer", method="predict"
         )
+
+    def map_predict(
+        self,
+        values: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> Generator[RoundResults, None, None]:
+        """Feed ``values`` to every model's ``infer``, each model working through them alone, in order.
+
+        One :class:`~mrclient.RoundResults` per value, in order, as
+        :meth:`predict` would give, without a barrier between values: the map
+        of :meth:`DynamicSubclassModelConcurrentRunner.map`, with the same
+        ``timeout``, ``window``, busy and stopping rules; each value counts as a
+        round of ``predict``. A model that skips a value (busy with an earlier
+        one) is not fed it: its ``infer`` sees the values it answered.
+        """
+        timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
+        window = check_window(window)
+        self._check_can_run("a map")
+
+        def prepare(value: Any, index: int, _runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
+            shared = _infer_request(value, f"value {index}")
+            return lambda _: shared
+
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first value
+        return self._map_rounds(chosen, iterate(values), prepare, timeout, window, "Infer", "predict")
 
     def reinitialize(
         self, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
@@ -80,3 +108,10 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
             self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
             method="reinitialize",
         )
+
+
+def _infer_request(value: Any, name: str) -> bytes:
+    """The serialized ``InferRequest`` of ``value``; a value that cannot be sent is refused, named."""
+    shared: bytes = InferRequest(argument=named_variant(name, value)).SerializeToString()
+    check_request_size(len(shared), "Infer")
+    return shared

@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -268,6 +269,10 @@ class ModelRunner(abc.ABC):
         self.cooldown_calls_remaining = 0
         #: What the concurrent runner recorded of this model's rounds (see ``stats``).
         self.counters = ModelCounters()
+        #: When (``time.time()``) this runner left the table after being ready; None while it is there.
+        self.left_at: float | None = None
+        #: Why it left, as ``reported MULTIPLE_FAILED``, ``stopped`` or ``closed`` (see ``mark_left``).
+        self.left_reason: str | None = None
 
         self.channel: grpc.Channel | None = None
         self.health_channel: grpc.Channel | None = None
@@ -293,9 +298,16 @@ class ModelRunner(abc.ABC):
         """This model's statistics so far as a frozen snapshot (calls by outcome, latency, last error).
 
         Kept by the concurrent runner from its rounds (``keep_stats``); a runner
-        set up again for the same deployment keeps the model's history.
+        set up again for the same deployment (a reconnect, a move, a recovery)
+        keeps the model's history, a new deployment starts a new one. After
+        the runner left the table, its state is ``left``, with when and why.
         """
         return self.counters.snapshot(self)
+
+    def mark_left(self, reason: str) -> None:
+        """This runner left the table after being ready, for ``reason`` (``reported MULTIPLE_FAILED``, ``closed``)."""
+        self.left_reason = reason
+        self.left_at = time.time()
 
     @property
     def setup_class(self) -> str | None:

@@ -10,6 +10,7 @@ import grpc
 
 from .._support.validation import check_text, check_timeout
 from ..errors import InvalidCoordinatorUsageError
+from ..wire.arguments import Args
 from ..wire.codec import named_arguments, named_kw_arguments
 from ..wire.proto.commons_pb2 import Argument, KwArgument
 from ..wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
@@ -83,11 +84,16 @@ def build_call_request(method_name: str, arguments: ArgsAndKwargs) -> CallReques
 
 
 def checked_call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
-    """The CallRequest for ``(args, kwargs)``; anything else is refused, naming ``name``."""
-    if not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
+    """The CallRequest for ``Args(...)`` or ``(args, kwargs)``; anything else is refused, naming ``name``."""
+    if isinstance(arguments, Args):
+        arguments = (
+            named_arguments(f"{name}: args", arguments.args),
+            named_kw_arguments(f"{name}: kwargs", arguments.kwargs),
+        )
+    elif not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
         raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument "
-            f"(or a function of the model runner returning them), got {arguments!r:.200}"
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument, or Args(...) of plain values "
+            f"(or a function of the model runner returning one of those), got {arguments!r:.200}"
         )
     try:
         return build_call_request(method_name, (arguments[0], arguments[1]))

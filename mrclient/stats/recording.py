@@ -64,11 +64,14 @@ class _Tally:
 
 
 class _Identity(Protocol):
-    """What a snapshot reads from the model's runner."""
+    """What a snapshot reads from the model's runner: who it is, and its state (resting, or when and why it left)."""
 
     model_id: str
     model_name: str | None
     deployment_id: str
+    cooldown_calls_remaining: int
+    left_at: float | None
+    left_reason: str | None
 
     @property
     def target(self) -> str: ...
@@ -107,7 +110,12 @@ class ModelCounters:
                 self.joined_at = time.time()
 
     def snapshot(self, identity: _Identity) -> ModelStats:
-        """A frozen copy, named after ``identity`` (the model's runner)."""
+        """A frozen copy, named after ``identity`` (the model's runner), in its state: ready, resting or left."""
+        left_reason, left_at = identity.left_reason, identity.left_at
+        if left_at is not None:
+            state = "left"
+        else:
+            state = "resting" if identity.cooldown_calls_remaining > 0 else "ready"
         with _LOCK:
             by_method = {method: tally.counts() for method, tally in self.methods.items()}
             last = (self.last_status, self.last_latency_us, self.last_call_at, self.last_error, self.last_error_at)
@@ -137,6 +145,9 @@ class ModelCounters:
             last_error=error,
             last_error_at=error_at,
             by_method=by_method,
+            state=state,
+            left_at=left_at,
+            left_reason=left_reason if left_at is not None else None,
         )
 
 
@@ -151,8 +162,9 @@ class StatsBook:
     """A concurrent runner's recorder: each round into its models' counters and its totals.
 
     ``success`` and ``timeout`` are the result statuses that mean those (any
-    other is a failure); a result whose detail is ``rest_detail`` was a model
-    resting, one whose detail is ``left_detail`` a model that left mid-round.
+    other is a failure); a result whose detail starts with ``rest_detail`` was
+    a model not contacted (resting after timeouts, or, in a map, busy with an
+    earlier input), one whose detail is ``left_detail`` a model that left mid-round.
     """
 
     def __init__(self, *, success: object, timeout: object, rest_detail: str, left_detail: str) -> None:
@@ -202,7 +214,7 @@ class StatsBook:
                     if status is timeout:
                         tally.timeouts += 1
                         timeouts += 1
-                        if detail == rest:
+                        if detail is not None and detail.startswith(rest):
                             tally.rest_skips += 1
                             skips += 1
                             continue  # the model was not contacted: no latency
@@ -274,7 +286,7 @@ def summarize(
             successes += 1
         elif result.status is timeout:
             timeouts += 1
-            skips += result.detail == rest_detail
+            skips += result.detail is not None and result.detail.startswith(rest_detail)
         else:
             failures += 1
             left += result.detail == left_detail
@@ -316,5 +328,7 @@ def _slowest(items: Iterable[tuple[Any, Any]], rest: str, left: str) -> tuple[tu
     """The ``SLOWEST`` models that were called, slowest first."""
     top = heapq.nlargest(SLOWEST, items, key=lambda item: item[1].exec_time_us)
     return tuple(
-        (runner.model_id, result.exec_time_us / 1000) for runner, result in top if result.detail not in (rest, left)
+        (runner.model_id, result.exec_time_us / 1000)
+        for runner, result in top
+        if result.detail != left and not (result.detail or "").startswith(rest)
     )

@@ -4,7 +4,8 @@
 ``CallTotals`` and ``ConnectionState`` are plain data that ``mrclient.stats``
 makes under its lock and hands to readers on any thread. Their times are
 ``time.time()`` floats, with a datetime view of each (``joined_datetime``...);
-their reprs show those times as datetimes and round their figures;
+printed, each is a short aligned text (times of day, figures rounded) that
+fits the terminal's width when printed to one (``_support.tables``);
 ``CallTotals`` and ``runner.stats()`` (a ``ModelStatsTable``, still a dict)
 give plain rows (``to_records()``), DataFrames (``to_frame()``, pandas from
 the ``notebook`` extra) and HTML tables in a notebook, all built when asked
@@ -34,6 +35,7 @@ __all__ = [
     "STATUSES",
     "RoundSummary",
     "bucket_label",
+    "state_label",
 ]
 
 #: Upper bounds (seconds) of the call latency histogram of the totals; the last bucket is +Inf.
@@ -55,42 +57,29 @@ def _seconds_text(seconds: float) -> str:
     return f"{seconds * 1000:g} ms" if seconds < 1 else f"{seconds:g} s"
 
 
-# -- readable reprs: times as datetimes, figures rounded -------------------------------------------
+# -- plain text: short, aligned, fitted to the terminal ------------------------------------------
 
-#: Fields that hold a ``time.time()`` timestamp, shown as local datetimes.
-_TIME_FIELDS = frozenset({"joined_at", "last_call_at", "last_error_at", "started_at", "since"})
+#: Width of the labels of a snapshot's text (``calls``, ``by method``, ``last error``...).
+_LABEL = 10
 
 
-def _when(timestamp: float | None) -> str:
+def _clock(timestamp: float | None, with_date: bool = False) -> str:
     moment = display.as_datetime(timestamp)
-    return "None" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if moment is None:
+        return ""
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
 
 
-def _rounded(value: Any) -> Any:
-    """Floats to three decimals, inside mappings and tuples too (a repr needs no 18 digits)."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, Mapping):
-        return {key: _rounded(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_rounded(item) for item in value)
-    return value
+def _labelled(head: str, pairs: list[tuple[str, str]], width: int | None) -> str:
+    """``head`` (wrapped to ``width``), then one aligned ``label  value`` line per pair, each cut to ``width``."""
+    lines = [display.fit_line(head, width)]
+    lines += [display.clip(f"  {label.ljust(_LABEL)}  {value}", width) for label, value in pairs]
+    return "\n".join(lines)
 
 
-def _readable_repr(snapshot: Any, skip: frozenset[str] = frozenset()) -> str:
-    parts = []
-    for spec in dataclasses.fields(snapshot):
-        if spec.name in skip:
-            continue
-        value = getattr(snapshot, spec.name)
-        if spec.name in _TIME_FIELDS:
-            text = _when(value)
-        elif spec.name == "by_method":  # {'tick': '3 ok', 'predict': '4 failed'}
-            text = repr({method: str(counts) for method, counts in value.items()})
-        else:
-            text = repr(_rounded(value))
-        parts.append(f"{spec.name}={text}")
-    return f"{type(snapshot).__name__}({', '.join(parts)})"
+def state_label(state: str, left_reason: str | None) -> str:
+    """A model's state as tables show it: ``ready``, ``resting``, or ``left: <why>``."""
+    return f"left: {left_reason}" if state == "left" and left_reason else state
 
 
 # -- the snapshots ------------------------------------------------------------------------------
@@ -125,14 +114,19 @@ class ModelStats:
     ``successes + failures + timeouts``; ``by_method`` splits them by method
     (a model that answers ``tick`` and fails ``predict`` shows both).
     ``rest_skips`` are the timeouts it was answered without being contacted,
-    while resting after timeouts of its own. Latency percentiles
+    while resting after timeouts of its own (in a map, while its node was
+    busy with an earlier input). Latency percentiles
     (milliseconds) cover its last ``LATENCY_WINDOW`` calls that reached it (a
     timeout counts as the time the round waited); None before the first.
     ``last_status``, ``last_latency_ms`` and ``last_error`` mirror its latest
     result (``last_error``: the detail of its latest result that was not a
-    success). Times are ``time.time()`` seconds; ``joined_datetime``,
-    ``last_call_datetime`` and ``last_error_datetime`` are the same as local
-    datetimes.
+    success). ``state`` is ``ready``, ``resting`` (after a timeout) or
+    ``left``; a model that left has ``left_at`` and ``left_reason``
+    (``reported MULTIPLE_FAILED``, ``stopped``, ``replaced``, ``moved``,
+    ``gone``, ``closed``...; see docs/watching.rst). Times are ``time.time()``
+    seconds; ``joined_datetime``, ``last_call_datetime``,
+    ``last_error_datetime`` and ``left_datetime`` are the same as local
+    datetimes. Printed, it is a few aligned lines.
     """
 
     model_id: str
@@ -155,6 +149,9 @@ class ModelStats:
     last_error: str | None
     last_error_at: float | None
     by_method: Mapping[str, MethodCounts] = field(default_factory=dict)
+    state: str = "ready"
+    left_at: float | None = None
+    left_reason: str | None = None
 
     @property
     def joined_datetime(self) -> datetime.datetime | None:
@@ -171,14 +168,44 @@ class ModelStats:
         """``last_error_at`` as a local datetime."""
         return display.as_datetime(self.last_error_at)
 
+    @property
+    def left_datetime(self) -> datetime.datetime | None:
+        """``left_at`` as a local datetime (None while the model is in the table)."""
+        return display.as_datetime(self.left_at)
+
     def __repr__(self) -> str:
-        return _readable_repr(self)
+        """``<ModelStats m3 'broken' left: reported MULTIPLE_FAILED>``, then one aligned line per figure."""
+        name = "" if self.model_name is None else f" {self.model_name!r}"
+        head = f"<ModelStats {self.model_id}{name} {state_label(self.state, self.left_reason)}>"
+        counts = f"{self.calls}: {self.successes} ok, {self.failures} failed, {self.timeouts} timeout"
+        pairs = [("calls", counts + (f" ({self.rest_skips} resting)" if self.rest_skips else ""))]
+        if self.by_method:
+            pairs.append(("by method", _by_method_text(self.by_method)))
+        if self.latency_samples:
+            latency = ", ".join(
+                f"{label} {display.milliseconds(value)} ms"
+                for label, value in (("p50", self.latency_p50_ms), ("p90", self.latency_p90_ms),
+                                     ("p99", self.latency_p99_ms))
+            )  # fmt: skip
+            pairs.append(("latency", f"{latency} (last {display.counted(self.latency_samples, 'call')})"))
+        if self.last_status is not None:
+            took = "" if self.last_latency_ms is None else f" in {display.milliseconds(self.last_latency_ms)} ms"
+            pairs.append(("last", f"{self.last_status} at {_clock(self.last_call_at)}{took}"))
+        if self.last_error is not None:
+            pairs.append(("last error", f"{_clock(self.last_error_at)} {' '.join(self.last_error.split())}"))
+        joined = _clock(self.joined_at, with_date=True) or "never"
+        pairs.append(("joined", f"{joined}, {self.deployment_id} at {self.address}"))
+        if self.state == "left":
+            why = "" if self.left_reason is None else f": {self.left_reason}"
+            pairs.append(("left", f"{_clock(self.left_at, with_date=True)}{why}"))
+        return _labelled(head, pairs, display.terminal_width())
 
     def to_record(self) -> dict[str, Any]:
         """This snapshot as one plain row: times as datetimes, the counts per method as text."""
         return {
             "model_id": self.model_id,
             "model_name": self.model_name,
+            "state": self.state,
             "address": self.address,
             "deployment_id": self.deployment_id,
             "joined": self.joined_datetime,
@@ -187,7 +214,7 @@ class ModelStats:
             "failures": self.failures,
             "timeouts": self.timeouts,
             "rest_skips": self.rest_skips,
-            "by_method": "; ".join(f"{method}: {counts}" for method, counts in self.by_method.items()),
+            "by_method": _by_method_text(self.by_method),
             "latency_p50_ms": self.latency_p50_ms,
             "latency_p90_ms": self.latency_p90_ms,
             "latency_p99_ms": self.latency_p99_ms,
@@ -196,7 +223,14 @@ class ModelStats:
             "last_call": self.last_call_datetime,
             "last_error": self.last_error,
             "last_error_time": self.last_error_datetime,
+            "left": self.left_datetime,
+            "left_reason": self.left_reason,
         }
+
+
+def _by_method_text(by_method: Mapping[str, MethodCounts]) -> str:
+    """``tick: 3 ok; predict: 4 failed``."""
+    return "; ".join(f"{method}: {counts}" for method, counts in by_method.items())
 
 
 @dataclass(frozen=True)
@@ -204,7 +238,8 @@ class RoundSummary:
     """One round, as the ``on_round`` listeners get it.
 
     ``called`` models got a result: ``successes + failures + timeouts``. Of the
-    timeouts, ``rest_skips`` were models resting (not contacted); of the
+    timeouts, ``rest_skips`` were models resting (not contacted; in a map, also
+    models still busy with an earlier input); of the
     failures, ``left`` were models that left the table during the round
     (``MODEL_LEFT``). ``slowest`` is ``(model_id, latency_ms)``, slowest first.
     ``started_at`` is a ``time.time()`` timestamp (``started_datetime``: the same
@@ -227,11 +262,12 @@ class RoundSummary:
         """``started_at`` as a local datetime (None for results built by hand, which have no start)."""
         return display.as_datetime(self.started_at)
 
-    def __repr__(self) -> str:
-        return _readable_repr(self)
+    @property
+    def line(self) -> str:
+        """The round on one line, never wrapped (``str()`` wraps it to the terminal's width).
 
-    def __str__(self) -> str:
-        """``tick at 09:07:40: 3 called, 2 SUCCESS, 1 FAILED, 0 TIMEOUT in 356 ms``."""
+        For example ``tick at 09:07:40: 3 called, 2 SUCCESS, 1 FAILED, 0 TIMEOUT in 356 ms``.
+        """
         moment = self.started_datetime
         at = "" if moment is None else f" at {moment:%H:%M:%S}"
         wall = "" if not math.isfinite(self.wall_time_s) else f" in {self.wall_time_s * 1000:.0f} ms"
@@ -241,6 +277,17 @@ class RoundSummary:
         return (
             f"{self.method or 'round'}{at}: {self.called} called, {self.successes} SUCCESS, {self.failures} FAILED, "
             f"{self.timeouts} TIMEOUT{extra}{wall}"
+        )
+
+    def __str__(self) -> str:
+        """``line``, wrapped to the terminal's width when printed to one."""
+        return display.fit_line(self.line, display.terminal_width())
+
+    def __repr__(self) -> str:
+        """``<RoundSummary tick at 09:07:40: 3 called, ...; slowest m5 500 ms, m3 2.0 ms>``."""
+        slowest = ", ".join(f"{model_id} {display.milliseconds(ms)} ms" for model_id, ms in self.slowest)
+        return display.fit_line(
+            f"<RoundSummary {self.line}" + (f"; slowest {slowest}>" if slowest else ">"), display.terminal_width()
         )
 
 
@@ -271,10 +318,25 @@ class CallTotals:
         """``(upper bound in seconds, calls)`` per bucket, the last bound ``math.inf``."""
         return tuple(zip((*LATENCY_BUCKETS, math.inf), self.latency_buckets, strict=True))
 
+    def caption(self) -> str:
+        """``7 rounds, 14 calls: 10 SUCCESS, 4 FAILED, 0 TIMEOUT; 0 rest skips, 0 left mid-round``."""
+        calls = sum(self.calls.values())
+        statuses = ", ".join(f"{self.calls.get(status, 0)} {status}" for status in STATUSES)
+        return (
+            f"{display.counted(sum(self.rounds.values()), 'round')}, {display.counted(calls, 'call')}: {statuses}; "
+            f"{display.counted(self.rest_skips, 'rest skip')}, {self.left} left mid-round"
+        )
+
     def __repr__(self) -> str:
-        histogram = {bucket_label(bound): count for bound, count in self.latency_histogram if count}
-        rest = _readable_repr(self, skip=frozenset({"latency_buckets", "recent_rounds"}))[:-1]
-        return f"{rest}, latency_histogram={histogram!r}, recent_rounds=<{len(self.recent_rounds)} summaries>)"
+        """The caption, a line per method and the latency histogram's buckets that counted calls, as aligned text."""
+        width = display.terminal_width()
+        lines = [display.fit_line(f"<CallTotals: {self.caption()}>", width)]
+        if self.rounds:
+            lines.append(display.text_table(_TOTALS_COLUMNS, self.to_records(), width=width))
+        histogram = " · ".join(f"{bucket_label(bound)}: {count}" for bound, count in self.latency_histogram if count)
+        if histogram:
+            lines.append(display.fit_line(f"  latency {histogram} (mean {self._mean_latency_ms()})", width, " " * 4))
+        return "\n".join(lines)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One plain row per method: rounds, their wall time, calls by status."""
@@ -294,8 +356,8 @@ class CallTotals:
         return rows
 
     def to_frame(self) -> Any:
-        """``to_records()`` as a pandas DataFrame indexed by method (the ``notebook`` extra)."""
-        return display.frame(self.to_records(), _TOTALS_KEYS, index="method")
+        """``to_records()`` as a pandas DataFrame indexed by method (the ``notebook`` extra); a missing value is NaN."""
+        return display.frame(self.to_records(), _TOTALS_KEYS, index="method", numeric=_TOTALS_KEYS[1:])
 
     def histogram_records(self) -> list[dict[str, Any]]:
         """One plain row per latency bucket: its upper bound (seconds), its label and its calls."""
@@ -305,13 +367,7 @@ class CallTotals:
         ]
 
     def _repr_html_(self) -> str:
-        calls = sum(self.calls.values())
-        statuses = ", ".join(f"{self.calls.get(status, 0)} {status}" for status in STATUSES)
-        caption = (
-            f"{sum(self.rounds.values())} rounds, {calls} calls: {statuses}; {self.rest_skips} rest skips, "
-            f"{self.left} left mid-round"
-        )
-        by_method = display.html_table(_TOTALS_COLUMNS, self.to_records(), caption=caption)
+        by_method = display.html_table(_TOTALS_COLUMNS, self.to_records(), caption=self.caption())
         largest = max(self.latency_buckets, default=0) or 1
         rows = [
             {**row, "bar": "█" * round(20 * row["calls"] / largest)}
@@ -355,7 +411,16 @@ class ConnectionState:
         return display.as_datetime(self.since)
 
     def __repr__(self) -> str:
-        return _readable_repr(self)
+        """``<ConnectionState connected since 2026-03-01 09:07:32, 0 reconnects, reports 0 unsent, 0 unconfirmed>``."""
+        since = "" if self.since is None else f" since {_clock(self.since, with_date=True)}"
+        sent = ", ".join(f"{count} {code}" for code, count in self.reports_sent.items())
+        text = (
+            f"<ConnectionState {'connected' if self.connected else 'not connected'}{since}, "
+            f"{display.counted(self.reconnects, 'reconnect')}, reports {self.reports_pending} unsent, "
+            f"{self.reports_unconfirmed} unconfirmed" + (f", sent {sent}" if sent else "")
+            + ("" if self.last_error is None else f", last error {self.last_error!r}") + ">"
+        )  # fmt: skip
+        return display.fit_line(text, display.terminal_width())
 
 
 _K = TypeVar("_K")
@@ -381,53 +446,94 @@ class ModelStatsTable(dict[_K, ModelStats], Generic[_K]):
         ]  # fmt: skip
 
     def to_frame(self, by_method: bool = False) -> Any:
-        """``to_records()`` as a pandas DataFrame, indexed by model id (and method)."""
+        """``to_records()`` as a pandas DataFrame, indexed by model id (and method); a missing number is NaN."""
         if check_flag("by_method", by_method):
-            return display.frame(self.to_records(True), _BY_METHOD_KEYS, index=["model_id", "method"])
-        return display.frame(self.to_records(), _STATS_KEYS, index="model_id")
+            counts = _BY_METHOD_KEYS[3:]
+            return display.frame(self.to_records(True), _BY_METHOD_KEYS, index=["model_id", "method"], numeric=counts)
+        return display.frame(
+            self.to_records(), _STATS_KEYS, index="model_id", numeric=_STATS_NUMBERS, times=_STATS_TIMES
+        )
+
+    def caption(self) -> str:
+        """``3 models, 1 left, 14 calls``: the models (those that left among them) and their calls."""
+        rows = self.values()
+        left = sum(stats.state == "left" for stats in rows)
+        calls = sum(stats.calls for stats in rows)
+        return f"{display.counted(len(self), 'model')}" + (f", {left} left" if left else "") + (
+            f", {display.counted(calls, 'call')}"
+        )
 
     def __repr__(self) -> str:
-        head = f"<{type(self).__name__}: {len(self)} models>"
+        """A caption line, then one aligned line per model, fitted to the terminal's width when printed to one."""
+        head = f"<{type(self).__name__}: {self.caption()}>"
         if not self:
             return head
-        return f"{head}\n{display.text_table(_STATS_TEXT_COLUMNS, self.to_records())}"
+        width, rows = display.terminal_width(), self.to_records()
+        table = display.text_table(_shown(_STATS_TEXT_COLUMNS, rows), rows, width=width)
+        return f"{display.fit_line(head, width)}\n{table}"
 
     def _repr_html_(self) -> str:
         rows = self.to_records()
-        calls = sum(row["calls"] for row in rows)
-        caption = f"{len(rows)} models, {calls} calls"
-        return display.html_table(_STATS_COLUMNS, rows, caption=caption)
+        return display.html_table(_shown(_STATS_COLUMNS, rows), rows, caption=self.caption())
 
 
 def _status_cell(key: str) -> Any:
     return lambda row: display.badge(row.get(key))
 
 
+def _time_of_day(moment: datetime.datetime | None) -> str:
+    return "" if moment is None else f"{moment:%H:%M:%S}"
+
+
+def _state_text(row: Mapping[str, Any]) -> str:
+    return state_label(row.get("state") or "ready", row.get("left_reason"))
+
+
+def _state_html(row: Mapping[str, Any]) -> str:
+    return display.badge(_state_text(row), row.get("state") or "ready")
+
+
 _STATS_COLUMNS = (
-    Column("model_id", "model"),
-    Column("model_name", "name"),
+    Column("model_id", "model", least=None),
+    Column("model_name", "name", least=6, drop=2),
+    Column("state", "state", cell=_state_text, html=_state_html, least=None),
     Column("joined", "joined", format=lambda moment: "" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"),
     Column("calls", "calls", numeric=True),
     Column("successes", "ok", numeric=True),
     Column("failures", "failed", numeric=True),
     Column("timeouts", "timeout", numeric=True),
-    Column("by_method", "by method"),
-    Column("latency_p50_ms", "p50 ms", format=display.milliseconds, numeric=True),
-    Column("latency_p90_ms", "p90 ms", format=display.milliseconds, numeric=True),
-    Column("last_status", "last", html=_status_cell("last_status")),
-    Column("last_call", "last call", format=lambda moment: "" if moment is None else f"{moment:%H:%M:%S}"),
-    Column("last_error", "last error", width=display.CELL_CHARS),
+    Column("by_method", "by method", least=10, drop=7),
+    Column("latency_p50_ms", "p50 ms", format=display.milliseconds, numeric=True, drop=4),
+    Column("latency_p90_ms", "p90 ms", format=display.milliseconds, numeric=True, drop=6),
+    Column("last_status", "last", html=_status_cell("last_status"), least=None),
+    Column("last_call", "last call", format=_time_of_day, least=None, drop=8),
+    Column("left", "left at", format=_time_of_day, least=None, drop=9),
+    Column("last_error", "last error", width=display.CELL_CHARS, least=10, drop=3),
 )
 _STATS_TEXT_COLUMNS = tuple(column for column in _STATS_COLUMNS if column.key not in ("joined",))
 _STATS_KEYS = (
-    "model_id", "model_name", "address", "deployment_id", "joined", "calls", "successes", "failures", "timeouts",
-    "rest_skips", "by_method", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "last_status",
-    "last_latency_ms", "last_call", "last_error", "last_error_time",
+    "model_id", "model_name", "state", "address", "deployment_id", "joined", "calls", "successes", "failures",
+    "timeouts", "rest_skips", "by_method", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "last_status",
+    "last_latency_ms", "last_call", "last_error", "last_error_time", "left", "left_reason",
 )  # fmt: skip
+_STATS_NUMBERS = (
+    "calls", "successes", "failures", "timeouts", "rest_skips", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
+    "last_latency_ms",
+)  # fmt: skip
+_STATS_TIMES = ("joined", "last_call", "last_error_time", "left")
+
+
+def _shown(columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> tuple[Column, ...]:
+    """``columns`` without "left at" when no model of ``rows`` left."""
+    if any(row["state"] == "left" for row in rows):
+        return columns
+    return tuple(column for column in columns if column.key != "left")
+
+
 _BY_METHOD_KEYS = ("model_id", "model_name", "method", *(spec.name for spec in dataclasses.fields(MethodCounts)))
 _TOTALS_KEYS = ("method", "rounds", "round_seconds", "mean_round_ms", "calls", *STATUSES)
 _TOTALS_COLUMNS = (
-    Column("method", "method"),
+    Column("method", "method", least=10),
     Column("rounds", "rounds", numeric=True),
     Column("mean_round_ms", "mean round ms", format=display.milliseconds, numeric=True),
     Column("calls", "calls", numeric=True),

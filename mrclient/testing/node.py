@@ -142,6 +142,8 @@ class LocalModelNode:
         self._port: int | None = None
         self._lock = threading.Lock()  # guards start/stop
         self._busy = _Busy()  # one model call at a time, across every service; new at each start
+        self._refusals = 0  # calls refused as busy, since the node was made (guarded by _refusals_lock)
+        self._refusals_lock = threading.Lock()
         self._server: Any = None
         self._executor: HandlerPool | None = None
         self._health = health.HealthServicer()
@@ -272,6 +274,15 @@ class LocalModelNode:
         """The participant's instance made by ``Setup``, or None."""
         return self._subclass.instance
 
+    @property
+    def busy_refusals(self) -> int:
+        """How many calls the node refused as busy (``RESOURCE_EXHAUSTED``) since it was made.
+
+        A client that never sends a call while the node is busy keeps it at 0.
+        """
+        with self._refusals_lock:
+            return self._refusals
+
     def set_serving(self, serving: bool) -> None:
         """Make the health service answer SERVING or NOT_SERVING (a sick node)."""
         check_flag("serving", serving, error=ValueError)
@@ -283,6 +294,8 @@ class LocalModelNode:
         """Fail fast while another call runs, as the reference node does."""
         busy = self._busy  # this generation's: a restart makes a new one (see start)
         if not busy.lock.acquire(blocking=False):
+            with self._refusals_lock:
+                self._refusals += 1
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Server busy")
         busy.thread = threading.current_thread()
         try:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._support.extras import install_hint
-from .._support.tables import NOTEBOOK_EXTRA, STATUS_COLOURS
+from .._support.tables import NOTEBOOK_EXTRA, STATUS_COLOURS, counted
 from .._support.validation import check_non_negative_int, check_positive_int, check_timeout, shown
 from ..errors import InvalidCoordinatorUsageError
 from ..stats import CallTotals, ModelStats, RoundSummary
@@ -88,7 +88,7 @@ def latency_figure(
     if deadline is not None and math.isfinite(deadline):
         axes.axvline(deadline * 1000, color=STATUS_COLOURS["FAILED"], linestyle="--", label=f"deadline {deadline:g} s")
     axes.set_xlabel("latency, ms")
-    axes.set_title(f"Latency per model ({len(measured)} models, recent calls)")
+    axes.set_title(f"Latency per model ({counted(len(measured), 'model')}, recent calls)")
     if measured or deadline is not None:
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     pyplot.close(figure)
@@ -135,7 +135,7 @@ def status_figure(
     axes.set_xticks(positions[::step], [summary.method for summary in summaries][::step], rotation=45, ha="right")
     axes.set_ylabel("models")
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.set_title(f"Status of the last {len(summaries)} rounds")
+    axes.set_title(f"Status of the last {counted(len(summaries), 'round')}")
     axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     pyplot.close(figure)
     return figure

@@ -15,9 +15,16 @@ is stale, at most once per ``every`` seconds, and sends the update. It reads
 the runner's snapshots only (the table, each model's statistics, the
 connection state): no call reaches a model.
 
+The model table is the runner's overview (``RunnerOverview.rows``): the
+models that left in the last few minutes first (marked with why and when,
+as the cluster recorded it), then the ready ones, trouble first.
+
 It stops once the runner's ``close()`` has finished (``on_closed``: by then
-every round's summary and every leave has reached it) or on ``stop()``: one
-last redraw says so, keeping the table it showed last, and the thread ends.
+every round's summary and every leave has reached it, and the cluster has
+marked every model ready at the close ``closed``) or on ``stop()``: one last
+redraw says so and the thread ends. That last frame is the table as the close
+left it, read from the runner then: every model that was ready (joined ones
+included), marked ``closed``, counted in the caption, and the last round.
 The listeners stay registered with the runner (it has no way to remove one)
 but do nothing once the view has stopped.
 
@@ -30,9 +37,10 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._support.tables import counted
 from .._support.validation import (
     check_callable,
     check_flag,
@@ -42,7 +50,6 @@ from .._support.validation import (
     check_wait,
 )
 from ..concurrent.base import ModelConcurrentRunner
-from ..concurrent.overview import model_row, table_rows
 from ..stats import RoundSummary
 
 if TYPE_CHECKING:
@@ -54,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 #: The longest the view's thread sleeps without looking whether it should stop (a bound, not a poll).
 IDLE_WAIT = 60.0
-#: Seconds a model that left stays in the table.
-LEFT_KEPT = 300.0
 
 #: ``publish(bundle)``: send a MIME bundle (``{"text/html": ..., "text/plain": ...}``) to the display.
 Publish = Callable[[Mapping[str, str]], None]
@@ -93,13 +98,11 @@ class LiveView:
         self._done = threading.Event()
         self._running = False  # the thread was started
         self._last_round: RoundSummary | None = None
-        self._left: dict[str, tuple[float, dict[str, Any]]] = {}  # model id -> (when, its last row)
-        self._last_rows: tuple[Sequence[Mapping[str, Any]], int] = ([], 0)
         self._thread = threading.Thread(target=self._run, name="mrclient-notebook", daemon=True)
 
     def __repr__(self) -> str:
         state = "stopped" if self.stopped else "live"
-        return f"<LiveView of {self.runner.overview().line}: {state}, {self.updates} updates>"
+        return f"<LiveView of {self.runner.overview().line}: {state}, {counted(self.updates, 'update')}>"
 
     @property
     def stopped(self) -> bool:
@@ -141,16 +144,10 @@ class LiveView:
 
     def _joined(self, model: ModelRunner) -> None:
         with self._changed:
-            self._left.pop(model.model_id, None)
             self._mark()
 
     def _leaving(self, model: ModelRunner) -> None:
-        if self.runner.closed:  # every model leaves at close(): the view keeps the table it showed
-            self._mark()
-            return
-        row = model_row(model, state=f"left {time.strftime('%H:%M:%S')}")
         with self._changed:
-            self._left[model.model_id] = (time.monotonic(), row)
             self._mark()
 
     def _closed(self) -> None:
@@ -189,26 +186,22 @@ class LiveView:
         self.updates += 1
 
     def bundle(self, final: bool = False) -> dict[str, str]:
-        """The view now, as a MIME bundle: ``text/html`` and a ``text/plain`` line."""
+        """The view now, as a MIME bundle: ``text/html`` and a few ``text/plain`` lines."""
         check_flag("final", final)
         runner = self.runner
         with self._changed:
             last_round = self._last_round
-            cutoff = time.monotonic() - LEFT_KEPT
-            self._left = {key: kept for key, kept in self._left.items() if kept[0] >= cutoff}
-            left_rows = [row for _, row in self._left.values()]
-        closed = runner.closed
-        if closed:
+        if runner.closed:
             note = f"the runner is closed; this view stopped at {time.strftime('%H:%M:%S')}"
         elif final:
             note = f"this view stopped at {time.strftime('%H:%M:%S')}"
         else:
             note = f"live view, updated {time.strftime('%H:%M:%S')}"
-        rows = self._last_rows if closed else table_rows(runner.models, self.rows, first=left_rows)
-        self._last_rows = rows
         overview = dataclasses.replace(runner.overview(), last_round=last_round)
-        body = overview.html(rows=rows, note=note)
-        text = overview.line + (f"\nlast round: {last_round}" if last_round else "") + f"\n{note}"
+        body = overview.html(rows=overview.rows(self.rows), note=note)
+        text = "\n".join(
+            [overview.line, *([f"last round: {last_round.line}"] if last_round else []), overview.caption, note]
+        )
         return {"text/html": body, "text/plain": text}
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from .._support.tables import fit_widths
 from ..cluster.shards import shard_of
 from ..concurrent.results import ModelPredictResult
 from ..runners import ModelRunner
@@ -146,33 +147,17 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width:
     cell (up to ``CELL_WIDTH`` for one that may be cut; the last column is
     not capped); when the table is too wide the widest cuttable column shrinks
     first, down to its minimum, and when even the minimums do not fit, columns
-    are dropped by ``drop``. Columns never cut keep their full width, so a
-    status is never shown as ``FAILE…``.
+    are dropped by ``drop`` (``mrclient._support.tables.fit_widths``, which
+    the library's text tables use too). Columns never cut keep their full
+    width, so a status is never shown as ``FAILE…``.
     """
     last = len(columns) - 1
     natural = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     for i, column in enumerate(columns):
         if column.shrink_to is not None and i != last:
             natural[i] = min(natural[i], max(CELL_WIDTH, len(column.name)))
-    least = [n if c.shrink_to is None else min(n, max(c.shrink_to, 1)) for c, n in zip(columns, natural, strict=True)]
-    shown = list(range(len(columns)))
-
-    def total(widths: Sequence[int]) -> int:
-        return sum(widths[i] for i in shown) + gap * (len(shown) - 1)
-
-    droppable = sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: -columns[i].drop)
-    while total(least) > width and droppable:
-        shown.remove(droppable.pop(0))
-    widths = list(natural)
-    excess = total(widths) - width
-    while excess > 0:
-        slack = [(widths[i] - least[i], i) for i in shown if widths[i] > least[i]]
-        if not slack:
-            break  # even the minimums do not fit: the terminal cuts the lines
-        _, widest = max(slack)
-        widths[widest] -= 1
-        excess -= 1
-    return [widths[i] if i in shown else None for i in range(len(columns))]
+    least, drop = [column.shrink_to for column in columns], [column.drop for column in columns]
+    return fit_widths(natural, least, drop, width, gap)
 
 
 def cut(text: str, width: int, ellipsis: str = "...") -> str:

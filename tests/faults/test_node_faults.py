@@ -117,6 +117,8 @@ def joins_of(recorder: Recorder, model_id: str) -> int:
 # -- the real node from PyPI, killed ---------------------------------------------------------------
 
 
+@pytest.mark.serial
+@pytest.mark.subprocess
 def test_a_real_node_sigkilled_mid_call_then_redeployed_on_another_port(
     orchestrator: LocalOrchestrator, real_nodes: Callable[..., RealNode],
     local_node: Callable[..., LocalModelNode], runners: Callable[..., DynamicSubclassModelConcurrentRunner],
@@ -157,6 +159,7 @@ def test_a_real_node_sigkilled_mid_call_then_redeployed_on_another_port(
     assert orchestrator.reports == []
 
 
+@pytest.mark.subprocess
 def test_a_real_node_restarted_in_place_is_set_up_again(
     orchestrator: LocalOrchestrator, real_nodes: Callable[..., RealNode],
     runners: Callable[..., DynamicSubclassModelConcurrentRunner],
@@ -248,6 +251,7 @@ class TwoAttemptsRunner(DynamicSubclassModelConcurrentRunner):
         return super().create_model_runner(connect_attempts=2, **kwargs)
 
 
+@pytest.mark.serial
 def test_a_node_that_accepts_tcp_and_never_speaks_http2(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runners: Callable[..., DynamicSubclassModelConcurrentRunner],
@@ -289,6 +293,7 @@ def test_a_node_that_accepts_tcp_and_never_speaks_http2(
     assert accepted, "the client did connect to the silent node"
 
 
+@pytest.mark.serial
 def test_a_proxy_that_freezes_bytes_mid_call(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runners: Callable[..., DynamicSubclassModelConcurrentRunner], faulty_proxy: Callable[[int], FaultyProxy],
@@ -362,6 +367,7 @@ def test_a_node_answering_undecodable_variants(
 # -- models that leave during a round ---------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_close_from_another_thread_mid_round(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runners: Callable[..., DynamicSubclassModelConcurrentRunner],
@@ -410,6 +416,7 @@ def test_close_from_another_thread_mid_round(
     assert orchestrator.reports == []
 
 
+@pytest.mark.serial
 def test_a_model_stopped_by_the_orchestrator_mid_round(
     orchestrator: LocalOrchestrator, local_node: Callable[..., LocalModelNode],
     runners: Callable[..., DynamicSubclassModelConcurrentRunner],

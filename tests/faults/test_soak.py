@@ -123,7 +123,7 @@ def assert_flat(soak: Soak, before: Resources, before_others: list[str], after: 
     assert after.rss_mib - before.rss_mib <= memory_mib
 
 
-def test_2000_rounds_hold_threads_fds_and_memory_flat(soak: Soak, capsys: pytest.CaptureFixture[str]) -> None:
+def test_2000_rounds_hold_threads_fds_and_memory_flat(soak: Soak, record_property: Callable[[str, object], None]) -> None:
     """Fault: none but time: 2,000 rounds back to back. Bound: the module docstring's. Outcome:
     every round within its deadline, every answer a success, resources flat."""
     soak.rounds(WARM_UP)
@@ -132,8 +132,7 @@ def test_2000_rounds_hold_threads_fds_and_memory_flat(soak: Soak, capsys: pytest
     soak.statuses.clear()
     soak.rounds(2000)
     after = Resources.now()
-    with capsys.disabled():
-        print(f"\n[2,000 rounds] {soak.figures(before, after)}")
+    record_property("figures", f"[2,000 rounds] {soak.figures(before, after)}")
     assert max(soak.durations) < TIMEOUT + 0.5
     assert soak.statuses == Counter({"SUCCESS": 2000 * MODELS})
     assert_flat(soak, before, before_others, after, memory_mib=16.0)
@@ -141,7 +140,7 @@ def test_2000_rounds_hold_threads_fds_and_memory_flat(soak: Soak, capsys: pytest
 
 @pytest.mark.skipif(not os.environ.get("MRCLIENT_SOAK"), reason="the long soak is opt-in: make soak")
 @pytest.mark.timeout(3600)
-def test_soak_with_churn(soak: Soak, capsys: pytest.CaptureFixture[str]) -> None:
+def test_soak_with_churn(soak: Soak, record_property: Callable[[str, object], None]) -> None:
     """Fault: every 500 rounds one of: the orchestrator drops the connection, a model is redeployed
     to another node, a node restarts in place (losing its instance), a model is stopped and
     recovered. Bound: the module docstring's; every round within its deadline. Outcome: the table
@@ -177,8 +176,7 @@ def test_soak_with_churn(soak: Soak, capsys: pytest.CaptureFixture[str]) -> None
     after = Resources.now()
     table = {r.model_id: (r.deployment_id, r.port) for r in soak.runner.models}
     expected = {i: (e["deployment_id"], e["port"]) for i, e in soak.orchestrator.running_models.items()}
-    with capsys.disabled():
-        print(f"\n[soak] {elapsed:.0f} s, faults {dict(events)}; {soak.figures(before, after)}")
+    record_property("figures", f"[soak] {elapsed:.0f} s, faults {dict(events)}; {soak.figures(before, after)}")
     assert table == expected
     assert max(soak.durations) < TIMEOUT + 0.5
     assert soak.orchestrator.reports == []

@@ -1,6 +1,7 @@
 """A participant's model: remembers the last payload and predicts from it."""
 
 import socket
+import time
 from typing import Any
 
 from trackers.base import TrackerBase
@@ -25,6 +26,11 @@ class MyTracker(TrackerBase):
 
     def echo(self, value: Any) -> Any:
         """Return the argument: the node decodes it, then encodes it back with its own codec."""
+        return value
+
+    def echo_after(self, value: Any, seconds: float = 0.0) -> Any:
+        """Return the argument after ``seconds`` of work: a model whose time varies from input to input."""
+        time.sleep(seconds)
         return value
 
     def hold(self, port: int) -> str:

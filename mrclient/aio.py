@@ -35,7 +35,8 @@ does for a synchronous loop. Closing the async generator (``aclose()``,
 ``contextlib.aclosing``, or its finalization after a ``break``) tells that
 thread to end the map and waits for it: once the input under way is handed
 over (at most its deadline; at once after ``close()``), the runner is free.
-Closing the facade ends it too.
+Closing the facade ends it too: the input under way is handed over, then the
+``async for`` raises ``MrclientError``, as the synchronous map does.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from ._support.validation import check_timeout
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
-from .errors import InvalidCoordinatorUsageError
+from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import ModelRunner
 from .stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary
 
@@ -330,11 +331,17 @@ class AsyncRunner(Generic[_R]):
             finally:
                 iterator.close()
             return
+        ended = asyncio.wrap_future(driven)
         try:
             while True:
                 request: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 feed.put(request)
-                item = await asyncio.wrap_future(request)
+                answer = asyncio.wrap_future(request)
+                await asyncio.wait((answer, ended), return_when=asyncio.FIRST_COMPLETED)
+                if not answer.done():  # the thread ended the map unasked: the facade's close told it to
+                    answer.cancel()
+                    raise MrclientError("the runner was closed during the map")
+                item = answer.result()
                 if item is _END:
                     return
                 yield item
@@ -343,7 +350,7 @@ class AsyncRunner(Generic[_R]):
             with self._lock:
                 self._feeds.discard(feed)
             # Wait for that (the runner is free after it); cancelled meanwhile, the thread ends on its own.
-            await asyncio.wrap_future(driven)
+            await ended
 
     def _closed(self) -> asyncio.Future[None]:
         """A future of this loop's, resolved once the runner is closed; no thread waits for it."""

@@ -33,6 +33,7 @@ import pytest
 
 import mrclient
 from mrclient import (
+    Args,
     DynamicSubclassModelConcurrentRunner,
     DynamicSubclassModelRunner,
     GatewayCredentials,
@@ -93,7 +94,9 @@ EXEMPT: dict[str | tuple[str, str], str] = {
         "TrainInferModelRunner.execute", "TrainInferModelRunner.execute_reinitialize",
     )},  # fmt: skip
     ("ModelConcurrentRunner.create_model_runner", "kwargs"): "abstract: the two kinds' rows cover it",
-    ("RunnerOverview.html", "rows"): "what table_rows() makes, passed by the live view; a row checks its shape",
+    ("RunnerOverview.html", "rows"): "what rows() makes, passed by the live view; a row checks its shape",
+    "Args.__init__": ("any values: each is encoded when a runner prepares the call, and a bad one is refused there, "
+                      "naming its position or keyword (rows of call(arguments=Args(...)))"),
 }
 
 
@@ -222,10 +225,13 @@ CALLS: dict[str, tuple[Callable[[Env], Callable[..., Any]], Good]] = {
     "TrainInferModelConcurrentRunner.__init__": (lambda e: _made(TrainInferModelConcurrentRunner), NO_RUNNER),
     "ModelConcurrentRunner.__init__": (lambda e: _made(_Concrete), NO_RUNNER),
     "DynamicSubclassModelConcurrentRunner.call": (lambda e: e.runner.call, {"method_name": "predict"}),
+    "DynamicSubclassModelConcurrentRunner.map": (lambda e: e.runner.map, {"method_name": "predict", "inputs": []}),
     "DynamicSubclassModelConcurrentRunner.create_model_runner": (lambda e: e.runner.create_model_runner, {}),
     "TrainInferModelConcurrentRunner.create_model_runner": (lambda e: e.infer_runner.create_model_runner, {}),
     "TrainInferModelConcurrentRunner.predict": (lambda e: e.infer_runner.predict, {"value": 1.0}),
     "TrainInferModelConcurrentRunner.reinitialize": (lambda e: e.infer_runner.reinitialize, {}),
+    "TrainInferModelConcurrentRunner.map_predict": (lambda e: e.infer_runner.map_predict, {"values": []}),
+    "ModelConcurrentRunner.stats": (lambda e: e.runner.stats, {}),
     "ModelConcurrentRunner.init": (lambda e: e.runner.init, {}),
     "ModelConcurrentRunner.wait_for_models": (lambda e: e.runner.wait_for_models, {"count": 0, "timeout": 0}),
     "ModelConcurrentRunner.on_model_joined": (lambda e: e.runner.on_model_joined, {"listener": print}),
@@ -247,7 +253,7 @@ CALLS: dict[str, tuple[Callable[[Env], Callable[..., Any]], Good]] = {
         lambda e: e.runner.model_cluster.report_failure, {"runner": None, "code": "LOW_PERFORMANCE"}
     ),
     "ModelCluster.reject": (lambda e: e.runner.model_cluster.reject, {"runner": None, "code": "LOW_PERFORMANCE"}),
-    "ModelCluster.remove": (lambda e: e.runner.model_cluster.remove, {}),
+    "ModelCluster.remove": (lambda e: e.runner.model_cluster.remove, {"runner": None}),
     "ModelCluster.reconnect": (lambda e: e.runner.model_cluster.reconnect, {}),
     # the per-model runners
     "ModelRunner.__init__": (lambda e: _made(_ConcreteModel), GOOD_IDENTITY),
@@ -256,6 +262,7 @@ CALLS: dict[str, tuple[Callable[[Env], Callable[..., Any]], Good]] = {
     ),
     "TrainInferModelRunner.__init__": (lambda e: _made(TrainInferModelRunner), GOOD_IDENTITY),
     "ModelRunner.init": (lambda e: e.model.init, {}),
+    "ModelRunner.mark_left": (lambda e: e.model.mark_left, {}),
     "ModelRunner.health": (lambda e: e.model.health, {}),
     "ModelRunner.bind": (lambda e: e.model.bind, {}),
     "ModelRunner.setup": (lambda e: e.model.setup, lambda e: {"channel": e.channel, "timeout": 1}),
@@ -273,6 +280,10 @@ CALLS: dict[str, tuple[Callable[[Env], Callable[..., Any]], Good]] = {
     "AsyncRunner.call": (lambda e: _awaited(e.facade.call), {"method_name": "predict"}),
     "AsyncRunner.predict": (lambda e: _awaited(e.infer_facade.predict), {"value": 1.0}),
     "AsyncRunner.reinitialize": (lambda e: _awaited(e.infer_facade.reinitialize), {}),
+    # map() and map_predict() check their arguments when called (the map starts with the first async for step)
+    "AsyncRunner.map": (lambda e: e.facade.map, {"method_name": "predict", "inputs": []}),
+    "AsyncRunner.map_predict": (lambda e: e.infer_facade.map_predict, {"values": []}),
+    "AsyncRunner.stats": (lambda e: e.facade.stats, {}),
     "AsyncRunner.on_model_joined": (lambda e: e.facade.on_model_joined, {"listener": print}),
     "AsyncRunner.on_model_left": (lambda e: e.facade.on_model_left, {}),
     "AsyncRunner.on_round": (lambda e: e.facade.on_round, {}),
@@ -300,6 +311,7 @@ CALLS: dict[str, tuple[Callable[[Env], Callable[..., Any]], Good]] = {
     "ModelStatsTable.to_records": (lambda e: e.runner.stats().to_records, {}),
     "ModelStatsTable.to_frame": (lambda e: e.runner.stats().to_frame, {}),
     "RunnerOverview.html": (lambda e: e.runner.overview().html, {}),
+    "RunnerOverview.rows": (lambda e: e.runner.overview().rows, {}),
     "LiveView.__init__": (lambda e: LiveView, lambda e: {"runner": e.runner, "publish": print}),
     "LiveView.stop": (lambda e: e.view.stop, {}),
     "LiveView.join": (lambda e: e.view.join, {}),
@@ -343,7 +355,11 @@ class Row:
 
     @property
     def id(self) -> str:
-        return f"{self.callable}({self.parameter}={self.bad!r:.40})"
+        """Stable from one process to the next (xdist's workers collect alike): no addresses."""
+        shown = repr(self.bad)
+        if " at 0x" in shown:
+            shown = f"<{type(self.bad).__name__}>"
+        return f"{self.callable}({self.parameter}={shown:.40})"
 
 
 def rows(callable_: str, error: Any = USAGE, **bad: tuple[Any, str | tuple[str, ...]]) -> list[Row]:
@@ -369,6 +385,29 @@ def shared(callable_: str) -> list[Row]:
     )  # fmt: skip
 
 
+def shards(callable_: str) -> list[Row]:
+    """``shard=(index, count)`` given what is not two integers, a count below 1, an index out of range."""
+    return [
+        Row(callable_, "shard", "0/3", ("shard", "two integers")),
+        Row(callable_, "shard", (1,), ("shard", "two integers")),
+        Row(callable_, "shard", (0.0, 2), ("shard", "two integers")),
+        Row(callable_, "shard", (0, 0), ("shard", "count of 1 or more")),
+        Row(callable_, "shard", (-1, 2), ("shard", "index from 0 to count - 1")),
+    ]
+
+
+def maps(callable_: str, items: str) -> list[Row]:
+    """A map's parameters (``items``: ``inputs`` or ``values``), checked when map() is called, before it starts."""
+    return [
+        *rows(callable_, **{items: (5, "iterable of inputs")}, timeout=TIMEOUT, model_runs=MODEL_RUNS,
+              window=(0, "positive whole number")),
+        Row(callable_, items, "abc", (items, "not one str")),
+        Row(callable_, "model_runs", [None], ("model_runs[0]", "NoneType")),
+        Row(callable_, "window", 1.5, ("window", "positive whole number")),
+        Row(callable_, "timeout", "1", ("timeout", "seconds")),
+    ]
+
+
 MODEL_RUNS = ("model-1", "not one string")  # a bad model_runs and what its error says
 TIMEOUT = (-1, "positive")
 LISTENER = (5, "function")
@@ -380,9 +419,18 @@ ROWS: list[Row] = [
     *shared("TrainInferModelConcurrentRunner.__init__"),
     *rows("TrainInferModelConcurrentRunner.__init__", service_name=("Infer", "TrainInferStreamService")),
     *shared("ModelConcurrentRunner.__init__"),
+    *[row for name in ("DynamicSubclassModelConcurrentRunner", "TrainInferModelConcurrentRunner",
+                       "ModelConcurrentRunner", "ModelCluster") for row in shards(f"{name}.__init__")],
     *rows("DynamicSubclassModelConcurrentRunner.call", method_name=("", "non-empty string"),
           arguments=(5, "(args, kwargs)"), timeout=TIMEOUT, model_runs=MODEL_RUNS,
           args=(5, "list or tuple"), kwargs=([1], "mapping")),
+    Row("DynamicSubclassModelConcurrentRunner.call", "arguments", Args({1, 2}), ("arguments: args", "cannot encode")),
+    Row("DynamicSubclassModelConcurrentRunner.call", "arguments", Args(x=object()),
+        ("arguments: kwargs", "keyword 'x'", "cannot encode")),
+    *rows("DynamicSubclassModelConcurrentRunner.map", method_name=("", "non-empty string")),
+    *maps("DynamicSubclassModelConcurrentRunner.map", "inputs"),
+    *maps("TrainInferModelConcurrentRunner.map_predict", "values"),
+    *rows("ModelConcurrentRunner.stats", include_left=("no", "True or False")),
     # **kwargs: the error names the keyword given, not "kwargs"
     Row("DynamicSubclassModelConcurrentRunner.create_model_runner", "kwargs", {**GOOD_IDENTITY, "port": "x"},
         ("port", "TCP port")),
@@ -414,7 +462,7 @@ ROWS: list[Row] = [
           reason=(5, "string or None")),
     *rows("ModelCluster.reject", runner=("m-1", "model runner"), code=("X", "LOW_PERFORMANCE"),
           reason=(5, "string or None")),
-    *rows("ModelCluster.remove", runner=("m-1", "model runner")),
+    *rows("ModelCluster.remove", runner=("m-1", "model runner"), reason=("", "why the model left")),
     *rows("ModelCluster.reconnect", runner=(None, "model runner")),
     # the per-model runners
     *rows("ModelRunner.__init__", deployment_id=(5, "string"), model_id=("", "model's id"),
@@ -428,6 +476,7 @@ ROWS: list[Row] = [
     *rows("TrainInferModelRunner.__init__", service_name=(5, "TrainInferService")),
     Row("TrainInferModelRunner.__init__", "kwargs", {"connect_attempts": "5"}, ("connect_attempts", "1 or more")),
     *rows("ModelRunner.init", on_retry=(5, "function")),
+    *rows("ModelRunner.mark_left", reason=(None, "why the model left")),
     *rows("ModelRunner.health", timeout=TIMEOUT),
     *rows("ModelRunner.bind", channel=("127.0.0.1:1", "grpc.Channel")),
     *rows("ModelRunner.setup", channel=(None, "grpc.Channel"), timeout=TIMEOUT),
@@ -447,6 +496,11 @@ ROWS: list[Row] = [
           timeout=TIMEOUT, model_runs=MODEL_RUNS, args=({"a": 1}, "list or tuple"), kwargs=(5, "mapping")),
     *rows("AsyncRunner.predict", value=(object(), "cannot encode"), timeout=TIMEOUT, model_runs=MODEL_RUNS),
     *rows("AsyncRunner.reinitialize", timeout=TIMEOUT, model_runs=([3], "model_runs[0]")),
+    Row("AsyncRunner.call", "arguments", Args([object()]), ("arguments: args", "cannot encode")),
+    *rows("AsyncRunner.map", method_name=(None, "non-empty string")),
+    *maps("AsyncRunner.map", "inputs"),
+    *maps("AsyncRunner.map_predict", "values"),
+    *rows("AsyncRunner.stats", include_left=(0, "True or False")),
     *rows("AsyncRunner.on_model_joined", listener=LISTENER, replay=(None, "True or False")),
     *rows("AsyncRunner.on_model_left", listener=LISTENER),
     *rows("AsyncRunner.on_round", listener=LISTENER),
@@ -456,6 +510,8 @@ ROWS: list[Row] = [
     *rows("mrclient.encode_data", ValueError, data_type=("JSON", "VariantType"), value=({1, 2}, "cannot encode")),
     *rows("mrclient.decode_data", ValueError, data=("1", "bytes"), data_type=(None, "VariantType")),
     *rows("mrclient.shard_of", model_id=(5, "string"), count=(0, "1 or more")),
+    Row("mrclient.shard_of", "count", "3", ("count", "1 or more")),
+    Row("mrclient.shard_of", "count", True, ("count", "1 or more")),
     # credentials
     *rows("SecureCredentials.__init__", ca_bytes=("PEM", "PEM bytes"), cert_bytes=(None, "PEM bytes"),
           key_bytes=(bytearray(), "PEM bytes"), check_expiry=("no", "True or False")),
@@ -472,7 +528,8 @@ ROWS: list[Row] = [
     *rows("ModelStatsTable.to_records", by_method=("yes", "True or False")),
     *rows("ModelStatsTable.to_frame", by_method=(1, "True or False")),
     *rows("RunnerOverview.html", limit=(0, "1 or more"), note=(5, "string or None")),
-    Row("RunnerOverview.html", "rows", [1, 2, 3], ("rows", "table_rows()")),
+    Row("RunnerOverview.html", "rows", [1, 2, 3], ("rows", "rows()")),
+    *rows("RunnerOverview.rows", limit=(-1, "1 or more")),
     *rows("LiveView.__init__", runner=("runner", "concurrent runner"), publish=(None, "function"),
           every=(0, "positive"), rows=(0, "1 or more"), display_id=(5, "string or None")),
     *rows("LiveView.stop", timeout=(-1, "0 or more")),

@@ -30,8 +30,6 @@ from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, EwmaTracker, TrackerBase
 from test_shutdown import Child
 
-pytestmark = pytest.mark.subprocess
-
 DEADLINE = 15.0  # the round's deadline in every script
 EXIT_BOUND = 5.0  # from the signal (or the script's last line) to the end of the process: far below DEADLINE
 START_WAIT = 60.0  # the child's start-up: imports, two nodes, the orchestrator, init()
@@ -87,6 +85,15 @@ quick_only = [model for model in runner.models if model.model_name == "quick"]
 print(json.dumps({"called": runner.call("predict", model_runs=quick_only).summary.called}), flush=True)
 print(json.dumps({"ending": True}), flush=True)
 """,
+    # The same script looping over a map: Ctrl-C lands while input 0 waits for the sleepy model.
+    "ctrl-c-mid-map": PRELUDE + """
+from mrclient import Args
+
+runner.init()
+for results in runner.map("predict", [Args() for _ in range(3)]):
+    print(json.dumps({"input": True}), flush=True)
+print(json.dumps({"returned": True}), flush=True)
+""",
     # An asyncio coordinator without aclose(): Ctrl-C cancels asyncio.run()'s task mid-round.
     "asyncio-ctrl-c": PRELUDE + """
 from mrclient.aio import AsyncRunner
@@ -123,35 +130,67 @@ def ended_after(child: Child, since: float) -> float:
     return time.monotonic() - since
 
 
-def test_ctrl_c_mid_round_in_a_plain_script_ends_the_process_at_once(script: Callable[[str], Child]) -> None:
-    child = script("ctrl-c")
+Figures = Callable[[str, object], None]
+
+
+def interrupted(child: Child, record_property: Figures, what: str) -> tuple[float, str]:
+    """SIGINT to ``child`` mid-round (its sleepy model called): seconds to its end, against the deadline; its stderr."""
     assert child.said("sleeping", START_WAIT)  # the round is under way: the model sleeps 30 s, the round waits 15
     sent = time.monotonic()
     child.process.send_signal(signal.SIGINT)
     took = ended_after(child, sent)
+    record_property("figures", f"[exit] {what}: ended {took:.2f}s after SIGINT, round deadline {DEADLINE:g}s")
     stderr = child.stderr()
     assert took < EXIT_BOUND, f"{took:.1f}s after Ctrl-C, with a {DEADLINE}s round"
+    return took, stderr
+
+
+@pytest.mark.serial  # a signal, and a bound on the wall clock
+@pytest.mark.subprocess
+def test_ctrl_c_mid_round_in_a_plain_script_ends_the_process_at_once(
+    script: Callable[[str], Child], record_property: Figures
+) -> None:
+    child = script("ctrl-c")
+    _, stderr = interrupted(child, record_property, "plain script, Ctrl-C mid-round")
     assert child.process.returncode in (-signal.SIGINT, 130, 1), stderr
     assert "KeyboardInterrupt" in stderr
     assert "Exception ignored" not in stderr and not any("returned" in line for line in child.lines)
 
 
-def test_asyncio_ctrl_c_mid_round_without_aclose_ends_the_process_at_once(script: Callable[[str], Child]) -> None:
+@pytest.mark.serial  # a signal, and a bound on the wall clock
+@pytest.mark.subprocess
+def test_ctrl_c_mid_map_in_a_plain_script_ends_the_process_at_once(
+    script: Callable[[str], Child], record_property: Figures
+) -> None:
+    """A map in progress runs on the call pool too: the close at exit ends it, as it ends a round."""
+    child = script("ctrl-c-mid-map")
+    _, stderr = interrupted(child, record_property, "plain script, Ctrl-C mid-map")
+    assert child.process.returncode in (-signal.SIGINT, 130, 1), stderr
+    assert "KeyboardInterrupt" in stderr
+    assert "Exception ignored" not in stderr
+    assert not any("input" in line or "returned" in line for line in child.lines)  # input 0 never came back
+
+
+@pytest.mark.serial  # a signal, and a bound on the wall clock
+@pytest.mark.subprocess
+def test_asyncio_ctrl_c_mid_round_without_aclose_ends_the_process_at_once(
+    script: Callable[[str], Child], record_property: Figures
+) -> None:
     child = script("asyncio-ctrl-c")
-    assert child.said("sleeping", START_WAIT)
-    sent = time.monotonic()
-    child.process.send_signal(signal.SIGINT)
-    took = ended_after(child, sent)
-    stderr = child.stderr()
-    assert took < EXIT_BOUND, f"{took:.1f}s after Ctrl-C, with a {DEADLINE}s round"
+    _, stderr = interrupted(child, record_property, "asyncio, Ctrl-C mid-round, no aclose()")
     assert "KeyboardInterrupt" in stderr and "Exception ignored" not in stderr, stderr
 
 
+@pytest.mark.serial  # a bound on the wall clock
+@pytest.mark.subprocess
 @pytest.mark.parametrize("name", ["ends-mid-round", "ends-after-rounds"])
-def test_a_script_that_never_closes_ends_at_once_and_quietly(script: Callable[[str], Child], name: str) -> None:
+def test_a_script_that_never_closes_ends_at_once_and_quietly(
+    script: Callable[[str], Child], record_property: Figures, name: str
+) -> None:
     child = script(name)
     assert child.said("ending", START_WAIT)
     took = ended_after(child, time.monotonic())
+    record_property("figures", f"[exit] {name}: ended {took:.2f}s after its last line, round deadline {DEADLINE:g}s")
     stderr = child.stderr()
     assert took < EXIT_BOUND, f"{took:.1f}s after its last line, with a {DEADLINE}s round"
     assert child.process.returncode == 0, stderr
@@ -194,6 +233,7 @@ def test_a_runner_dropped_without_close_is_collected_and_closed(crunch: LocalOrc
     assert [t.name for t in threading.enumerate() if t.name.startswith(names)] == []
 
 
+@pytest.mark.subprocess
 def test_the_exit_hook_runs_before_concurrent_futures_joins_its_workers(tmp_path: Path) -> None:
     """The order the design rests on, on this Python: threading's exit hooks run in reverse registration order."""
     source = """\

@@ -541,8 +541,8 @@ class ModelCluster:
 
     def remove(self, runner: ModelRunner, reason: str = "removed") -> None:
         """Close ``runner`` and drop it from the table, without reporting it; ``reason`` says why it left."""
+        check_text("reason", reason, "why the model left, a non-empty string")
         self._check_own(runner, "remove")
-        check_text("reason", reason)
         with self._lock:
             was_ready = self._detach(runner, reason)
         self._retire([(runner, was_ready)])

@@ -436,7 +436,7 @@ class ModelConcurrentRunner(abc.ABC):
         ``close()`` every model that was ready is there, marked ``closed``.
         ``include_left=False`` gives the ready models only.
         """
-        if not include_left:
+        if not check_flag("include_left", include_left):
             return ModelStatsTable((runner, runner.stats) for runner in self.models)
         ready, left = self.model_cluster.models_and_left()
         return ModelStatsTable((runner, runner.stats) for runner in [*ready, *left])

@@ -156,16 +156,17 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         raised. See docs/concepts.rst ("Many inputs: map").
         """
         _check_method_name(method_name)
+        items = iterate(inputs)
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         window = check_window(window)
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first input
         self._check_can_run("a map")
         subject = f"method {method_name!r}"
 
         def prepare(item: Any, index: int, runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
             return _request_of(method_name, item, runners, f"input {index}", subject)
 
-        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first input
-        return self._map_rounds(chosen, iterate(inputs), prepare, timeout, window, subject, method_name)
+        return self._map_rounds(chosen, items, prepare, timeout, window, subject, method_name)
 
 
 def _request_of(

@@ -89,16 +89,17 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         round of ``predict``. A model that skips a value (busy with an earlier
         one) is not fed it: its ``infer`` sees the values it answered.
         """
+        items = iterate(values, "values")
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         window = check_window(window)
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first value
         self._check_can_run("a map")
 
         def prepare(value: Any, index: int, _runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
             shared = _infer_request(value, f"value {index}")
             return lambda _: shared
 
-        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first value
-        return self._map_rounds(chosen, iterate(values), prepare, timeout, window, "Infer", "predict")
+        return self._map_rounds(chosen, items, prepare, timeout, window, "Infer", "predict")
 
     def reinitialize(
         self, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None

@@ -306,7 +306,7 @@ class ModelRunner(abc.ABC):
 
     def mark_left(self, reason: str) -> None:
         """This runner left the table after being ready, for ``reason`` (``reported MULTIPLE_FAILED``, ``closed``)."""
-        self.left_reason = reason
+        self.left_reason = check_text("reason", reason, "why the model left, a non-empty string")
         self.left_at = time.time()
 
     @property

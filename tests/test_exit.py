@@ -234,6 +234,45 @@ def test_a_runner_dropped_without_close_is_collected_and_closed(crunch: LocalOrc
 
 
 @pytest.mark.subprocess
+def test_closing_wakes_a_round_whose_calls_were_still_queued() -> None:
+    """The calls a round queued on the pool, not yet started when close() shuts it, end the round's wait at once.
+
+    ``shutdown(cancel_futures=True)`` cancelled them without waking
+    ``concurrent.futures.wait()``: under load, an AsyncRunner closed just after
+    its round began waited out the round's 30 s deadline.
+    """
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from mrclient.concurrent.base import _CallPools
+
+    shut = threading.Event()
+
+    class Observed(ThreadPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            super().shutdown(wait=False, cancel_futures=cancel_futures)
+            shut.set()  # what close() does to the queue is done: the running call may end now
+            if wait:
+                super().shutdown(wait=True)
+
+    release = threading.Event()
+    calls = _CallPools()
+    calls.pool = pool = Observed(1, thread_name_prefix="test-call")
+    pool.submit(release.wait, WAIT)  # a call under way (its runner closed, it would end at once)
+    queued = pool.submit(lambda: "MODEL_LEFT")  # the round's next call, not started: one worker only
+    closer = threading.Thread(target=calls.close, name="test-closer")
+    closer.start()
+    try:
+        assert shut.wait(WAIT)
+        release.set()
+        began = time.monotonic()
+        done, _ = wait([queued], timeout=WAIT)
+        assert queued in done and time.monotonic() - began < WAIT / 2, "the round waited out its deadline"
+    finally:
+        release.set()
+        closer.join(WAIT)
+    assert not closer.is_alive()
+
+
 def test_the_exit_hook_runs_before_concurrent_futures_joins_its_workers(tmp_path: Path) -> None:
     """The order the design rests on, on this Python: threading's exit hooks run in reverse registration order."""
     source = """\

@@ -734,13 +734,19 @@ class _CallPools:
         self.open_map: MapRun | None = None  # the map holding the round lock, if one is open
 
     def close(self) -> None:
-        """Cancel the calls not started and wait for those running (their runners are closed by then)."""
+        """Wait for the calls submitted, running or not: their runners are closed by then, so each ends at once.
+
+        Not ``cancel_futures=True``: a future cancelled that way never wakes a
+        ``concurrent.futures.wait()`` on it (only a worker taking it would), so
+        a round whose calls were still queued waited out its whole deadline
+        after the close. Run, each answers ``MODEL_LEFT`` from its closed runner.
+        """
         with self.lock:
             self.closed = True
             pools = [*self.retired, *([self.pool] if self.pool else [])]
             self.pool, self.retired = None, []
         for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True)
 
 
 def _tear_down(cluster: ModelCluster, round_listeners: ListenerDispatcher[RoundSummary], calls: _CallPools) -> None:

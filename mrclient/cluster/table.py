@@ -37,6 +37,7 @@ from typing import Any
 from .._support.fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
 from .._support.hints import warn_empty_crunch
 from .._support.tables import counted
+from .._support.waits import wait_for
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
 from ..runners.base import CallOutcome, ErrorType, ModelRunner
@@ -223,8 +224,8 @@ class ModelCluster:
         try:
             connection.connect(timeout)
             with self._changed:
-                while not self._changed.wait_for(
-                    self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
+                while not wait_for(
+                    self._changed, self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
                 ):
                     if self._first is None or time.monotonic() >= deadline:
                         break
@@ -387,7 +388,7 @@ class ModelCluster:
     def wait_for_models(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` models are ready; False after ``timeout`` or ``close()``."""
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or len(self._snapshot) >= count, timeout)
+            wait_for(self._changed, lambda: self._closed or len(self._snapshot) >= count, timeout)
             return len(self._snapshot) >= count
 
     def setup_states(self) -> list[SetupState]:
@@ -418,7 +419,7 @@ class ModelCluster:
     def wait_for_setups(self, timeout: float) -> bool:
         """Block until no model of the table is still setting up; False after ``timeout`` or ``close()``."""
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or len(self._ready) == len(self._runners), timeout)
+            wait_for(self._changed, lambda: self._closed or len(self._ready) == len(self._runners), timeout)
             return not self._closed and len(self._ready) == len(self._runners)
 
     def on_model_joined(self, listener: ModelListener, *, replay: bool = True) -> ModelListener:

@@ -5,8 +5,10 @@ answers, call statistics), and ``fit_columns`` decides, as a pure function,
 which columns a terminal of a given width shows and how wide each is: status
 columns (``STATE``, ``HEALTH``, ``LAST``) are never cut and never dropped;
 the others shrink to a minimum (cut with an ellipsis), then the least useful
-are dropped, so the table stays readable in 80 columns. The screens only draw
-what they are given.
+are dropped, so the table stays readable in 80 columns. The plain-text and
+rich screens lay a table out alike (two spaces between columns), so rich cuts
+nothing the plain table shows whole. The screens only draw what they are
+given.
 """
 
 from __future__ import annotations
@@ -283,9 +285,9 @@ class RichScreen:
         from rich.text import Text
 
         width = self.console.width
-        # Without outer edges, each column boundary is " ┃ ": three characters.
-        widths = fit_columns(columns, rows, width, gap=3)
-        table = Table(box=box.HEAVY_HEAD, show_edge=False, pad_edge=False)
+        # As the plain table: no edges, and a blank column plus one of padding between two columns.
+        widths = fit_columns(columns, rows, width, gap=2)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         kept = [i for i, w in enumerate(widths) if w is not None]
         for i in kept:
             w = widths[i]

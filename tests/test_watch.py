@@ -10,6 +10,7 @@ out of the pin runs of ``make test`` as every test of that node).
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import subprocess
@@ -29,7 +30,7 @@ from mrclient.cluster.plan import plan_event
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, TrackerBase
 from mrclient.watch.announcements import GONE, Announcement, apply_frame, prune_left
-from mrclient.watch.display import ANNOUNCED_COLUMNS, ModelCalls, fit_columns, model_rows, summary_parts, text_table, wrap_parts
+from mrclient.watch.display import ANNOUNCED_COLUMNS, Lines, ModelCalls, fit_columns, model_rows, summary_parts, text_table, wrap_parts
 from mrclient.watch.watcher import pick_output
 
 # -- the announcement rules, with plain data -----------------------------------------------------
@@ -159,6 +160,16 @@ def test_the_summary_says_how_the_connection_the_models_and_the_last_round_are()
     assert "reports" not in " ".join(summary_parts("bird", state, announced))  # a plain watch sends no report
     wrapped = wrap_parts(parts, 40)
     assert len(wrapped) > 1 and all(len(text) <= 40 for text in wrapped)
+
+
+def test_one_reconnect_and_a_round_of_one_model_are_said_in_the_singular() -> None:
+    state = ConnectionState(connected=True, since=0.0, reconnects=1, reports_pending=0, reports_unconfirmed=0)
+    line = " · ".join(summary_parts("bird", state, [Announcement("a", "d", "RUNNING", since=0.0)]))
+    assert "· 1 reconnect ·" in line and "reconnects" not in line, line
+    model = type("Runner", (), {"model_id": "model-1", "model_name": "ewma"})()  # what the line reads of a runner
+    out = io.StringIO()
+    Lines(out).round("predict", {model: ModelPredictResult.of_success(model, 1.0, 2000)}, 0.004)  # type: ignore[dict-item, arg-type]
+    assert "predict: 1 model, 1 SUCCESS, 0 FAILED, 0 TIMEOUT in 4 ms" in out.getvalue(), out.getvalue()
 
 
 def test_auto_output_is_rich_on_a_terminal_and_lines_elsewhere() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from .._support.tables import fit_widths
+from .._support.tables import counted, fit_widths
 from ..cluster.shards import shard_of
 from ..concurrent.results import ModelPredictResult
 from ..runners import ModelRunner
@@ -200,7 +200,7 @@ def summary_parts(
     link = "connected" if state.connected else "DISCONNECTED"
     parts = [
         f"{crunch}: {link}" + ("" if state.since is None else f" since {clock(state.since)}"),
-        f"{state.reconnects} reconnects",
+        counted(state.reconnects, "reconnect"),
     ]
     counts: dict[str, int] = {}
     for shown in announced:
@@ -329,7 +329,7 @@ class Lines:
         for result in results.values():
             counts[result.status] += 1
         tally = ", ".join(f"{count} {status.value}" for status, count in counts.items())
-        lines = [f"round      {method}: {len(results)} models, {tally} in {wall_s * 1000:.0f} ms"]
+        lines = [f"round      {method}: {counted(len(results), 'model')}, {tally} in {wall_s * 1000:.0f} ms"]
         for model, result in sorted(results.items(), key=lambda item: item[0].model_id):
             if result.status is not ModelPredictResult.Status.SUCCESS:
                 lines.append(f"{result.status.value:<10} {model.model_id} {model.model_name}: {result.detail}")

@@ -1,8 +1,10 @@
-"""Another service on the orchestrator's port: a plain HTTP server on loopback, answering every request with one status and a web page."""
+"""Other services on the orchestrator's port: a plain HTTP server answering every request with one status
+and a web page, and a server that does not speak HTTP at all."""
 
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Callable, Iterator
 
@@ -49,6 +51,48 @@ def web_server_fixture() -> Iterator[Callable[..., WebServer]]:
 
     def start(status: int, port: int = 0) -> WebServer:
         server = WebServer(status, port)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+class BannerServer:
+    """Another service that is not HTTP at all: writes ``banner`` to each connection (an SSH server's greeting)."""
+
+    def __init__(self, banner: bytes) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)  # so that serve() sees stop() soon
+        self.port = self.listener.getsockname()[1]
+        self.banner = banner
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, name="test-banner-server", daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.sendall(self.banner)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(WAIT)
+        self.listener.close()
+
+
+@pytest.fixture(name="banner_server")
+def banner_server_fixture() -> Iterator[Callable[[bytes], BannerServer]]:
+    """Factory: ``banner_server(banner)``; every one stopped after the test."""
+    started: list[BannerServer] = []
+
+    def start(banner: bytes) -> BannerServer:
+        server = BannerServer(banner)
         started.append(server)
         return server
 

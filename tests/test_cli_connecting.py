@@ -44,7 +44,7 @@ URL = "ws://orchestrator.example:8000/bird-game"
         (websocket.WebSocketBadStatusException("Handshake status 200 OK", 200, "OK", {}, PAGE),
          Verdict.NOT_THE_ORCHESTRATOR, f"HTTP 200 OK from {URL}: is this the orchestrator's port?"),
         (websocket.WebSocketBadStatusException("Handshake status 401", 401, None, {}, b""),
-         Verdict.NOT_THE_ORCHESTRATOR, f"HTTP 401 from {URL}: is this the orchestrator's port?"),
+         Verdict.NOT_THE_ORCHESTRATOR, f"HTTP 401 Unauthorized from {URL}: is this the orchestrator's port?"),
         (websocket.WebSocketBadStatusException("Handshake status 503", 503, "Service Unavailable", {}, PAGE),
          Verdict.RETRY, f"HTTP 503 Service Unavailable from {URL} (not ready?)"),
         (websocket.WebSocketBadStatusException("Handshake status 429", 429, "Too Many Requests", {}, b""),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from _web_server import WebServer, web_server_fixture  # noqa: F401 (the web_server fixture)
+from _web_server import BannerServer, WebServer, banner_server_fixture, web_server_fixture  # noqa: F401 (fixtures)
 from conftest import free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
@@ -194,6 +194,23 @@ def test_init_against_a_web_server_gives_up_early_in_one_line(
     assert str(caught.value) == (
         f"HTTP 404 Not Found from ws://127.0.0.1:{server.port}/{CRUNCH}: is this the orchestrator's port? (3 attempts)"
     )
+
+
+@pytest.mark.parametrize("banner", [b"SSH-2.0-OpenSSH_9.6\r\n", b"\xff\xfe\x00garbage\r\n", b"HTTP/1.1 abc\r\n\r\n"],
+                         ids=["ssh", "binary", "bad-status"])
+def test_init_against_a_service_that_is_not_http_gives_up_early_in_one_line(
+    banner: bytes, banner_server: Callable[[bytes], BannerServer],
+    runners: Callable[..., DynamicSubclassModelConcurrentRunner], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever the websocket-client version reads there, init() says what it is, and the thread logs no bug."""
+    server = banner_server(banner)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as caught:
+        runners(server.port).init()
+    assert time.monotonic() - started < SLOW / 2
+    assert "is this the orchestrator's port? (3 attempts)" in str(caught.value), caught.value
+    assert "\n" not in str(caught.value)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text
 
 
 def test_init_waits_out_a_host_name_that_does_not_resolve(runners: Callable[..., DynamicSubclassModelConcurrentRunner]) -> None:

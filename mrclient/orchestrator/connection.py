@@ -41,7 +41,7 @@ from .._support.addresses import host_port
 from .._support.waits import wait_for
 from ..stats import ConnectionState
 from ..wire.frames import Event, Skipped, parse_frame
-from .failures import AttemptFailure, Verdict, attempt_failure
+from .failures import AttemptFailure, UnreadableAnswer, Verdict, attempt_failure
 from .outbox import Outbox
 from .redelivery import redeliver
 
@@ -386,7 +386,10 @@ class OrchestratorConnection:
         self._outbox.hold()  # until this connection's init says which held reports still make sense
         try:
             connect: Callable[..., None] = ws.connect  # untyped in websocket-client
-            connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
+            try:
+                connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
+            except (IndexError, ValueError) as error:  # websocket-client 1.8 reading an answer that is not HTTP
+                raise UnreadableAnswer(f"not an HTTP answer: {error}") from error
             logger.info("connected to the orchestrator at %s", self.url)
             self._serve(ws)
         except (OSError, websocket.WebSocketException, _Lost) as error:

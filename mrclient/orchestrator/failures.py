@@ -25,6 +25,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from enum import Enum
+from http import HTTPStatus
 
 import websocket
 
@@ -35,6 +36,14 @@ __all__ = ["AttemptFailure", "Verdict", "attempt_failure"]
 #: HTTP statuses a proxy gives while the service behind it is away: worth waiting for.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _MAX_QUOTE = 60
+
+
+#: How websocket-client 1.9 says the answer is not HTTP (a banner, bytes that are not UTF-8).
+_NOT_HTTP_MESSAGES = ("Invalid status line", "Invalid header line")
+
+
+class UnreadableAnswer(websocket.WebSocketException):
+    """The answer to the handshake is not HTTP (websocket-client before 1.9 raises IndexError or ValueError there)."""
 
 
 class Verdict(Enum):
@@ -63,7 +72,7 @@ def attempt_failure(
     """
     where = host_port(host, port)
     if isinstance(error, websocket.WebSocketBadStatusException):
-        status = f"HTTP {error.status_code}" + (f" {error.status_message}" if error.status_message else "")
+        status = f"HTTP {error.status_code}" + (f" {phrase}" if (phrase := _status_phrase(error)) else "")
         if error.status_code >= 500 or error.status_code in _TRANSIENT_STATUSES:
             return AttemptFailure(f"{status} (not ready?)", f"{status} from {url} (not ready?)")
         return AttemptFailure(
@@ -88,7 +97,13 @@ def attempt_failure(
     if isinstance(error, websocket.WebSocketConnectionClosedException):
         reason = f"{where} closed the connection during the WebSocket handshake"
         return AttemptFailure(reason, f"{reason} ({url})")
-    if type(error) is websocket.WebSocketException and str(error).startswith("Invalid status line"):
+    if isinstance(error, UnreadableAnswer):
+        return AttemptFailure(
+            "not an HTTP answer: is this the orchestrator's port?",
+            f"{url} did not answer HTTP: is this the orchestrator's port?",
+            Verdict.NOT_THE_ORCHESTRATOR,
+        )
+    if type(error) is websocket.WebSocketException and str(error).startswith(_NOT_HTTP_MESSAGES):
         answer = str(error).partition(":")[2].strip()
         return AttemptFailure(
             f"not an HTTP answer ({_cut(answer)}): is this the orchestrator's port?",
@@ -97,6 +112,17 @@ def attempt_failure(
         )
     reason = _first_line(error)
     return AttemptFailure(reason, f"{reason} ({url})")
+
+
+def _status_phrase(error: websocket.WebSocketBadStatusException) -> str | None:
+    """The answer's reason phrase; websocket-client 1.8 does not keep it, so the standard one then."""
+    phrase: str | None = getattr(error, "status_message", None)
+    if phrase:
+        return phrase
+    try:
+        return HTTPStatus(error.status_code).phrase
+    except ValueError:
+        return None
 
 
 def _first_line(error: BaseException) -> str:

@@ -32,9 +32,9 @@ class RecordingProxy:
         self._channel = grpc.insecure_channel(target)
         self._lock = threading.Lock()
         self._recorded: list[Recorded] = []
-        self._server = grpc.server(
-            ThreadPoolExecutor(16, thread_name_prefix="local-model-node-proxy"), handlers=[_Forward(self)]
-        )
+        # grpc.server does not own the pool it is given: stop() shuts it down.
+        self._pool = ThreadPoolExecutor(16, thread_name_prefix="local-model-node-proxy")
+        self._server = grpc.server(self._pool, handlers=[_Forward(self)])
         self.port = self._server.add_insecure_port("127.0.0.1:0")
 
     def start(self) -> RecordingProxy:
@@ -43,6 +43,7 @@ class RecordingProxy:
 
     def stop(self) -> None:
         self._server.stop(None).wait(10)
+        self._pool.shutdown(wait=True)
         self._channel.close()
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from _web_server import BannerServer, WebServer, banner_server_fixture, web_server_fixture  # noqa: F401 (fixtures)
 from conftest import free_port
 from mrclient import (
     DynamicSubclassModelConcurrentRunner,
@@ -22,6 +23,7 @@ from mrclient.cluster.listeners import ListenerDispatcher
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 
 WAIT = 10.0
+SLOW = 60.0  # an init() that waits through several attempts, each after a backoff
 QUIET = 0.3
 CRUNCH = "retry"
 SUCCESS = ModelPredictResult.Status.SUCCESS
@@ -176,3 +178,82 @@ def test_a_stopped_listener_thread_keeps_its_listeners_and_the_next_event_starts
     assert second.wait(WAIT) and heard == [1, 2]
     dispatcher.close()
     assert [t for t in threading.enumerate() if t.name == "mrclient-test-listeners"] == []
+
+
+# -- answers that say the address is wrong ---------------------------------------------------------
+
+
+def test_init_against_a_web_server_gives_up_early_in_one_line(
+    web_server: Callable[..., WebServer], runners: Callable[..., DynamicSubclassModelConcurrentRunner]
+) -> None:
+    server = web_server(404)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as caught:
+        runners(server.port).init()
+    assert time.monotonic() - started < SLOW / 2
+    assert str(caught.value) == (
+        f"HTTP 404 Not Found from ws://127.0.0.1:{server.port}/{CRUNCH}: is this the orchestrator's port? (3 attempts)"
+    )
+
+
+@pytest.mark.parametrize("banner", [b"SSH-2.0-OpenSSH_9.6\r\n", b"\xff\xfe\x00garbage\r\n", b"HTTP/1.1 abc\r\n\r\n"],
+                         ids=["ssh", "binary", "bad-status"])
+def test_init_against_a_service_that_is_not_http_gives_up_early_in_one_line(
+    banner: bytes, banner_server: Callable[[bytes], BannerServer],
+    runners: Callable[..., DynamicSubclassModelConcurrentRunner], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever the websocket-client version reads there, init() says what it is, and the thread logs no bug."""
+    server = banner_server(banner)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as caught:
+        runners(server.port).init()
+    assert time.monotonic() - started < SLOW / 2
+    assert "is this the orchestrator's port? (3 attempts)" in str(caught.value), caught.value
+    assert "\n" not in str(caught.value)
+    assert not [record for record in caplog.records if record.levelname == "ERROR"], caplog.text
+
+
+def test_init_waits_out_a_host_name_that_does_not_resolve(runners: Callable[..., DynamicSubclassModelConcurrentRunner]) -> None:
+    """A container's name does not resolve while it restarts: the library waits its whole init_timeout."""
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as caught:
+        runners(8000, host="name.invalid", init_timeout=2.0).init()
+    assert time.monotonic() - started >= 2.0
+    message = str(caught.value)
+    assert "within 2s (last error: the host name 'name.invalid' does not resolve)" in message, message
+    assert "How long init() waits (2s here)" in message
+
+
+def test_a_retry_loop_reaches_the_orchestrator_that_replaces_a_web_server(
+    web_server: Callable[..., WebServer], local_node: Callable[..., LocalModelNode],
+    runners: Callable[..., DynamicSubclassModelConcurrentRunner],
+) -> None:
+    """init() gives up early on a 404 and may be called again; it waits through a proxy's 503 and refused connections."""
+    port = free_port()
+    runner = runners(port)
+    server = web_server(404, port)
+    with pytest.raises(ConnectionError, match="HTTP 404"):
+        runner.init()
+    server.stop()
+    proxy = web_server(503, port)  # a proxy in front of an orchestrator that restarts
+    failed: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            runner.init()
+        except BaseException as error:  # noqa: BLE001 (the test reads it)
+            failed.append(error)
+
+    initializing = threading.Thread(target=init, name="test-init")
+    initializing.start()
+    try:
+        assert proxy.requested.wait(SLOW), "init() asked the proxy"
+        proxy.stop()  # refused connections, for a moment
+        with LocalOrchestrator(crunch_id=CRUNCH, port=port) as orchestrator:
+            orchestrator.add_model(host="127.0.0.1", port=local_node(classes=[RetryBase, Model]).port)
+            initializing.join(SLOW)
+            assert not initializing.is_alive() and failed == [], failed
+            assert runner.initialized and runner.wait_for_models(1, SLOW)
+    finally:
+        runner.close()
+        initializing.join(SLOW)

@@ -104,7 +104,7 @@ def test_connect_raises_a_connection_error_naming_the_url_when_nobody_listens(co
     port = free_port()
     connection, _ = connect(port)
     started = time.monotonic()
-    with pytest.raises(ConnectionError, match=f"ws://127.0.0.1:{port}/{CRUNCH}.*ConnectionRefused"):
+    with pytest.raises(ConnectionError, match=f"ws://127.0.0.1:{port}/{CRUNCH}.*connection refused: nothing listens at 127.0.0.1:{port}"):
         connection.connect(0.5)
     assert time.monotonic() - started < 2.0
     assert not [t for t in threading.enumerate() if t.name.startswith("mrclient-orchestrator")], "the thread stopped"
@@ -231,7 +231,7 @@ def test_a_connection_without_init_is_a_failed_attempt(
 ) -> None:
     server = silent_server(mute=True)  # accepts, never completes the handshake
     connection, _ = connect(server.port, settings=replace(FAST, open_timeout=0.2))
-    with pytest.raises(ConnectionError, match="timed out|TimeoutException|no init"):
+    with pytest.raises(ConnectionError, match="no answer from .* within 0.2s|no init"):
         connection.connect(1.0)
     assert server.accepted >= 2, "the attempt was retried"
 

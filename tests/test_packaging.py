@@ -25,7 +25,7 @@ def test_python_dash_m_mrclient_and_version() -> None:
     assert done.stdout.strip() == f"mrclient {mrclient.__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["watch"], ["call"]], ids=["top", "demo", "watch", "call"])
+@pytest.mark.parametrize("command", [[], ["demo"], ["serve"], ["watch"], ["call"]], ids=["top", "demo", "serve", "watch", "call"])
 def test_help_has_no_markup(command: list[str]) -> None:
     done = run(sys.executable, "-m", "mrclient", *command, "--help")
     assert done.returncode == 0 and "usage: mrclient" in done.stdout

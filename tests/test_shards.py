@@ -347,7 +347,8 @@ def test_call_with_a_shard_that_owns_none_says_so_and_exits_1(sharded: ShardedCr
     done = mrclient_command("call", "--host", "127.0.0.1", "--port", str(sharded.orchestrator.port), "--crunch-id",
                             "sharded", "--base-classname", "TrackerBase", "--shard", f"{other}/2", "predict")
     assert done.returncode == 1, done
-    assert f"error: shard {other}/2 owns none of the 1 models of crunch 'sharded': nothing to call" in done.stderr
+    said = " ".join(done.stderr.split())  # wrapped at 80 columns
+    assert f"error: shard {other}/2 owns none of the 1 model of crunch 'sharded': nothing to call" in said, said
 
 
 @pytest.mark.parametrize("shard", ["3/3", "-1/3", "0/0", "1", "a/b", "1/2/3", "0.5/2", ""])
@@ -358,7 +359,8 @@ def test_call_with_a_bad_shard_exits_2_with_the_usage(shard: str, capsys: pytest
     assert exited.value.code == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("usage: mrclient call"), stderr
-    assert f"argument --shard: not a shard I/K (I from 0 to K - 1, e.g. 0/3 for the first of three): {shard!r}" in stderr
+    said = " ".join(stderr.split())  # wrapped at 80 columns
+    assert f"argument --shard: not a shard I/K (I from 0 to K - 1, e.g. 0/3 for the first of three): {shard!r}" in said
 
 
 def test_watch_table_shows_each_models_shard_and_the_count_per_shard() -> None:

@@ -10,15 +10,11 @@ out of the pin runs of ``make test`` as every test of that node).
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
+import io
 import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,15 +24,14 @@ from typing import Any
 import pytest
 
 from _rpc_recorder import RecordingProxy, recording_proxy_fixture  # noqa: F401 (the recording_proxy fixture)
+from _terminal import WAIT, Terminal
 from mrclient import ConnectionState, DynamicSubclassModelConcurrentRunner, ModelPredictResult, RoundSummary
 from mrclient.cluster.plan import plan_event
 from mrclient.testing import LocalModelNode, LocalOrchestrator
 from mrclient.testing.examples import BASE_CLASSNAME, BrokenTracker, EwmaTracker, TrackerBase
 from mrclient.watch.announcements import GONE, Announcement, apply_frame, prune_left
-from mrclient.watch.display import ANNOUNCED_COLUMNS, ModelCalls, fit_columns, model_rows, summary_parts, text_table, wrap_parts
+from mrclient.watch.display import ANNOUNCED_COLUMNS, Lines, ModelCalls, fit_columns, model_rows, summary_parts, text_table, wrap_parts
 from mrclient.watch.watcher import pick_output
-
-WAIT = 60.0  # bound of every wait on the watched process (it starts Python, gRPC and rich)
 
 # -- the announcement rules, with plain data -----------------------------------------------------
 
@@ -167,6 +162,16 @@ def test_the_summary_says_how_the_connection_the_models_and_the_last_round_are()
     assert len(wrapped) > 1 and all(len(text) <= 40 for text in wrapped)
 
 
+def test_one_reconnect_and_a_round_of_one_model_are_said_in_the_singular() -> None:
+    state = ConnectionState(connected=True, since=0.0, reconnects=1, reports_pending=0, reports_unconfirmed=0)
+    line = " · ".join(summary_parts("bird", state, [Announcement("a", "d", "RUNNING", since=0.0)]))
+    assert "· 1 reconnect ·" in line and "reconnects" not in line, line
+    model = type("Runner", (), {"model_id": "model-1", "model_name": "ewma"})()  # what the line reads of a runner
+    out = io.StringIO()
+    Lines(out).round("predict", {model: ModelPredictResult.of_success(model, 1.0, 2000)}, 0.004)  # type: ignore[dict-item, arg-type]
+    assert "predict: 1 model, 1 SUCCESS, 0 FAILED, 0 TIMEOUT in 4 ms" in out.getvalue(), out.getvalue()
+
+
 def test_auto_output_is_rich_on_a_terminal_and_lines_elsewhere() -> None:
     assert pick_output("auto", tty=True) == "rich"  # rich is in the dev extra
     assert pick_output("auto", tty=False) == "lines"
@@ -174,60 +179,6 @@ def test_auto_output_is_rich_on_a_terminal_and_lines_elsewhere() -> None:
 
 
 # -- the command in a pseudo-terminal ----------------------------------------------------------
-
-_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-Za-z]")
-
-
-class Terminal:
-    """A process whose standard streams are a pseudo-terminal of a given size; its screen as text lines."""
-
-    def __init__(self, argv: Sequence[str], columns: int = 180, rows: int = 40) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
-        env["TERM"] = "xterm-256color"
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-        os.close(slave)
-        self.master = master
-        self.output = b""
-        self._changed = threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:  # EIO: the process closed the terminal
-                chunk = b""
-            with self._changed:
-                if not chunk:
-                    self._changed.notify_all()
-                    return
-                self.output += chunk
-                self._changed.notify_all()
-
-    def lines(self) -> list[str]:
-        """Every line the process drew so far, escape codes removed."""
-        text = _ESCAPE.sub("", self.output.decode("utf-8", "replace"))
-        return [line for line in re.split(r"[\r\n]", text) if line.strip()]
-
-    def wait_for(self, predicate: Callable[[list[str]], bool]) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: predicate(self.lines()), WAIT)
-
-    def interrupt(self) -> int:
-        """Ctrl-C; the exit status."""
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(WAIT)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        self.reader.join(WAIT)
-        os.close(self.master)
-
 
 def a_line_with(*words: str) -> Callable[[list[str]], bool]:
     """Whether a line holds every word (a model id matches whole, so model-1 is not model-10)."""
@@ -284,7 +235,7 @@ def test_watch_in_a_terminal_shows_models_run_answer_and_stop(crunch: Any, outpu
         assert terminal.wait_for(a_line_with("connected since", "1 running")), terminal.lines()[-20:]
         assert any("--call sets every model up" in line for line in terminal.lines()), "it says it touches the nodes"
         if output == "auto":
-            assert any("┃ STATE" in line for line in terminal.lines()), "rich draws the table"
+            assert any(line.strip() and set(line.strip()) == {"─"} for line in terminal.lines()), "rich rules the header"
 
         second = add(BrokenTracker)
         assert terminal.wait_for(a_line_with(second, "BrokenTracker", "RUNNING", "FAILED")), terminal.lines()[-20:]
@@ -292,7 +243,7 @@ def test_watch_in_a_terminal_shows_models_run_answer_and_stop(crunch: Any, outpu
         assert terminal.wait_for(a_line_with(first, "STOPPED")), terminal.lines()[-20:]
         assert terminal.wait_for(a_line_with("1 running, 1 stopped")), terminal.lines()[-20:]
 
-        assert terminal.interrupt() == 0
+        assert terminal.interrupt() == 130
         assert not any("Traceback" in line for line in terminal.lines()), terminal.lines()
     finally:
         terminal.close()
@@ -309,7 +260,7 @@ def test_in_an_80_column_terminal_every_status_is_whole(crunch: Any, output: str
     try:
         for model, status in ((working, "SUCCESS"), (broken, "FAILED"), (slow, "TIMEOUT")):
             assert terminal.wait_for(a_line_with(model, "RUNNING", "SERVING", status)), terminal.lines()[-20:]
-        assert terminal.interrupt() == 0
+        assert terminal.interrupt() == 130
         drawn = [line for line in terminal.lines() if "model-" in line]
         # A status is a word of its own; the detail column (MODEL_FAILED: ...) is free text and may be cut.
         assert drawn and all(len(line) <= 80 for line in drawn), [line for line in drawn if len(line) > 80]
@@ -334,7 +285,7 @@ def test_watch_through_a_pipe_prints_a_line_per_round_and_per_failure(crunch: An
                 break
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=WAIT)
-        assert process.returncode == 0
+        assert process.returncode == 130  # Ctrl-C, as shells say it
     finally:
         if process.poll() is None:
             process.kill()
@@ -344,7 +295,7 @@ def test_watch_through_a_pipe_prints_a_line_per_round_and_per_failure(crunch: An
     assert "round      predict: 2 models, 1 SUCCESS, 1 FAILED, 0 TIMEOUT" in text, text
     assert a_line_with("FAILED", broken, "diverged")(lines), text
     assert "stopped" not in rest  # stopping is not every model leaving
-    assert "compete with the coordinator's" in errors  # the one-line warning of --call
+    assert "compete with the coordinator's" in " ".join(errors.split())  # the warning of --call, wrapped at 80
 
 
 @pytest.mark.subprocess
@@ -434,7 +385,7 @@ def watch_during_rounds(orchestrator: LocalOrchestrator, proxies: Sequence[Recor
     try:
         assert terminal.wait_for(redraws(20)), terminal.lines()[-20:]
         assert terminal.wait_for(a_line_with("model-1", "RUNNING")), terminal.lines()[-20:]
-        assert terminal.interrupt() == 0
+        assert terminal.interrupt() == 130
     finally:
         terminal.close()
         coordinator.stop()

@@ -60,6 +60,7 @@ class PenaltyPolicy:
         runner.cooldown_calls_remaining = max(0, runner.cooldown_calls_remaining - 1)
 
     def record_success(self, runner: ModelRunner) -> None:
+        """An answer clears every count and any rest: penalties are for failures in a row."""
         runner.consecutive_failures = 0
         runner.consecutive_timeouts = 0
         runner.cooldown_calls_remaining = 0

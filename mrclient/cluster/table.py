@@ -51,6 +51,7 @@ from .._support.validation import (
     check_timeout,
     check_wait,
 )
+from .._support.waits import wait_for
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
 from ..runners.base import CallOutcome, ErrorType, ModelRunner
@@ -246,8 +247,8 @@ class ModelCluster:
         try:
             connection.connect(timeout)
             with self._changed:
-                while not self._changed.wait_for(
-                    self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
+                while not wait_for(
+                    self._changed, self._initial_settled, min(PROGRESS_EVERY, deadline - time.monotonic())
                 ):
                     if self._first is None or time.monotonic() >= deadline:
                         break
@@ -411,7 +412,7 @@ class ModelCluster:
         """Block until at least ``count`` models are ready; False after ``timeout`` or ``close()``."""
         count, timeout = check_non_negative_int("count", count), check_wait("timeout", timeout)
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or len(self._snapshot) >= count, timeout)
+            wait_for(self._changed, lambda: self._closed or len(self._snapshot) >= count, timeout)
             return len(self._snapshot) >= count
 
     def setup_states(self) -> list[SetupState]:
@@ -443,7 +444,7 @@ class ModelCluster:
         """Block until no model of the table is still setting up; False after ``timeout`` or ``close()``."""
         timeout = check_wait("timeout", timeout)
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or len(self._ready) == len(self._runners), timeout)
+            wait_for(self._changed, lambda: self._closed or len(self._ready) == len(self._runners), timeout)
             return not self._closed and len(self._ready) == len(self._runners)
 
     def on_model_joined(self, listener: ModelListener, *, replay: bool = True) -> ModelListener:

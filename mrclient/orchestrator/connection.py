@@ -11,6 +11,9 @@ that only this thread drains: each is kept until pongs prove the orchestrator
 has it, and resent after a reconnect otherwise (at least once, in order), once
 the new ``init`` is applied and only if still worth sending (``redelivery``: a
 report whose model that init no longer lists at its ip is dropped and logged).
+A failed attempt is said in one line (``failures``): a web server's 404 page
+is not quoted, and ``connect()`` gives up early on answers that say the
+address is not an orchestrator's.
 The thread reads what is waiting before it writes, and waits in ``select`` on the
 socket and on a wake-up socket, so ``close()`` and new messages reach it at once.
 
@@ -35,13 +38,16 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from tenacity.wait import wait_base
 
 from .._support.addresses import host_port
+from .._support.waits import wait_for
 from ..stats import ConnectionState
 from ..wire.frames import Event, Skipped, parse_frame
+from .failures import AttemptFailure, UnreadableAnswer, Verdict, attempt_failure
 from .outbox import Outbox
 from .redelivery import redeliver
 
 __all__ = [
     "EventHandler",
+    "OrchestratorConnectError",
     "OrchestratorConnection",
     "OrchestratorSettings",
     "orchestrator_url",
@@ -56,8 +62,10 @@ EventHandler = Callable[[str, list[Any]], None]
 #: A long backlog (after a reconnect) asks for proof every this many messages, so that a
 #: connection that dies mid-flush has had most of it confirmed.
 _PING_EVERY = 16
-#: Connections the orchestrator may refuse with an error object (an unknown crunch id...)
-#: before ``connect()`` gives up and shows its words, rather than retrying until its timeout.
+#: Connections the orchestrator may refuse with an error object (an unknown crunch id...),
+#: or attempts whose answer says the address is not an orchestrator's (an HTTP 404, a host
+#: name that does not resolve: see ``failures``), before ``connect()`` gives up and says
+#: why, rather than retrying until its timeout.
 MAX_REFUSALS = 3
 
 #: How long the thread waits before trying again after an error that escaped even the
@@ -87,11 +95,31 @@ class OrchestratorSettings:
     close_timeout: float = 1.0  # what ``close()`` waits for the last reports' proof, then the closing handshake
     reconnect_wait: wait_base = field(default_factory=reconnect_backoff)
     tls: bool = False  # ``wss://`` when TLS is put in front of the orchestrator
+    #: Whether ``connect()`` gives up early, as on an HTTP 404, when the host name does not
+    #: resolve. Off by default: a container's name does not resolve while it restarts.
+    #: The ``mrclient`` command sets it (a person typed the name, and is waiting).
+    give_up_on_unknown_host: bool = False
 
 
 def orchestrator_url(host: str, port: int | str, crunch_id: str, *, tls: bool = False) -> str:
     """The orchestrator's WebSocket URL for ``crunch_id``: ``ws://host:port/crunch`` (the crunch id quoted)."""
     return f"{'wss' if tls else 'ws'}://{host_port(host, port)}/{urllib.parse.quote(crunch_id, safe='')}"
+
+
+class OrchestratorConnectError(ConnectionError):
+    """``connect()`` got no ``init``: its message says why in one line; the fields say it to a program.
+
+    ``reason`` is what the last attempt met (None if none ended), ``timeout``
+    the wait, and ``gave_up`` whether it ended before the timeout because the
+    answers said the address is wrong or the orchestrator refused.
+    """
+
+    def __init__(self, message: str, *, url: str, reason: str | None, timeout: float, gave_up: bool) -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+        self.timeout = timeout
+        self.gave_up = gave_up
 
 
 class _Lost(Exception):
@@ -118,6 +146,7 @@ class OrchestratorConnection:
         self.crunch_id = crunch_id
         self.settings = settings or OrchestratorSettings()
         self.url = orchestrator_url(host, port, crunch_id, tls=self.settings.tls)
+        self.host, self.port = host, port
         self._handler = handler
 
         self._closing = threading.Event()
@@ -130,6 +159,8 @@ class OrchestratorConnection:
         self._last_error: str | None = None
         self._refusal: str | None = None  # the error object this connection got, if any
         self._refusals = 0  # connections in a row that ended with one, before any init
+        self._wrong_answers = 0  # attempts, before any init, whose answer says the address is wrong
+        self._wrong_summary: str | None = None  # the last of them, in one line naming the URL
         self._failure: str | None = None  # why the thread stopped, if not by close()
         self._since: float | None = None  # time.time() when it last connected or was lost
         self._connections = 0  # connections that got their init
@@ -191,26 +222,40 @@ class OrchestratorConnection:
     def connect(self, timeout: float) -> None:
         """Start, and block until the first ``init`` has been handled.
 
-        Raises ``ConnectionError`` naming the URL when that does not happen
-        within ``timeout`` seconds, or at once when the orchestrator refused the
-        first ``MAX_REFUSALS`` connections with an error object (its text is in
-        the message); the connection is closed then.
+        Raises ``OrchestratorConnectError`` (a ``ConnectionError``) naming the
+        URL when that does not happen within ``timeout`` seconds, or as soon as
+        the orchestrator refused ``MAX_REFUSALS`` connections with an error
+        object (its text is in the message), or that many attempts were
+        answered in a way that says the address is not an orchestrator's (see
+        ``failures``); the connection is closed then. A refused connection is
+        not such an answer: an orchestrator that is restarting gives it, and is
+        waited for. The wait is in short slices, so Ctrl-C is heard at once.
         """
         self.start()
         with self._state:
-            self._state.wait_for(
-                lambda: self._init_seen or self._closing.is_set() or self._refusals >= MAX_REFUSALS, timeout
-            )
+            wait_for(self._state, lambda: self._init_seen or self._closing.is_set() or self._gave_up, timeout)
             ok, closing, error, refused = self._init_seen, self._closing.is_set(), self._last_error, self._refusals
+            wrong, summary = self._wrong_answers, self._wrong_summary
         if ok:
             return
         self.close()
+
+        def failed(message: str, gave_up: bool = False) -> OrchestratorConnectError:
+            return OrchestratorConnectError(message, url=self.url, reason=error, timeout=timeout, gave_up=gave_up)
+
         if refused >= MAX_REFUSALS:
-            raise ConnectionError(f"the orchestrator at {self.url} refused the connection {refused} times: {error}")
+            raise failed(f"the orchestrator at {self.url} refused the connection {refused} times: {error}", True)
+        if wrong >= MAX_REFUSALS:
+            raise failed(f"{summary} ({wrong} attempts)", True)
         if closing and error is None:
-            raise ConnectionError(f"the connection to the orchestrator at {self.url} was closed while connecting")
+            raise failed(f"the connection to the orchestrator at {self.url} was closed while connecting")
         detail = f" (last error: {error})" if error else ""
-        raise ConnectionError(f"could not connect to the orchestrator at {self.url} within {timeout}s{detail}")
+        raise failed(f"could not connect to the orchestrator at {self.url} within {timeout:g}s{detail}")
+
+    @property
+    def _gave_up(self) -> bool:
+        """Whether ``connect()`` has heard enough to stop waiting (the caller holds ``_state``)."""
+        return self._refusals >= MAX_REFUSALS or self._wrong_answers >= MAX_REFUSALS
 
     def send(self, message: Mapping[str, Any]) -> None:
         """Queue a JSON message for the orchestrator; never blocks on the network.
@@ -341,7 +386,10 @@ class OrchestratorConnection:
         self._outbox.hold()  # until this connection's init says which held reports still make sense
         try:
             connect: Callable[..., None] = ws.connect  # untyped in websocket-client
-            connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
+            try:
+                connect(self.url, timeout=self.settings.open_timeout, suppress_origin=True)
+            except (IndexError, ValueError) as error:  # websocket-client 1.8 reading an answer that is not HTTP
+                raise UnreadableAnswer(f"not an HTTP answer: {error}") from error
             logger.info("connected to the orchestrator at %s", self.url)
             self._serve(ws)
         except (OSError, websocket.WebSocketException, _Lost) as error:
@@ -541,8 +589,20 @@ class OrchestratorConnection:
                 self._state.notify_all()
 
     def _record_error(self, error: BaseException) -> None:
+        """Keep what ``error`` says, in one line; before any init, count an answer saying the address is wrong."""
+        if isinstance(error, _Lost):
+            failure = AttemptFailure(str(error), f"{error} ({self.url})")
+        else:
+            failure = attempt_failure(error, self.url, self.host, self.port, self.settings.open_timeout)
+        wrong = failure.verdict is Verdict.NOT_THE_ORCHESTRATOR or (
+            failure.verdict is Verdict.UNKNOWN_HOST and self.settings.give_up_on_unknown_host
+        )
         with self._state:
-            self._last_error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            self._last_error = failure.reason
+            if wrong and not self._init_seen:
+                self._wrong_answers += 1
+                self._wrong_summary = failure.summary
+                self._state.notify_all()
 
     # -- the wake-up socket -----------------------------------------------------------------
 

@@ -5,8 +5,10 @@ answers, call statistics), and ``fit_columns`` decides, as a pure function,
 which columns a terminal of a given width shows and how wide each is: status
 columns (``STATE``, ``HEALTH``, ``LAST``) are never cut and never dropped;
 the others shrink to a minimum (cut with an ellipsis), then the least useful
-are dropped, so the table stays readable in 80 columns. The screens only draw
-what they are given.
+are dropped, so the table stays readable in 80 columns. The plain-text and
+rich screens lay a table out alike (two spaces between columns), so rich cuts
+nothing the plain table shows whole. The screens only draw what they are
+given.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from .._support.tables import fit_widths
+from .._support.tables import counted, fit_widths
 from ..cluster.shards import shard_of
 from ..concurrent.results import ModelPredictResult
 from ..runners import ModelRunner
@@ -198,7 +200,7 @@ def summary_parts(
     link = "connected" if state.connected else "DISCONNECTED"
     parts = [
         f"{crunch}: {link}" + ("" if state.since is None else f" since {clock(state.since)}"),
-        f"{state.reconnects} reconnects",
+        counted(state.reconnects, "reconnect"),
     ]
     counts: dict[str, int] = {}
     for shown in announced:
@@ -283,9 +285,9 @@ class RichScreen:
         from rich.text import Text
 
         width = self.console.width
-        # Without outer edges, each column boundary is " ┃ ": three characters.
-        widths = fit_columns(columns, rows, width, gap=3)
-        table = Table(box=box.HEAVY_HEAD, show_edge=False, pad_edge=False)
+        # As the plain table: no edges, and a blank column plus one of padding between two columns.
+        widths = fit_columns(columns, rows, width, gap=2)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         kept = [i for i, w in enumerate(widths) if w is not None]
         for i in kept:
             w = widths[i]
@@ -327,7 +329,7 @@ class Lines:
         for result in results.values():
             counts[result.status] += 1
         tally = ", ".join(f"{count} {status.value}" for status, count in counts.items())
-        lines = [f"round      {method}: {len(results)} models, {tally} in {wall_s * 1000:.0f} ms"]
+        lines = [f"round      {method}: {counted(len(results), 'model')}, {tally} in {wall_s * 1000:.0f} ms"]
         for model, result in sorted(results.items(), key=lambda item: item[0].model_id):
             if result.status is not ModelPredictResult.Status.SUCCESS:
                 lines.append(f"{result.status.value:<10} {model.model_id} {model.model_name}: {result.detail}")

@@ -233,7 +233,6 @@ def test_a_runner_dropped_without_close_is_collected_and_closed(crunch: LocalOrc
     assert [t.name for t in threading.enumerate() if t.name.startswith(names)] == []
 
 
-@pytest.mark.subprocess
 def test_closing_wakes_a_round_whose_calls_were_still_queued() -> None:
     """The calls a round queued on the pool, not yet started when close() shuts it, end the round's wait at once.
 
@@ -273,6 +272,7 @@ def test_closing_wakes_a_round_whose_calls_were_still_queued() -> None:
     assert not closer.is_alive()
 
 
+@pytest.mark.subprocess
 def test_the_exit_hook_runs_before_concurrent_futures_joins_its_workers(tmp_path: Path) -> None:
     """The order the design rests on, on this Python: threading's exit hooks run in reverse registration order."""
     source = """\

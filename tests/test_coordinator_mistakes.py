@@ -18,6 +18,7 @@ import pytest
 from _crunch_kit import Crunch as CrunchKit
 from conftest import PARTICIPANT, free_port
 from mrclient import (
+    Args,
     DynamicSubclassModelConcurrentRunner,
     EmptyCrunchWarning,
     InvalidCoordinatorUsageError,
@@ -327,6 +328,9 @@ def test_model_runs_takes_runners_and_model_ids_each_once(crunch: Crunch, caplog
     assert len(runner.call("predict", model_runs=roster.joined)) == 3
     assert len(runner.call("predict", model_runs=results)) == 1, "a round's results name their runners"
     assert [crunch.nodes[model_id].instance.calls for model_id in (first, second, third)] == [2, 2, 3]
+    mapped = [list(results) for results in runner.map("predict", [Args(), Args()], model_runs=[second, by_id[third]])]
+    assert [[model.model_id for model in models] for models in mapped] == [[second, third]] * 2, "a map takes them too"
+    assert [crunch.nodes[model_id].instance.calls for model_id in (first, second, third)] == [2, 4, 5]
 
 
 def test_a_bad_model_runs_is_named_and_calls_nobody(crunch: Crunch) -> None:
@@ -349,6 +353,8 @@ def test_a_bad_model_runs_is_named_and_calls_nobody(crunch: Crunch) -> None:
     ]:
         with pytest.raises(InvalidCoordinatorUsageError, match=message):
             runner.call("predict", model_runs=items)
+        with pytest.raises(InvalidCoordinatorUsageError, match=message):
+            runner.map("predict", [Args()], model_runs=items)  # when map() is called, before its first input
     assert crunch.nodes[model_id].instance.calls == 0
     assert crunch.no_report()
 

@@ -107,14 +107,16 @@ docs: $(VENV)/.dev
 # Each pin venv installs the package with .ci/pins-*.txt as constraints, on the
 # oldest or newest supported Python, and runs the unit tests that exercise the
 # generated code, grpcio and websockets (real local peers, no benchmarks, no
-# reference node), closing from a signal handler, and shard_of's committed answers
+# reference node), closing from a signal handler and at interpreter exit (whose hook order
+# is CPython's own, so each supported Python checks it), and shard_of's committed answers
 # (tests/data/shard_golden.json: every supported Python must give the same): in two
 # passes, as above, the parallel one in a single process (it runs beside the main suite's).
 PIN_TESTS := tests/test_codec.py tests/test_protos.py tests/test_supported_range.py tests/test_runners.py \
 	tests/test_local_node.py tests/test_concurrent.py tests/test_cluster.py tests/test_orchestrator.py \
 	tests/test_pools.py tests/test_public_api.py tests/test_stats.py tests/test_metrics.py tests/test_watch.py \
 	tests/test_joiners.py tests/test_shutdown.py tests/test_aio.py tests/test_init_retry.py \
-	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py tests/test_map.py
+	tests/test_docker_backend.py tests/test_reports.py tests/test_results.py tests/test_shards.py tests/test_map.py \
+	tests/test_exit.py tests/test_aio_shutdown.py
 OLDEST_PYTHON ?= $(shell .ci/find-python 3.10 $(PYTHON))
 NEWEST_PYTHON ?= $(shell .ci/find-python 3.13 $(PYTHON))
 

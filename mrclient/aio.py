@@ -8,13 +8,22 @@ still runs on the runner's own thread pool, in the same shape; the facade only
 moves the waiting off the event loop, and reads the table and statistics
 through to the runner.
 
-Who owns what: each blocking operation (an ``init()``, a round, a close) runs
-on a thread of the facade's (``mrclient-aio-<operation>``), started for that
+Who owns what: each blocking operation (an ``init()``, a round) runs on a
+thread of the facade's (``mrclient-aio-<operation>``), started for that
 operation and ended with it, never on the loop's default executor, which
-``asyncio.run()`` waits for at exit. ``sync()`` waits on no thread at all: the
-runner's shutdown calls back into the loop once it is done. Cancelling
-``sync()`` means "stop": the runner is closed, and ``sync()`` raises
-``CancelledError`` once it is and every operation thread has ended.
+``asyncio.run()`` waits for at exit. The close runs once, on one thread
+(``mrclient-aio-close``), however many ways ask for it (``aclose()``, ``async
+with``, a cancelled ``sync()``, a ``sync()`` that saw the runner closed): every
+one of them awaits that same close, which closes the runner and then joins the
+operation threads. A thread is listed for that join only once it has started
+(it is started under the lock that guards the list), so a close racing an
+operation's start either joins a running thread or never sees it; an
+operation asked for once the close has joined the others runs on the loop
+itself, where the closed runner answers at once (it raises, or returns False).
+``sync()`` waits on no thread at all: the runner's shutdown calls back into
+the loop once it is done. Cancelling ``sync()`` means "stop": the runner is
+closed, and ``sync()`` raises ``CancelledError`` once it is and every
+operation thread has ended.
 Cancelling another await abandons only the wait: the round goes on until its
 own deadline, or ends at once when the runner is closed. Rounds leave the GIL
 switch interval alone by default, since a long one delays the loop's thread.
@@ -26,7 +35,8 @@ does for a synchronous loop. Closing the async generator (``aclose()``,
 ``contextlib.aclosing``, or its finalization after a ``break``) tells that
 thread to end the map and waits for it: once the input under way is handed
 over (at most its deadline; at once after ``close()``), the runner is free.
-Closing the facade ends it too.
+Closing the facade ends it too: the input under way is handed over, then the
+``async for`` raises ``MrclientError``, as the synchronous map does.
 """
 
 from __future__ import annotations
@@ -43,10 +53,11 @@ from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from ._support.tables import fit_line, terminal_width
+from ._support.validation import check_timeout
 from .cluster.roster import Roster
 from .cluster.table import ModelCluster
 from .concurrent import DynamicSubclassModelConcurrentRunner, ModelConcurrentRunner, TrainInferModelConcurrentRunner
-from .errors import InvalidCoordinatorUsageError
+from .errors import InvalidCoordinatorUsageError, MrclientError
 from .runners import ModelRunner
 from .stats import CallTotals, ConnectionState, ModelStatsTable, RoundSummary
 
@@ -154,10 +165,14 @@ class AsyncRunner(Generic[_R]):
                 f"AsyncRunner wraps a constructed runner (DynamicSubclassModelConcurrentRunner(...) or "
                 f"TrainInferModelConcurrentRunner(...)), not {type(runner).__name__}"
             )
-        runner.round_switch_interval = round_switch_interval
+        runner.round_switch_interval = (
+            None if round_switch_interval is None else check_timeout("round_switch_interval", round_switch_interval)
+        )
         self._runner = runner
-        self._lock = threading.Lock()  # guards _operations and _feeds
-        self._operations: list[tuple[threading.Thread, concurrent.futures.Future[Any]]] = []
+        self._lock = threading.Lock()  # guards the four fields below
+        self._operations: list[threading.Thread] = []  # started ones only: a join never meets an unstarted thread
+        self._closing: tuple[threading.Thread, concurrent.futures.Future[None]] | None = None  # the one close
+        self._joined = False  # the close has listed the operations to join: later ones run on the loop
         self._feeds: set[_Feed] = set()  # the request queues of the maps under way
 
     def __repr__(self) -> str:
@@ -277,30 +292,56 @@ class AsyncRunner(Generic[_R]):
     # -- off the loop -----------------------------------------------------------------------
 
     async def _off_loop(self, what: str, work: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Run ``work`` on a thread of its own and await its result; cancelling abandons the wait only."""
-        _, done = self._start(what, functools.partial(work, *args, **kwargs))
+        """Run ``work`` on a thread of its own and await its result; cancelling abandons the wait only.
+
+        Once the close has joined the operation threads, ``work`` runs here, on
+        the loop: the runner is closed by then, so it raises or returns at once,
+        and no thread outlives the close.
+        """
+        call = functools.partial(work, *args, **kwargs)
+        done = self._start(what, call)
+        if done is None:  # not started: the close has joined the others
+            return call()
         return await asyncio.wrap_future(done)
 
-    def _start(self, what: str, work: Callable[[], _T]) -> tuple[threading.Thread, concurrent.futures.Future[_T]]:
+    def _start(self, what: str, work: Callable[[], _T]) -> concurrent.futures.Future[_T] | None:
+        """Start ``work`` on a thread of its own, listed for the close's join; None once that join began."""
         done: concurrent.futures.Future[_T] = concurrent.futures.Future()
         thread = threading.Thread(target=_fill, args=(done, work), name=f"mrclient-aio-{what}", daemon=True)
         with self._lock:
-            self._operations = [(t, f) for t, f in self._operations if t.is_alive()]
-            self._operations.append((thread, done))
-        thread.start()
-        return thread, done
+            if self._joined:
+                return None
+            self._operations = [t for t in self._operations if t.is_alive()]
+            thread.start()  # under the lock: listed only once started (start() waits for that alone)
+            self._operations.append(thread)
+        return done
 
     async def _iterate(self, what: str, iterator: Generator[_T, None, None]) -> AsyncIterator[_T]:
         """Drive ``iterator`` on a thread of the facade's, one item per ``async for`` step; end it when left."""
         feed: _Feed = queue.SimpleQueue()
         with self._lock:
             self._feeds.add(feed)
-        _, driven = self._start(what, functools.partial(_drive, iterator, feed))
+        driven = self._start(what, functools.partial(_drive, iterator, feed))
+        if driven is None:  # the close has joined the others: the closed runner's map ends at once, here
+            with self._lock:
+                self._feeds.discard(feed)
+            try:
+                for item in iterator:
+                    yield item
+            finally:
+                iterator.close()
+            return
+        ended = asyncio.wrap_future(driven)
         try:
             while True:
                 request: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 feed.put(request)
-                item = await asyncio.wrap_future(request)
+                answer = asyncio.wrap_future(request)
+                await asyncio.wait((answer, ended), return_when=asyncio.FIRST_COMPLETED)
+                if not answer.done():  # the thread ended the map unasked: the facade's close told it to
+                    answer.cancel()
+                    raise MrclientError("the runner was closed during the map")
+                item = answer.result()
                 if item is _END:
                     return
                 yield item
@@ -309,7 +350,7 @@ class AsyncRunner(Generic[_R]):
             with self._lock:
                 self._feeds.discard(feed)
             # Wait for that (the runner is free after it); cancelled meanwhile, the thread ends on its own.
-            await asyncio.wrap_future(driven)
+            await ended
 
     def _closed(self) -> asyncio.Future[None]:
         """A future of this loop's, resolved once the runner is closed; no thread waits for it."""
@@ -329,9 +370,21 @@ class AsyncRunner(Generic[_R]):
         self._runner.on_closed(wake)
         return closed
 
+    def _close_operation(self) -> tuple[threading.Thread, concurrent.futures.Future[None]]:
+        """The facade's one close, started by the first to ask; every later ask gets the same."""
+        with self._lock:
+            if self._closing is None:
+                done: concurrent.futures.Future[None] = concurrent.futures.Future()
+                thread = threading.Thread(
+                    target=_fill, args=(done, self._close_blocking), name="mrclient-aio-close", daemon=True
+                )
+                thread.start()  # under the lock, like every operation's
+                self._closing = (thread, done)
+            return self._closing
+
     async def _close(self) -> None:
-        """Close the runner on a thread and wait for it, through further cancellations; then join ours."""
-        thread, done = self._start("close", self._close_blocking)
+        """Await the close (started if need be), through further cancellations; then join its thread."""
+        thread, done = self._close_operation()
         closing = asyncio.wrap_future(done)  # a future, not a task: asyncio.run's final cancel passes it by
         interrupted = False
         while not closing.done():
@@ -345,13 +398,14 @@ class AsyncRunner(Generic[_R]):
             raise asyncio.CancelledError()
 
     def _close_blocking(self) -> None:
+        """Close the runner, then join every operation thread (each ends at once: the runner is closed)."""
         self._runner.close()
-        me = threading.current_thread()
         with self._lock:
-            others = [thread for thread, _ in self._operations if thread is not me]
+            self._joined = True
+            operations, self._operations = self._operations, []
             for feed in self._feeds:  # a map's thread may be waiting for the loop to ask for more
                 feed.put(None)
-        for thread in others:
+        for thread in operations:
             thread.join(THREAD_JOIN_TIMEOUT)
             if thread.is_alive():
                 logger.warning("the %s thread is still running %ss after close(); leaving it behind",

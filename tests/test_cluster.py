@@ -141,7 +141,14 @@ def test_start_raises_the_coordinators_mistake_and_reports_nothing(
     orchestrator: LocalOrchestrator, node: LocalModelNode, kit: ClusterKit, caplog: pytest.LogCaptureFixture
 ) -> None:
     orchestrator.add_model(port=node.port)
-    cluster = kit.cluster(factory=kit.factory(base_classname="  "))  # the node answers INVALID_ARGUMENT
+    made = kit.factory()
+
+    def rejected(**identity: Any) -> ModelRunner:
+        runner = made(**identity)
+        runner.base_classname = "  "  # the node answers INVALID_ARGUMENT (the constructor refuses it: set after)
+        return runner
+
+    cluster = kit.cluster(factory=rejected)
     with pytest.raises(InvalidCoordinatorUsageError, match="rejected"):
         cluster.start(WAIT)
     assert [r for r in caplog.records if r.name == "mrclient.cluster.table" and r.levelno == logging.ERROR]

@@ -18,6 +18,7 @@ import pytest
 from _crunch_kit import Crunch as CrunchKit
 from conftest import PARTICIPANT, free_port
 from mrclient import (
+    Args,
     DynamicSubclassModelConcurrentRunner,
     EmptyCrunchWarning,
     InvalidCoordinatorUsageError,
@@ -284,9 +285,11 @@ def test_calls_before_init_and_after_close_are_refused(crunch: Crunch) -> None:
         (dict(arguments=[1, 2, 3]), r"arguments must be \(args, kwargs\)"),
         (dict(arguments=([1], [])), r"arguments must be \(args, kwargs\), two lists of Argument"),
         (dict(arguments=lambda model: "oops"), r"arguments\(<DynamicSubclassModelRunner .*\) must be \(args, kwargs\)"),
-        (dict(args=[1, object()]), r"^argument 2: cannot encode a value of type object"),
-        (dict(kwargs={"when": {1, 2}}), r"^keyword 'when': cannot encode a value of type set"),
-        (dict(args="abc"), "positional arguments must be a list or tuple"),
+        (dict(args=[1, object()]), r"^args: argument 2: cannot encode a value of type object"),
+        (dict(kwargs={"when": {1, 2}}), r"^kwargs: keyword 'when': cannot encode a value of type set"),
+        (dict(args="abc"), "^args: positional arguments must be a list or tuple"),
+        (dict(args=5), "^args: positional arguments must be a list or tuple, got int"),
+        (dict(kwargs=[1]), "^kwargs: keyword arguments must be a mapping or KwArgument items, got int"),
     ],
 )
 def test_bad_arguments_are_named_before_any_model_is_called(crunch: Crunch, call: dict[str, Any], message: str) -> None:
@@ -295,6 +298,64 @@ def test_bad_arguments_are_named_before_any_model_is_called(crunch: Crunch, call
     assert runner.wait_for_models(2, WAIT)
     with pytest.raises(InvalidCoordinatorUsageError, match=message):
         runner.call("predict", **call)
+    assert crunch.no_report()
+
+
+class Counted(Base):
+    """Counts its calls, so a test sees that a refused round called nobody."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self) -> str:
+        self.calls += 1
+        return "ok"
+
+
+def test_model_runs_takes_runners_and_model_ids_each_once(crunch: Crunch, caplog: pytest.LogCaptureFixture) -> None:
+    first, second, third = (crunch.add(Counted, name) for name in ("first", "second", "third"))
+    runner = crunch.runner(3)
+    by_id = {model.model_id: model for model in runner.models}
+    roster = runner.joined_since_last()
+
+    results = runner.call("predict", model_runs=[first, by_id[second], first, by_id[first]])
+    assert [model.model_id for model in results] == [first, second], "in the order given, each once"
+    assert {result.status for result in results.values()} == {SUCCESS}
+    with caplog.at_level(logging.WARNING, logger="mrclient"):
+        results = runner.call("predict", model_runs=[third, "model-that-left"])
+    assert [model.model_id for model in results] == [third]
+    assert "1 model id(s) name no ready model" in caplog.text and "'model-that-left'" in caplog.text
+    assert len(runner.call("predict", model_runs=roster.joined)) == 3
+    assert len(runner.call("predict", model_runs=results)) == 1, "a round's results name their runners"
+    assert [crunch.nodes[model_id].instance.calls for model_id in (first, second, third)] == [2, 2, 3]
+    mapped = [list(results) for results in runner.map("predict", [Args(), Args()], model_runs=[second, by_id[third]])]
+    assert [[model.model_id for model in models] for models in mapped] == [[second, third]] * 2, "a map takes them too"
+    assert [crunch.nodes[model_id].instance.calls for model_id in (first, second, third)] == [2, 4, 5]
+
+
+def test_a_bad_model_runs_is_named_and_calls_nobody(crunch: Crunch) -> None:
+    model_id = crunch.add(Counted)
+    runner, other_client = crunch.runner(1), crunch.runner(1)
+    [model] = runner.models
+    bad = {
+        "model-1": r"model_runs must be a list of model runners .* not one string: model_runs=\['model-1'\]",
+        model: r"not one runner: model_runs=\[runner\]",
+        runner.joined_since_last(): "model_runs takes roster.models or roster.joined, not the roster itself",
+        5: r"model_runs must be a list of model runners .*, got int 5",
+    }
+    for value, message in bad.items():
+        with pytest.raises(InvalidCoordinatorUsageError, match=message):
+            runner.call("predict", model_runs=value)
+    for items, message in [
+        ([None], r"model_runs\[0\] is NoneType None in model_runs=\[None\]"),
+        ([model, 3.5], r"model_runs\[1\] is float 3.5"),
+        (other_client.models, r"model_runs\[0\] is <DynamicSubclassModelRunner .*>, which this runner did not make"),
+    ]:
+        with pytest.raises(InvalidCoordinatorUsageError, match=message):
+            runner.call("predict", model_runs=items)
+        with pytest.raises(InvalidCoordinatorUsageError, match=message):
+            runner.map("predict", [Args()], model_runs=items)  # when map() is called, before its first input
+    assert crunch.nodes[model_id].instance.calls == 0
     assert crunch.no_report()
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from mrclient import DynamicSubclassModelConcurrentRunner
+from mrclient import DynamicSubclassModelConcurrentRunner, InvalidCoordinatorUsageError
 from mrclient.metrics import MrclientCollector, register_metrics
 from mrclient.stats import LATENCY_BUCKETS
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -121,7 +121,7 @@ def test_one_collector_for_several_runners_and_no_duplicate_registration(
     register_metrics(runner, registry=registry)
     with pytest.raises(ValueError, match="Duplicated"):
         register_metrics(runner, registry=registry)
-    with pytest.raises(ValueError, match="at least one runner"):
+    with pytest.raises(InvalidCoordinatorUsageError, match="at least one runner"):
         MrclientCollector()
 
 

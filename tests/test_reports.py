@@ -64,7 +64,7 @@ def test_any_other_code_is_named_with_the_valid_ones(code: Any) -> None:
 @pytest.mark.parametrize("thing", [{"model_id": "m1", "ip": "127.0.0.1"}, "m1", None, 7])
 def test_anything_but_a_model_runner_is_named(thing: Any) -> None:
     problem = report_problem(thing, "LOW_PERFORMANCE", "x", set())
-    assert problem is not None and "needs a model runner" in problem and repr(thing)[:20] in problem
+    assert problem is not None and "model_runner must be a model runner" in problem and repr(thing)[:20] in problem
 
 
 def test_a_runner_this_client_did_not_make_is_refused() -> None:
@@ -179,10 +179,10 @@ def test_a_misspelt_code_a_dict_or_another_runners_model_is_refused_and_nothing_
     other = start_runner(orchestrator, runners)
     table = runner.models
     model = table[0]
-    with pytest.raises(InvalidCoordinatorUsageError, match=r"unknown failure code 'LOW_PERF': use one of .*"
-                                                           r"LOW_PERFORMANCE"):
+    with pytest.raises(InvalidCoordinatorUsageError, match=r"failure_code must be one of .*LOW_PERFORMANCE.*, "
+                                                           r"got 'LOW_PERF' \(unknown failure code\)"):
         runner.report_failure(model, "LOW_PERF", "x")
-    with pytest.raises(InvalidCoordinatorUsageError, match=r"needs a model runner of this runner.*dict"):
+    with pytest.raises(InvalidCoordinatorUsageError, match=r"model_runner must be a model runner of this runner.*dict"):
         runner.report_failure({"model_id": model.model_id, "ip": model.ip}, "LOW_PERFORMANCE", "x")
     with pytest.raises(InvalidCoordinatorUsageError, match="not made by this runner"):
         runner.report_failure(other.models[0], "LOW_PERFORMANCE", "x")

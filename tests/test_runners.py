@@ -115,8 +115,11 @@ def test_setup_status_codes(local_node: Callable[..., LocalModelNode], runners: 
     broken = runners(local_node(classes=[RunnerBase, BrokenConstructor]).port)
     assert broken.init() == (False, ErrorType.FAILED)  # SETUP_FAILED
 
-    empty = runners(local_node(classes=[RunnerBase, Model]).port, base_classname="  ")
-    with pytest.raises(InvalidCoordinatorUsageError):  # INVALID_ARGUMENT
+    with pytest.raises(InvalidCoordinatorUsageError, match="base_classname must be"):
+        runners(local_node(classes=[RunnerBase, Model]).port, base_classname="  ")
+    empty = runners(local_node(classes=[RunnerBase, Model]).port)
+    empty.base_classname = "  "  # past the constructor's check: what a node answers, and what the runner makes of it
+    with pytest.raises(InvalidCoordinatorUsageError, match="rejected"):  # INVALID_ARGUMENT
         empty.init()
     assert empty.channel is None
 
@@ -134,8 +137,9 @@ def test_call_status_codes(local_node: Callable[..., LocalModelNode], runners: C
     assert runner.call("fail", timeout=WAIT) == (None, ErrorType.FAILED)  # MODEL_FAILED
     assert runner.call("odd", timeout=WAIT) == (None, ErrorType.FAILED)
     assert runner.call("missing", timeout=WAIT) == (None, ErrorType.BAD_IMPLEMENTATION)
-    with pytest.raises(InvalidCoordinatorUsageError):
-        runner.call("", timeout=WAIT)  # INVALID_ARGUMENT
+    with pytest.raises(InvalidCoordinatorUsageError, match="method_name must be a non-empty string"):
+        runner.call("", timeout=WAIT)  # refused before the node (which answers INVALID_ARGUMENT):
+    assert runner.execute(b"", WAIT).code == "INVALID_ARGUMENT"  # CallRequest(methodName="")
 
     outcome = runner.execute(b"\x0a\x04fail", WAIT)  # pre-serialized CallRequest(methodName="fail")
     assert outcome.error is ErrorType.FAILED and outcome.detail and "the model broke" in outcome.detail

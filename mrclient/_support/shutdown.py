@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -71,21 +72,37 @@ class Shutdown:
         library code may hold a lock the tear-down needs, so waiting could
         last forever; otherwise the tear-down takes each lock when it is free.
         """
+        self.start()
+        if not runs_library_code(caller):
+            self.wait()
+
+    def start(self) -> None:
+        """Start the tear-down on its thread (once) and return; where no thread can start, run it here.
+
+        No thread starts while the interpreter exits (Python 3.12 refuses them
+        from the exit hooks): the tear-down then runs on the calling thread.
+        """
         self.requested = True
         if self._once.acquire(blocking=False):
             thread = threading.Thread(target=self._run, name=self.name)  # not a daemon: exit waits for it
-            self._thread = thread
+            self._thread = thread  # read only once done is set, by then started (or None: it ran here)
             try:
                 thread.start()
             except RuntimeError:  # no new threads (the interpreter is exiting): here, then
                 self._thread = None
                 self._run()
-        if runs_library_code(caller):
-            return
-        self.done.wait()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the tear-down has ended (``timeout`` seconds at most); True if it has."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.done.wait(timeout):
+            return False
         started = self._thread
         if started is not None and started is not threading.current_thread():
-            started.join()  # done is set just before the thread ends
+            # done is set just before the thread ends, once its callbacks are called
+            started.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            return not started.is_alive()
+        return True
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once the tear-down is done: at once if it is, else on the thread that finishes it.

@@ -64,8 +64,14 @@ class ListenerDispatcher(Generic[T]):
         if self._closed:
             return
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, args=(self._queue,), name=self.name, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no new thread while the interpreter exits (Python 3.12): not delivered
+                logger.info("the interpreter is exiting: the %s listeners do not hear of this %s event",
+                            self.name, kind)
+                return
+            self._thread = thread  # kept only once started: close() and stop_thread() join what they find
         self._queue.put((kind, listeners, item))
 
     def stop_thread(self) -> None:

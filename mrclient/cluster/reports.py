@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Container
 
+from .._support.validation import shown
 from ..runners.base import ModelRunner
 
-__all__ = ["FAILURE_CODES", "report_problem"]
+__all__ = ["FAILURE_CODES", "report_problem", "runner_problem"]
 
 #: The failure codes the orchestrator knows (PROTOCOL.md section 1).
 FAILURE_CODES = ("BAD_IMPLEMENTATION", "CONNECTION_FAILED", "MULTIPLE_FAILED", "MULTIPLE_TIMEOUT", "LOW_PERFORMANCE")
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def report_problem(runner: object, code: object, reason: object, created: Container[ModelRunner]) -> str | None:
@@ -31,15 +27,22 @@ def report_problem(runner: object, code: object, reason: object, created: Contai
 
     ``created`` holds the runners this client made: a report about any other
     object (a dict, another client's runner) names no model of this crunch
-    that the client knows the announced ip of.
+    that the client knows the announced ip of. The message names the
+    parameters as ``report_failure(model_runner, failure_code, failure_reason)``
+    does, which contain the cluster's ``runner``, ``code`` and ``reason``.
     """
     if not isinstance(code, str) or code not in FAILURE_CODES:
-        return f"unknown failure code {_show(code)}: use one of {', '.join(FAILURE_CODES)}"
+        return f"failure_code must be one of {', '.join(FAILURE_CODES)}, got {shown(code)} (unknown failure code)"
     if reason is not None and not isinstance(reason, str):
-        return f"the failure reason must be a string or None, not {type(reason).__name__} {_show(reason)}"
+        return f"failure_reason must be a string or None, got {type(reason).__name__} {shown(reason)}"
+    return runner_problem(runner, created, "model_runner", "report")
+
+
+def runner_problem(runner: object, created: Container[ModelRunner], name: str, action: str) -> str | None:
+    """Why ``runner`` (the parameter ``name``) is not a runner of this client to ``action``, or None."""
     if not isinstance(runner, ModelRunner):
-        return (f"report_failure() needs a model runner of this runner (from runner.models or a round's "
-                f"results), not {type(runner).__name__} {_show(runner)}")
+        return (f"{name} must be a model runner of this runner (from runner.models or a round's results), "
+                f"got {type(runner).__name__} {shown(runner)}")
     if runner not in created:
-        return f"{runner!r} was not made by this runner: report a model runner of this runner"
+        return f"{name} {runner!r} was not made by this runner: {action} a model runner of this runner"
     return None

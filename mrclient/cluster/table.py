@@ -37,6 +37,20 @@ from typing import Any
 from .._support.fdlimit import OPEN_FILES_EXHAUSTED, ensure_open_files
 from .._support.hints import warn_empty_crunch
 from .._support.tables import counted
+from .._support.validation import (
+    check_callable,
+    check_crunch_id,
+    check_flag,
+    check_host,
+    check_instance,
+    check_non_negative_int,
+    check_port,
+    check_positive_int,
+    check_shard,
+    check_text,
+    check_timeout,
+    check_wait,
+)
 from .._support.waits import wait_for
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorConnection, OrchestratorSettings
@@ -47,7 +61,8 @@ from .listeners import ListenerDispatcher
 from .misuse import COORDINATOR_MISTAKES, coordinator_mistake
 from .plan import GONE, Placement, Plan, plan_event
 from .pools import BurstPool
-from .reports import report_problem
+from .reports import report_problem, runner_problem
+from .selection import select_models
 from .setup_state import READY, SETTING_UP, SETUP_FAILED, SetupState
 from .shards import Shard
 
@@ -168,11 +183,18 @@ class ModelCluster:
         listener_join_timeout: float = 5.0,
         shard: tuple[int, int] | None = None,
     ) -> None:
+        crunch_id, host, port = check_crunch_id(crunch_id), check_host(host), check_port(port)
         self.crunch_id = crunch_id
+        shard = check_shard(shard)
         #: The models this cluster runs, or None for every model of the crunch.
         self.shard = None if shard is None else Shard(*shard)
-        self.reporting = report_failure
-        self._factory = runner_factory
+        self.reporting = check_flag("report_failure", report_failure)
+        self._factory = check_callable(
+            "runner_factory", runner_factory, "a function making a model runner (e.g. a runner's create_model_runner)"
+        )
+        setup_workers = check_positive_int("setup_workers", setup_workers)
+        check_instance("settings", settings, OrchestratorSettings, "OrchestratorSettings(...) or None", optional=True)
+        listener_join_timeout = check_timeout("listener_join_timeout", listener_join_timeout)
         self._lock = threading.Lock()  # THE table lock; never held across IO
         self._changed = threading.Condition(self._lock)
         self._runners: dict[str, ModelRunner] = {}  # current runner per model, set up or not
@@ -213,6 +235,7 @@ class ModelCluster:
         ``start()`` may be called again. Once started, it returns at once;
         after ``close()`` it raises ``RuntimeError``.
         """
+        timeout = check_timeout("timeout", timeout)
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._closed:
@@ -387,6 +410,7 @@ class ModelCluster:
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` models are ready; False after ``timeout`` or ``close()``."""
+        count, timeout = check_non_negative_int("count", count), check_wait("timeout", timeout)
         with self._changed:
             wait_for(self._changed, lambda: self._closed or len(self._snapshot) >= count, timeout)
             return len(self._snapshot) >= count
@@ -418,6 +442,7 @@ class ModelCluster:
 
     def wait_for_setups(self, timeout: float) -> bool:
         """Block until no model of the table is still setting up; False after ``timeout`` or ``close()``."""
+        timeout = check_wait("timeout", timeout)
         with self._changed:
             wait_for(self._changed, lambda: self._closed or len(self._ready) == len(self._runners), timeout)
             return not self._closed and len(self._ready) == len(self._runners)
@@ -430,14 +455,35 @@ class ModelCluster:
         listener registered after ``start()`` misses no model. Returns
         ``listener``: it works as a decorator.
         """
+        check_callable("listener", listener, "a function of the model runner")
+        replay = check_flag("replay", replay)
         with self._lock:  # no join is posted between the snapshot and the registration
             self._listeners.add(_JOINED, listener, self._snapshot if replay else ())
         return listener
 
     def on_model_left(self, listener: ModelListener) -> ModelListener:
         """Call ``listener(runner)`` once per ready runner that leaves, after it is closed; returns ``listener``."""
-        self._listeners.add(_LEFT, listener)
+        self._listeners.add(_LEFT, check_callable("listener", listener, "a function of the model runner"))
         return listener
+
+    def select(self, model_runs: Iterable[ModelRunner | str] | None) -> list[ModelRunner]:
+        """The runners a round's ``model_runs=`` names: all the ready ones for None.
+
+        It takes runners this cluster made (``models``, a roster's, a round's
+        results) and model ids, each naming the model's ready runner; a model
+        named twice counts once. A model id that names no ready model (it left,
+        it is of another shard, a typo) is skipped and logged as a warning.
+        Anything else raises ``InvalidCoordinatorUsageError`` naming
+        ``model_runs`` and the bad value (see ``selection``).
+        """
+        if model_runs is None:
+            return list(self._snapshot)
+        with self._lock:
+            selection = select_models(model_runs, self._snapshot, self._created)
+        if selection.missing:
+            logger.warning("model_runs: %d model id(s) name no ready model of %s, not called: %s",
+                           len(selection.missing), self.crunch_id, ", ".join(map(repr, selection.missing[:10])))
+        return selection.runners
 
     # -- acting on runners ------------------------------------------------------------------
 
@@ -469,12 +515,23 @@ class ModelCluster:
         self._connection.report_failure(runner.model_id, code, reason, runner.ip)
         self._retire([(runner, was_ready)])
 
+    def _check_own(self, runner: object, action: str) -> None:
+        """Refuse anything but a runner this cluster made, naming the parameter ``runner``."""
+        with self._lock:
+            problem = runner_problem(runner, self._created, "runner", action)
+        if problem is not None:
+            raise InvalidCoordinatorUsageError(problem)
+
     def reject(self, runner: ModelRunner, code: str, reason: str | None = None) -> None:
         """Report and drop a model that cannot be used safely (a failed identity check).
 
         Unlike ``report_failure``, the model leaves the table even with
         reporting off: it is logged, and kept out of rounds.
         """
+        with self._lock:
+            problem = report_problem(runner, code, reason, self._created)
+        if problem is not None:
+            raise InvalidCoordinatorUsageError(problem)
         if self.reporting:
             logger.warning("model %s at %s rejected, reporting %s: %s", runner.model_id, runner.target, code, reason)
             self.report_failure(runner, code, reason)
@@ -485,6 +542,8 @@ class ModelCluster:
 
     def remove(self, runner: ModelRunner, reason: str = "removed") -> None:
         """Close ``runner`` and drop it from the table, without reporting it; ``reason`` says why it left."""
+        check_text("reason", reason, "why the model left, a non-empty string")
+        self._check_own(runner, "remove")
         with self._lock:
             was_ready = self._detach(runner, reason)
         self._retire([(runner, was_ready)])
@@ -496,6 +555,7 @@ class ModelCluster:
         runner is set up on the pool. Returns the new runner, or None when
         ``runner`` is no longer the model's current one.
         """
+        self._check_own(runner, "reconnect")
         with self._lock:
             if self._closed or self._runners.get(runner.model_id) is not runner:
                 return None

@@ -23,21 +23,27 @@ follow it without drifting).
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from .._support.hints import wait_hint
+from .._support.lifetime import close_when_abandoned
 from .._support.shutdown import Shutdown
 from .._support.tables import fit_line, terminal_width
 from .._support.validation import (
+    check_callable,
     check_crunch_id,
+    check_flag,
     check_host,
+    check_instance,
     check_non_negative_int,
     check_port,
     check_shard,
@@ -177,28 +183,33 @@ class ModelConcurrentRunner(abc.ABC):
         max_consecutive_timeouts = check_non_negative_int("max_consecutive_timeouts", max_consecutive_timeouts)
         #: ``(index, count)`` of the models this runner owns, or None for all of them.
         self.shard = shard = check_shard(shard)
-        self.retry_backoff_factor = retry_backoff_factor
+        report_failure = check_flag("report_failure", report_failure)
+        keep_stats = check_flag("keep_stats", keep_stats)
+        check_instance("orchestrator_settings", orchestrator_settings, OrchestratorSettings,
+                       "OrchestratorSettings(...) or None", optional=True)
+        self.retry_backoff_factor = check_timeout("retry_backoff_factor", retry_backoff_factor)
         self.secure_credentials = secure_credentials
         self.gateway_credentials = gateway_credentials
         self.policy = PenaltyPolicy(max_consecutive_failures, max_consecutive_timeouts)
         self.model_cluster = ModelCluster(
-            crunch_id, host, port, self.create_model_runner, report_failure=report_failure,
+            crunch_id, host, port, _weak_factory(self.create_model_runner), report_failure=report_failure,
             settings=orchestrator_settings, shard=shard,
         )
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_capacity = 0
-        self._retired_pools: list[ThreadPoolExecutor] = []
-        self._pool_lock = threading.Lock()
+        self._calls = _CallPools()
         self._round_lock = threading.Lock()  # one round at a time: a node serves one call at a time
-        self._shutdown = Shutdown(self._tear_down, name="mrclient-close")
         self._roster = RosterKeeper()
         self._started = False  # True once init() succeeded
         self._told_table_frozen = False
-        self.keep_stats = bool(keep_stats)
+        self.keep_stats = keep_stats
         self._book = StatsBook(success=_SUCCESS, timeout=_TIMEOUT, rest_detail=SKIPPED, left_detail=MODEL_LEFT)
-        self._open_map: MapRun | None = None  # the map holding the round lock, if one is open
         self._round_listeners: ListenerDispatcher[RoundSummary] = ListenerDispatcher("mrclient-rounds")
         self._rounds_run = 0  # for the repr
+        # The tear-down holds what it closes, never the runner: so a runner dropped without close()
+        # is collected, and closed then; one still open when the interpreter exits is closed first.
+        self._shutdown = Shutdown(
+            functools.partial(_tear_down, self.model_cluster, self._round_listeners, self._calls), name="mrclient-close"
+        )
+        close_when_abandoned(self, self._shutdown)
 
     def __repr__(self) -> str:
         """What the runner is, on one line: ``<... crunch='c' ws://h:p connected, 3 ready, 9 rounds>``.
@@ -326,7 +337,7 @@ class ModelConcurrentRunner(abc.ABC):
         be quick, and an exception it raises is logged. An event loop hears of
         the close this way without a thread waiting (``mrclient.aio``).
         """
-        self._shutdown.add_done_callback(listener)
+        self._shutdown.add_done_callback(check_callable("listener", listener, "a function of no argument"))
         return listener
 
     def close(self) -> None:
@@ -341,19 +352,6 @@ class ModelConcurrentRunner(abc.ABC):
         once, and the next ``close()`` (or the end of the ``with`` block) waits.
         """
         self._shutdown.request(sys._getframe(1))
-
-    def _tear_down(self) -> None:
-        """The work of ``close()``, on its own thread: the cluster, an open map, then the call pools."""
-        self.model_cluster.close()  # closes the runners, which cancels calls in flight
-        open_map = self._open_map
-        if open_map is not None:  # its tasks waiting for inputs end, and its iterator hands over what it has
-            open_map.stop()
-        self._round_listeners.close()
-        with self._pool_lock:
-            pools = [*self._retired_pools, *([self._pool] if self._pool else [])]
-            self._pool, self._retired_pools = None, []
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self: _Runner) -> _Runner:
         self.init()
@@ -415,7 +413,7 @@ class ModelConcurrentRunner(abc.ABC):
         return self._roster.next(self.model_cluster.models)
 
     def wait_for_models(self, count: int, timeout: float) -> bool:
-        """Block until at least ``count`` models are ready; False on timeout."""
+        """Block until at least ``count`` models are ready; False after ``timeout`` seconds (0: look, do not wait)."""
         return self.model_cluster.wait_for_models(count, timeout)
 
     @property
@@ -438,7 +436,7 @@ class ModelConcurrentRunner(abc.ABC):
         ``close()`` every model that was ready is there, marked ``closed``.
         ``include_left=False`` gives the ready models only.
         """
-        if not include_left:
+        if not check_flag("include_left", include_left):
             return ModelStatsTable((runner, runner.stats) for runner in self.models)
         ready, left = self.model_cluster.models_and_left()
         return ModelStatsTable((runner, runner.stats) for runner in [*ready, *left])
@@ -458,7 +456,7 @@ class ModelConcurrentRunner(abc.ABC):
         round order, never delaying the next round; an exception it raises is
         logged. No summary is made while ``keep_stats`` is False.
         """
-        self._round_listeners.add("round", listener)
+        self._round_listeners.add("round", check_callable("listener", listener, "a function of the round's summary"))
         return listener
 
     def report_failure(self, model_runner: ModelRunner, failure_code: str, failure_reason: str | None = None) -> None:
@@ -480,17 +478,18 @@ class ModelConcurrentRunner(abc.ABC):
         Threads start lazily and stay warm between rounds; a grown pool replaces
         the old one, whose threads end once their calls are done.
         """
-        with self._pool_lock:
-            if self._shutdown.requested:
+        calls_pools = self._calls
+        with calls_pools.lock:
+            if self._shutdown.requested or calls_pools.closed:
                 raise MrclientError("the runner is closed")
             needed = 2 * calls + POOL_HEADROOM
-            if self._pool is None or needed > self._pool_capacity:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
-                    self._retired_pools.append(self._pool)
-                self._pool_capacity = max(needed, 2 * self._pool_capacity)
-                self._pool = ThreadPoolExecutor(self._pool_capacity, thread_name_prefix="mrclient-call")
-            return self._pool
+            if calls_pools.pool is None or needed > calls_pools.capacity:
+                if calls_pools.pool is not None:
+                    calls_pools.pool.shutdown(wait=False)
+                    calls_pools.retired.append(calls_pools.pool)
+                calls_pools.capacity = max(needed, 2 * calls_pools.capacity)
+                calls_pools.pool = ThreadPoolExecutor(calls_pools.capacity, thread_name_prefix="mrclient-call")
+            return calls_pools.pool
 
     def _run_round(
         self,
@@ -527,7 +526,7 @@ class ModelConcurrentRunner(abc.ABC):
             raise InvalidCoordinatorUsageError(
                 f"init() has not succeeded on this runner: call init() first (again, if it raised), then {what}"
             )
-        if self._open_map is not None:  # on the map's own thread, waiting for the round lock would never end
+        if self._calls.open_map is not None:  # on the map's own thread, waiting for the round lock would never end
             raise InvalidCoordinatorUsageError(
                 f"a map is open on this runner and holds its models (a node serves one call at a time): finish "
                 f"the map, or end it (break out of its loop, or close() its iterator), before {what}"
@@ -615,7 +614,7 @@ class ModelConcurrentRunner(abc.ABC):
             runners = self._runners(model_runs)
             rests = {runner: runner.cooldown_calls_remaining for runner in runners if self.policy.resting(runner)}
             run = MapRun(self._pool_for(len(runners)), runners, inputs, prepare, timeout, window, invoke, rests)
-            self._open_map = run
+            self._calls.open_map = run
             interrupted = False
             try:
                 run.start()
@@ -637,7 +636,7 @@ class ModelConcurrentRunner(abc.ABC):
                 interrupted = True  # Ctrl-C: do not wait for the calls in flight
                 raise
             finally:
-                self._open_map = None
+                self._calls.open_map = None
                 run.finish(wait=not interrupted)
 
     def _after_call(self, runner: ModelRunner, outcome: CallOutcome, detail: str | None, penalize: bool) -> None:
@@ -713,8 +712,69 @@ class ModelConcurrentRunner(abc.ABC):
         )
         self.model_cluster.reconnect(runner)
 
-    def _runners(self, model_runs: Iterable[ModelRunner] | None) -> list[ModelRunner]:
-        return self.model_cluster.models if model_runs is None else list(model_runs)
+    def _runners(self, model_runs: Iterable[ModelRunner | str] | None) -> list[ModelRunner]:
+        """The runners a round calls (``model_runs``, checked: see ``ModelCluster.select``)."""
+        return self.model_cluster.select(model_runs)
+
+
+class _CallPools:
+    """The call pool of one runner, the pools it outgrew and its open map; what ``close()`` shuts down.
+
+    Kept apart from the runner so that the tear-down holds it and not the
+    runner (see ``_support.lifetime``). ``ModelConcurrentRunner._pool_for``
+    grows it; ``close`` ends it for good.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # guards the fields below
+        self.pool: ThreadPoolExecutor | None = None
+        self.capacity = 0
+        self.retired: list[ThreadPoolExecutor] = []
+        self.closed = False
+        self.open_map: MapRun | None = None  # the map holding the round lock, if one is open
+
+    def close(self) -> None:
+        """Wait for the calls submitted, running or not: their runners are closed by then, so each ends at once.
+
+        Not ``cancel_futures=True``: a future cancelled that way never wakes a
+        ``concurrent.futures.wait()`` on it (only a worker taking it would), so
+        a round whose calls were still queued waited out its whole deadline
+        after the close. Run, each answers ``MODEL_LEFT`` from its closed runner.
+        """
+        with self.lock:
+            self.closed = True
+            pools = [*self.retired, *([self.pool] if self.pool else [])]
+            self.pool, self.retired = None, []
+        for pool in pools:
+            pool.shutdown(wait=True)
+
+
+def _tear_down(cluster: ModelCluster, round_listeners: ListenerDispatcher[RoundSummary], calls: _CallPools) -> None:
+    """The work of ``close()``, on its own thread: the cluster, an open map, then the call pools."""
+    cluster.close()  # closes the runners, which cancels calls in flight
+    open_map = calls.open_map
+    if open_map is not None:  # its tasks waiting for inputs end, and its iterator hands over what it has
+        open_map.stop()
+    round_listeners.close()
+    calls.close()
+
+
+def _weak_factory(create: Callable[..., ModelRunner]) -> Callable[..., ModelRunner]:
+    """``create`` (a runner's bound method) for its cluster, without keeping the runner alive.
+
+    The cluster's orchestrator thread holds its factory; a bound method there
+    would keep a runner dropped without ``close()`` alive, and connected, for
+    good. Once the runner is gone, its close is under way and no model is made.
+    """
+    method = weakref.WeakMethod(create)
+
+    def factory(**identity: Any) -> ModelRunner:
+        bound = method()
+        if bound is None:
+            raise MrclientError("the runner was garbage-collected: it is closing")
+        return bound(**identity)
+
+    return factory
 
 
 # -- the options every runner shares ------------------------------------------------------------

@@ -9,11 +9,10 @@ from .._support.validation import check_timeout
 from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import ArgumentsType, DynamicSubclassModelRunner, ModelRunner
-from ..runners.dynamic_subclass import build_call_request
+from ..runners.dynamic_subclass import check_class_name, checked_call_request
 from ..security import GatewayCredentials, SecureCredentials
 from ..wire.arguments import Args
-from ..wire.codec import to_arguments, to_kw_arguments
-from ..wire.proto.dynamic_subclass_pb2 import CallRequest
+from ..wire.codec import named_arguments, named_kw_arguments
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
 from .maps import DEFAULT_WINDOW, check_window, iterate
 from .results import RoundResults
@@ -59,10 +58,10 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
 
         The other arguments are those of :class:`ModelConcurrentRunner`, with the same defaults.
         """
-        self.base_classname = base_classname
+        self.base_classname = check_class_name(base_classname)
         # Encoded once here, shared by every runner's Setup.
-        self.instance_args = to_arguments(instance_args)
-        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        self.instance_args = named_arguments("instance_args", instance_args)
+        self.instance_kwargs = named_kw_arguments("instance_kwargs", instance_kwargs)
         super().__init__(**shared_arguments(locals()))  # the base's options, by name (see base.shared_arguments)
 
     def create_model_runner(self, **kwargs: Any) -> DynamicSubclassModelRunner:
@@ -80,7 +79,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         method_name: str,
         arguments: ArgumentsType | Args | None = None,
         timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
         *,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
@@ -97,8 +96,10 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         ends the round before it starts.
 
         ``timeout`` is the round's deadline in seconds (default: the runner's).
-        ``model_runs`` restricts the round to those models; an empty list calls
-        none. Returns a :class:`~mrclient.RoundResults`: the dict of one
+        ``model_runs`` restricts the round to those models: runners of this
+        runner (``models``, a roster's, a round's results) or model ids; a
+        model id that names no ready model is skipped, with a warning logged,
+        and an empty list calls none. Returns a :class:`~mrclient.RoundResults`: the dict of one
         :class:`ModelPredictResult` per model called (which also shows itself
         as a table); never raises because a model misbehaves.
         """
@@ -108,7 +109,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         subject = f"method {method_name!r}"
         runners = self._runners(model_runs)
         if arguments is None:
-            arguments = (_encoded(to_arguments, args), _encoded(to_kw_arguments, kwargs))
+            arguments = (named_arguments("args", args), named_kw_arguments("kwargs", kwargs))
         request_of = _request_of(method_name, arguments, runners, "arguments", subject)
         return self._run_round(runners, request_of, timeout, subject=subject, method=method_name)
 
@@ -118,7 +119,7 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         inputs: Iterable[Any],
         *,
         timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
         window: int = DEFAULT_WINDOW,
     ) -> Generator[RoundResults, None, None]:
         """Call ``method_name`` once per input, each model working through the inputs alone, in order.
@@ -145,7 +146,8 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         and it resumes once its node answers. Penalties, reports,
         ``on_round``, ``stats()`` and metrics count each input as a round of
         ``method_name``. The models are those ready when the map starts (or
-        ``model_runs``); one that leaves is answered ``MODEL_LEFT``.
+        ``model_runs``, checked and looked up when ``map()`` is called, as in
+        :meth:`call`); one that leaves is answered ``MODEL_LEFT``.
 
         The map holds the runner's models until it ends: ``call()`` or another
         map meanwhile raises ``InvalidCoordinatorUsageError``. Breaking out of
@@ -154,15 +156,17 @@ class DynamicSubclassModelConcurrentRunner(ModelConcurrentRunner):
         raised. See docs/concepts.rst ("Many inputs: map").
         """
         _check_method_name(method_name)
+        items = iterate(inputs)
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         window = check_window(window)
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first input
         self._check_can_run("a map")
         subject = f"method {method_name!r}"
 
         def prepare(item: Any, index: int, runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
             return _request_of(method_name, item, runners, f"input {index}", subject)
 
-        return self._map_rounds(model_runs, iterate(inputs), prepare, timeout, window, subject, method_name)
+        return self._map_rounds(chosen, items, prepare, timeout, window, subject, method_name)
 
 
 def _request_of(
@@ -177,7 +181,7 @@ def _request_of(
     if callable(arguments):
         make_arguments = arguments
         requests = {
-            runner: _call_request(
+            runner: checked_call_request(
                 method_name, make_arguments(cast(DynamicSubclassModelRunner, runner)), f"{name}({runner!r})"
             )
             for runner in runners
@@ -185,7 +189,7 @@ def _request_of(
         for request in requests.values():
             check_request_size(request.ByteSize(), subject)
         return requests.__getitem__
-    shared = _call_request(method_name, arguments, name).SerializeToString()
+    shared = checked_call_request(method_name, arguments, name).SerializeToString()
     check_request_size(len(shared), subject)
     return lambda _: shared
 
@@ -194,27 +198,3 @@ def _check_method_name(method_name: Any) -> None:
     if not method_name or not isinstance(method_name, str):
         raise InvalidCoordinatorUsageError(f"method_name must be a non-empty string, got {method_name!r}")
 
-
-def _encoded(encode: Callable[[Any], list[Any]], values: Any) -> list[Any]:
-    """Plain values as arguments; one that cannot be encoded is the coordinator's mistake, named."""
-    try:
-        return encode(values)
-    except (ValueError, TypeError) as error:
-        raise InvalidCoordinatorUsageError(str(error)) from error
-
-
-def _call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
-    """The CallRequest for ``Args(...)`` or ``(args, kwargs)``; anything else is refused, naming ``name``."""
-    if isinstance(arguments, Args):
-        arguments = (_encoded(to_arguments, arguments.args), _encoded(to_kw_arguments, arguments.kwargs))
-    elif not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument, or Args(...) of plain values "
-            f"(or a function of the model runner returning one of those), got {arguments!r:.200}"
-        )
-    try:
-        return build_call_request(method_name, (arguments[0], arguments[1]))
-    except (TypeError, ValueError) as error:
-        raise InvalidCoordinatorUsageError(
-            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
-        ) from error

@@ -124,13 +124,21 @@ def check_window(window: Any) -> int:
     return int(window)
 
 
-def iterate(inputs: Iterable[Any]) -> Iterator[Any]:
-    """An iterator over a map's inputs; anything that cannot be iterated is refused at once."""
+def iterate(inputs: Iterable[Any], name: str = "inputs") -> Iterator[Any]:
+    """An iterator over a map's inputs (the parameter ``name``); anything that cannot be iterated is refused at once.
+
+    One string is refused too: iterating would make one input per character.
+    """
+    if isinstance(inputs, (str, bytes)):
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be an iterable of inputs (a list, a generator), not one {type(inputs).__name__}: "
+            f"{name}=[{inputs!r:.80}]"
+        )
     try:
         return iter(inputs)
     except TypeError:
         raise InvalidCoordinatorUsageError(
-            f"inputs must be an iterable of inputs (a list, a generator), got {type(inputs).__name__}"
+            f"{name} must be an iterable of inputs (a list, a generator), got {type(inputs).__name__}"
         ) from None
 
 

@@ -27,8 +27,10 @@ from typing import Any
 from .._support import tables as display
 from .._support.addresses import host_port
 from .._support.tables import Column
+from .._support.validation import check_instance, check_positive_int
 from ..cluster.shards import Shard
 from ..cluster.table import CLOSED
+from ..errors import InvalidCoordinatorUsageError
 from ..runners import ModelRunner
 from ..stats import ConnectionState, RoundSummary, state_label
 from .results import IDENTITY_COLUMNS, identity
@@ -96,6 +98,10 @@ class RunnerOverview:
         ``rows`` are the table's rows and how many were left out (default:
         ``rows()``), ``note`` a line under the title (the live view's state).
         """
+        check_positive_int("limit", limit)
+        check_instance("note", note, str, "a string or None", optional=True)
+        if rows is not None and not (isinstance(rows, tuple) and len(rows) == 2):
+            raise InvalidCoordinatorUsageError(f"rows must be (rows, left out) as rows() makes, got {rows!r:.80}")
         shown, left_out = self.rows(limit) if rows is None else rows
         connection = self.connection
         since = connection.since_datetime
@@ -144,6 +150,7 @@ class RunnerOverview:
         Closed: the models ready at the close, trouble first, then those that
         left before it.
         """
+        check_positive_int("limit", limit)
         closed = self._closed_with_it
         if closed:
             return table_rows(closed, limit, then=[model for model in self.left if model.left_reason != CLOSED])

@@ -6,12 +6,11 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 from .._support.validation import check_timeout
-from ..errors import InvalidCoordinatorUsageError
 from ..orchestrator.connection import OrchestratorSettings
 from ..runners import CallOutcome, ModelRunner, TrainInferModelRunner
-from ..runners.train_infer import DEFAULT_SERVICE
+from ..runners.train_infer import DEFAULT_SERVICE, check_service_name
 from ..security import GatewayCredentials, SecureCredentials
-from ..wire.codec import to_variant
+from ..wire.codec import named_variant
 from ..wire.proto.train_infer_pb2 import InferRequest
 from .base import DEFAULT_INIT_TIMEOUT, ModelConcurrentRunner, check_request_size, shared_arguments
 from .maps import DEFAULT_WINDOW, check_window, iterate
@@ -57,7 +56,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
 
         The other arguments are those of :class:`ModelConcurrentRunner`, with the same defaults.
         """
-        self.service_name = service_name
+        self.service_name = check_service_name(service_name)
         super().__init__(**shared_arguments(locals()))  # the base's options, by name (see base.shared_arguments)
 
     def create_model_runner(self, **kwargs: Any) -> TrainInferModelRunner:
@@ -65,9 +64,9 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         return TrainInferModelRunner(service_name=self.service_name, **self.runner_options(), **kwargs)
 
     def predict(
-        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+        self, value: Any, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
-        """Feed ``value`` to every model's ``infer`` and gather the predictions."""
+        """Feed ``value`` to every model's ``infer`` (or ``model_runs``'s, as in ``call``); gather the predictions."""
         shared = _infer_request(value, "value")
         return self._run_round(
             self._runners(model_runs), lambda _: shared, timeout, subject="Infer", method="predict"
@@ -78,7 +77,7 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         values: Iterable[Any],
         *,
         timeout: float | None = None,
-        model_runs: Iterable[ModelRunner] | None = None,
+        model_runs: Iterable[ModelRunner | str] | None = None,
         window: int = DEFAULT_WINDOW,
     ) -> Generator[RoundResults, None, None]:
         """Feed ``values`` to every model's ``infer``, each model working through them alone, in order.
@@ -90,20 +89,22 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
         round of ``predict``. A model that skips a value (busy with an earlier
         one) is not fed it: its ``infer`` sees the values it answered.
         """
+        items = iterate(values, "values")
         timeout = self.timeout if timeout is None else check_timeout("timeout", timeout)
         window = check_window(window)
+        chosen = None if model_runs is None else self._runners(model_runs)  # checked now, not at the first value
         self._check_can_run("a map")
 
         def prepare(value: Any, index: int, _runners: Sequence[ModelRunner]) -> Callable[[ModelRunner], Any]:
             shared = _infer_request(value, f"value {index}")
             return lambda _: shared
 
-        return self._map_rounds(model_runs, iterate(values), prepare, timeout, window, "Infer", "predict")
+        return self._map_rounds(chosen, items, prepare, timeout, window, "Infer", "predict")
 
     def reinitialize(
-        self, timeout: float | None = None, model_runs: Iterable[ModelRunner] | None = None
+        self, timeout: float | None = None, model_runs: Iterable[ModelRunner | str] | None = None
     ) -> RoundResults:
-        """Restart every model's ``infer`` generator; no penalties are counted."""
+        """Restart every model's ``infer`` generator (or ``model_runs``'s, as in ``call``); no penalties are counted."""
         return self._run_round(
             self._runners(model_runs), lambda _: None, timeout, _reinitialize, penalize=False, subject="Reinitialize",
             method="reinitialize",
@@ -112,10 +113,6 @@ class TrainInferModelConcurrentRunner(ModelConcurrentRunner):
 
 def _infer_request(value: Any, name: str) -> bytes:
     """The serialized ``InferRequest`` of ``value``; a value that cannot be sent is refused, named."""
-    try:
-        variant = to_variant(value)
-    except ValueError as error:
-        raise InvalidCoordinatorUsageError(f"{name}: {error}") from error
-    shared: bytes = InferRequest(argument=variant).SerializeToString()
+    shared: bytes = InferRequest(argument=named_variant(name, value)).SerializeToString()
     check_request_size(len(shared), "Infer")
     return shared

@@ -215,9 +215,9 @@ class OrchestratorConnection:
                 raise RuntimeError("the orchestrator connection is closed")
             if self._thread is not None:
                 return
-            name = f"mrclient-orchestrator-{self.crunch_id}"
-            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+            thread = threading.Thread(target=self._run, name=f"mrclient-orchestrator-{self.crunch_id}", daemon=True)
+            thread.start()  # under the lock, kept once started: a close() racing this start waits for the thread
+            self._thread = thread
 
     def connect(self, timeout: float) -> None:
         """Start, and block until the first ``init`` has been handled.

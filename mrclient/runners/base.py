@@ -37,6 +37,16 @@ from tenacity import (
 
 from .._support.addresses import host_port
 from .._support.fdlimit import OPEN_FILES_EXHAUSTED, is_out_of_files
+from .._support.validation import (
+    check_callable,
+    check_host,
+    check_instance,
+    check_mapping,
+    check_port,
+    check_positive_int,
+    check_text,
+    check_timeout,
+)
 from ..errors import InvalidCoordinatorUsageError
 from ..security import REFUSED, AuthError, GatewayCredentials, SecureCredentials
 from ..security.transport import PLAINTEXT, Transport, connect_transport
@@ -173,6 +183,16 @@ def port_speaks_tls(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def check_channel(channel: object) -> None:
+    """``channel`` (of ``bind`` and ``setup``) is a gRPC channel."""
+    check_instance("channel", channel, grpc.Channel, "a grpc.Channel (the runner's own, opened by init())")
+
+
+def check_call_timeout(timeout: object) -> float | None:
+    """A per-model call's ``timeout``: positive seconds, or None for no deadline."""
+    return None if timeout is None else check_timeout("timeout", timeout)
+
+
 def _health_check_method(channel: grpc.Channel) -> Any:
     return channel.unary_unary(
         "/grpc.health.v1.Health/Check",
@@ -217,16 +237,21 @@ class ModelRunner(abc.ABC):
     ) -> None:
         if secure_credentials is not None and gateway_credentials is not None:
             raise InvalidCoordinatorUsageError("give secure_credentials or gateway_credentials, not both")
+        check_instance("secure_credentials", secure_credentials, SecureCredentials,
+                       "SecureCredentials (e.g. SecureCredentials.from_directory(path)) or None", optional=True)
+        check_instance("gateway_credentials", gateway_credentials, GatewayCredentials,
+                       "GatewayCredentials (e.g. GatewayCredentials.from_files(key_path)) or None", optional=True)
         self.runner_id = uuid.uuid4().hex
-        self.deployment_id = deployment_id
-        self.model_id = model_id
-        self.model_name = model_name
-        self.ip = ip
-        self.port = port
+        self.deployment_id: str = check_instance("deployment_id", deployment_id, str, "a string")
+        self.model_id: str = check_text("model_id", model_id, "the model's id, a non-empty string")
+        self.model_name = check_instance("model_name", model_name, str, "a string or None", optional=True)
+        self.ip = check_host(ip, name="ip")
+        self.port = check_port(port)
+        check_mapping("infos", infos, "a dict or None")
         self.infos: dict[str, Any] = dict(infos or {})
-        self.retry_backoff_factor = retry_backoff_factor
-        self.connect_attempts = connect_attempts
-        self.setup_timeout = setup_timeout
+        self.retry_backoff_factor = check_timeout("retry_backoff_factor", retry_backoff_factor)
+        self.connect_attempts = check_positive_int("connect_attempts", connect_attempts)
+        self.setup_timeout = check_timeout("setup_timeout", setup_timeout)
         #: How calls to the node are secured (None for plain, mutual TLS or a gateway).
         self.credentials: SecureCredentials | GatewayCredentials | None = secure_credentials or gateway_credentials
         #: Why the last ``init()`` failed (error, detail, code), for the failure report.
@@ -281,7 +306,7 @@ class ModelRunner(abc.ABC):
 
     def mark_left(self, reason: str) -> None:
         """This runner left the table after being ready, for ``reason`` (``reported MULTIPLE_FAILED``, ``closed``)."""
-        self.left_reason = reason
+        self.left_reason = check_text("reason", reason, "why the model left, a non-empty string")
         self.left_at = time.time()
 
     @property
@@ -317,6 +342,8 @@ class ModelRunner(abc.ABC):
         runner has no credentials, since retrying cannot help. ``on_retry(reason)``
         is called before each wait for another attempt.
         """
+        if on_retry is not None:
+            check_callable("on_retry", on_retry, "a function of the reason, or None")
         self._tls_checked = False
         self.init_failure = None
         log_retry = before_sleep_log(logger, logging.INFO)
@@ -442,6 +469,7 @@ class ModelRunner(abc.ABC):
 
     def bind(self, channel: grpc.Channel) -> None:  # noqa: B027 (a hook: flavours without stubs keep it empty)
         """Create the stubs a flavour needs on a freshly opened channel."""
+        check_channel(channel)
 
     def invoke(self, rpc: Any, request: Any, timeout: float | None) -> Any:
         """One main-channel call: the response, once the node's identity checked out.
@@ -493,6 +521,7 @@ class ModelRunner(abc.ABC):
         and file descriptors for nothing. It is still its own TCP connection,
         so a stuck model call cannot block it.
         """
+        timeout = check_timeout("timeout", timeout)
         with self._lock:
             if self.closed or self.channel is None:
                 return False

@@ -8,11 +8,21 @@ from typing import Any
 
 import grpc
 
+from .._support.validation import check_text, check_timeout
 from ..errors import InvalidCoordinatorUsageError
-from ..wire.codec import to_arguments, to_kw_arguments
+from ..wire.arguments import Args
+from ..wire.codec import named_arguments, named_kw_arguments
 from ..wire.proto.commons_pb2 import Argument, KwArgument
 from ..wire.proto.dynamic_subclass_pb2 import CallRequest, CallResponse, SetupRequest, SetupResponse
-from .base import MISUSE_CODES, CallOutcome, ErrorType, ModelRunner, decoded_outcome
+from .base import (
+    MISUSE_CODES,
+    CallOutcome,
+    ErrorType,
+    ModelRunner,
+    check_call_timeout,
+    check_channel,
+    decoded_outcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +35,15 @@ _SERVICE = "/dynamic_subclass.DynamicSubclassService/"
 
 #: How nodes word "I have no instance" (the dynamic-subclass and the train/infer services).
 _NO_INSTANCE = ("setup has not been called", "call setup first")
+
+
+def check_class_name(base_classname: Any) -> str:
+    """``base_classname``: the base class's dotted name (``"package.module.Class"``, or a bare ``"Class"``)."""
+    what = 'the base class\'s dotted name, e.g. "package.module.Class"'
+    name: str = check_text("base_classname", base_classname, what)
+    if any(not part.isidentifier() for part in name.split(".")):
+        raise InvalidCoordinatorUsageError(f"base_classname must be {what}, got {name!r}")
+    return name
 
 
 def node_lost_setup(code: str, message: str, setup_succeeded: bool) -> bool:
@@ -64,6 +83,26 @@ def build_call_request(method_name: str, arguments: ArgsAndKwargs) -> CallReques
     return CallRequest(methodName=method_name, methodArguments=args or (), methodKwArguments=kwargs or ())
 
 
+def checked_call_request(method_name: str, arguments: Any, name: str) -> CallRequest:
+    """The CallRequest for ``Args(...)`` or ``(args, kwargs)``; anything else is refused, naming ``name``."""
+    if isinstance(arguments, Args):
+        arguments = (
+            named_arguments(f"{name}: args", arguments.args),
+            named_kw_arguments(f"{name}: kwargs", arguments.kwargs),
+        )
+    elif not (isinstance(arguments, (tuple, list)) and len(arguments) == 2):
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument, or Args(...) of plain values "
+            f"(or a function of the model runner returning one of those), got {arguments!r:.200}"
+        )
+    try:
+        return build_call_request(method_name, (arguments[0], arguments[1]))
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(
+            f"{name} must be (args, kwargs), two lists of Argument and KwArgument: {error}"
+        ) from error
+
+
 class DynamicSubclassModelRunner(ModelRunner):
     """Instantiates the participant's subclass of ``base_classname`` and calls its methods.
 
@@ -80,9 +119,9 @@ class DynamicSubclassModelRunner(ModelRunner):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.base_classname = base_classname
-        self.instance_args = to_arguments(instance_args)
-        self.instance_kwargs = to_kw_arguments(instance_kwargs)
+        self.base_classname = check_class_name(base_classname)
+        self.instance_args = named_arguments("instance_args", instance_args)
+        self.instance_kwargs = named_kw_arguments("instance_kwargs", instance_kwargs)
         self._call: Any = None
 
     @property
@@ -92,6 +131,7 @@ class DynamicSubclassModelRunner(ModelRunner):
 
     def bind(self, channel: grpc.Channel) -> None:
         """Prepare the ``Call`` method on a new channel (requests may come pre-serialized)."""
+        check_channel(channel)
         self._call = channel.unary_unary(
             _SERVICE + "Call",
             request_serializer=serialize_request,
@@ -104,6 +144,8 @@ class DynamicSubclassModelRunner(ModelRunner):
         ``BAD_IMPLEMENTATION`` when the participant's code has no such class;
         raises ``InvalidCoordinatorUsageError`` when the node rejects the request itself.
         """
+        check_channel(channel)
+        timeout = check_timeout("timeout", timeout)
         setup_rpc = channel.unary_unary(
             _SERVICE + "Setup",
             request_serializer=SetupRequest.SerializeToString,
@@ -139,9 +181,12 @@ class DynamicSubclassModelRunner(ModelRunner):
         itself was malformed (empty method name, Setup never done). A node that
         lost a successful Setup (restarted in place) gives ``SETUP_LOST``.
         """
+        check_text("method_name", method_name)
+        timeout = check_call_timeout(timeout)
+        name = "arguments"
         if callable(arguments):
-            arguments = arguments(self)
-        outcome = self.execute(build_call_request(method_name, arguments), timeout)
+            arguments, name = arguments(self), "arguments(runner)"
+        outcome = self.execute(checked_call_request(method_name, arguments, name), timeout)
         if outcome.code in MISUSE_CODES:
             raise InvalidCoordinatorUsageError(f"model {self.model_id} answered {outcome.detail}")
         return outcome.result, outcome.error

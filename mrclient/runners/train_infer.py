@@ -7,13 +7,21 @@ from typing import Any
 import grpc
 from google.protobuf.empty_pb2 import Empty
 
-from ..wire.codec import to_variant
+from .._support.validation import check_choice, check_timeout
+from ..wire.codec import named_variant
 from ..wire.proto.train_infer_pb2 import InferRequest, InferResponse
-from .base import CallOutcome, ErrorType, ModelRunner, decoded_outcome
+from .base import CallOutcome, ErrorType, ModelRunner, check_call_timeout, check_channel, decoded_outcome
 from .dynamic_subclass import node_lost_setup, serialize_request, setup_lost_outcome
 
 #: The service the reference client uses; ``TrainInferService`` has the same RPCs.
 DEFAULT_SERVICE = "TrainInferStreamService"
+#: The two services a node serves the train/infer calls on.
+SERVICE_NAMES = (DEFAULT_SERVICE, "TrainInferService")
+
+
+def check_service_name(service_name: object) -> str:
+    """``service_name``: one of ``SERVICE_NAMES``."""
+    return check_choice("service_name", service_name, SERVICE_NAMES)
 
 
 class TrainInferModelRunner(ModelRunner):
@@ -25,7 +33,7 @@ class TrainInferModelRunner(ModelRunner):
 
     def __init__(self, service_name: str = DEFAULT_SERVICE, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.service_name = service_name
+        self.service_name = check_service_name(service_name)
         self._infer: Any = None
         self._reinitialize: Any = None
 
@@ -38,17 +46,21 @@ class TrainInferModelRunner(ModelRunner):
 
     def bind(self, channel: grpc.Channel) -> None:
         """Prepare the ``Infer`` and ``Reinitialize`` methods on a new channel."""
+        check_channel(channel)
         self._infer = self._method(channel, "Infer", InferResponse.FromString)
         self._reinitialize = self._method(channel, "Reinitialize", Empty.FromString)
 
     def setup(self, channel: grpc.Channel, timeout: float) -> tuple[bool, ErrorType | None]:
         """Ask the node to load the participant's ``infer``; its errors come back as gRPC errors."""
+        check_channel(channel)
+        timeout = check_timeout("timeout", timeout)
         self.invoke(self._method(channel, "Setup", Empty.FromString), Empty(), timeout)
         return True, None
 
     def infer(self, value: Any, timeout: float | None = None) -> tuple[Any, ErrorType | None]:
         """One prediction for ``value``: ``(prediction, None)`` or ``(None, error)``."""
-        outcome = self.execute(InferRequest(argument=to_variant(value)), timeout)
+        timeout = check_call_timeout(timeout)
+        outcome = self.execute(InferRequest(argument=named_variant("value", value)), timeout)
         return outcome.result, outcome.error
 
     def execute(self, request: InferRequest | bytes, timeout: float | None) -> CallOutcome:
@@ -60,7 +72,7 @@ class TrainInferModelRunner(ModelRunner):
 
     def reinitialize(self, timeout: float | None = None) -> tuple[bool, ErrorType | None]:
         """Restart the participant's ``infer`` generator."""
-        outcome = self.execute_reinitialize(timeout)
+        outcome = self.execute_reinitialize(check_call_timeout(timeout))
         return outcome.error is None, outcome.error
 
     def execute_reinitialize(self, timeout: float | None) -> CallOutcome:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._support.extras import install_hint
+from .._support.validation import check_flag, check_instance, check_text, check_wait
 from ..errors import MrclientError
 
 __all__ = ["GatewayCredentials", "SecureCredentials", "require_secure_extra"]
@@ -41,9 +42,15 @@ def require_secure_extra() -> None:
         raise ImportError(f"secure mode needs {error.name}, which is missing: {install_hint('secure')}") from error
 
 
-def _read(path: str | Path, what: str) -> bytes:
+def _path(name: str, path: Any) -> str | os.PathLike[str]:
+    """A file or directory path: a string or a ``pathlib.Path``."""
+    checked: str | os.PathLike[str] = check_instance(name, path, (str, os.PathLike), "a path (str or pathlib.Path)")
+    return checked
+
+
+def _read(path: str | Path, what: str, name: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return Path(_path(name, path)).read_bytes()
     except OSError as error:
         raise MrclientError(f"cannot read the {what} {str(path)!r}: {error.strerror or error}") from error
 
@@ -66,6 +73,9 @@ class SecureCredentials:
     ssl_context: ssl.SSLContext = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("ca_bytes", "cert_bytes", "key_bytes"):
+            check_instance(name, getattr(self, name), bytes, "PEM bytes (or use SecureCredentials.from_files)")
+        check_flag("check_expiry", self.check_expiry)
         require_secure_extra()
         object.__setattr__(self, "ssl_context", _client_ssl_context(self.ca_bytes, self.cert_bytes, self.key_bytes))
 
@@ -79,17 +89,18 @@ class SecureCredentials:
         check_expiry: bool = True,
     ) -> SecureCredentials:
         """Read the three PEM files; an unreadable one is named in the error."""
+        check_flag("check_expiry", check_expiry)
         return cls(
-            _read(ca_cert_path, "CA certificate"),
-            _read(tls_cert_path, "coordinator certificate"),
-            _read(tls_key_path, "coordinator key"),
+            _read(ca_cert_path, "CA certificate", "ca_cert_path"),
+            _read(tls_cert_path, "coordinator certificate", "tls_cert_path"),
+            _read(tls_key_path, "coordinator key", "tls_key_path"),
             check_expiry,
         )
 
     @classmethod
     def from_directory(cls, path: str | Path, *, check_expiry: bool = True) -> SecureCredentials:
         """``ca.crt``, ``tls.crt`` and ``tls.key`` from one directory (as the issuer tool writes them)."""
-        directory = Path(path)
+        directory = Path(_path("path", path))
         return cls.from_files(
             directory / "ca.crt", directory / "tls.crt", directory / "tls.key", check_expiry=check_expiry
         )
@@ -138,7 +149,10 @@ class GatewayCredentials:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         if not isinstance(self.private_key, rsa.RSAPrivateKey):
-            raise TypeError(f"gateway credentials need an RSA private key, got {_key_kind(self.private_key)}")
+            raise TypeError(
+                f"private_key: gateway credentials need an RSA private key, got {_key_kind(self.private_key)}"
+            )
+        check_instance("root_certificates", self.root_certificates, bytes, "PEM bytes or None", optional=True)
         spki = self.private_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -147,6 +161,7 @@ class GatewayCredentials:
     @classmethod
     def from_pem(cls, key_pem: bytes, *, root_certificates: bytes | None = None) -> GatewayCredentials:
         """An unencrypted PEM private key; a non-RSA key is a TypeError naming its type."""
+        check_instance("key_pem", key_pem, bytes, "PEM bytes (or use GatewayCredentials.from_files)")
         require_secure_extra()
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -165,8 +180,11 @@ class GatewayCredentials:
         root_certificates: bytes | None = None,
     ) -> GatewayCredentials:
         """``from_files(key_path)``, or the reference's ``from_files(cert_path, key_path)`` (the certificate unused)."""
-        path = cert_or_key_path if key_path is None else key_path
-        return cls.from_pem(_read(path, "gateway key"), root_certificates=root_certificates)
+        _path("cert_or_key_path", cert_or_key_path)
+        if key_path is None:
+            return cls.from_pem(_read(cert_or_key_path, "gateway key", "cert_or_key_path"),
+                                root_certificates=root_certificates)
+        return cls.from_pem(_read(key_path, "gateway key", "key_path"), root_certificates=root_certificates)
 
     def token(self, model_id: str, now: float | None = None) -> tuple[tuple[str, str], ...]:
         """The three ``x-gateway-auth-*`` headers for one call to ``model_id``.
@@ -178,6 +196,9 @@ class GatewayCredentials:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
+        check_text("model_id", model_id, "the model's id, a non-empty string")
+        if now is not None:
+            check_wait("now", now)  # unix seconds
         timestamp = int(time.time() if now is None else now)
         message = json.dumps({"model_id": model_id, "timestamp": timestamp}, separators=(",", ":")).encode()
         signature = self.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())

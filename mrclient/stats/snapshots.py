@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from .._support import tables as display
 from .._support.tables import Column
+from .._support.validation import check_flag
 
 __all__ = [
     "CallTotals",
@@ -435,7 +436,7 @@ class ModelStatsTable(dict[_K, ModelStats], Generic[_K]):
 
     def to_records(self, by_method: bool = False) -> list[dict[str, Any]]:
         """One plain row per model (``ModelStats.to_record``), or per model and method with ``by_method``."""
-        if not by_method:
+        if not check_flag("by_method", by_method):
             return [stats.to_record() for stats in self.values()]
         return [
             {"model_id": stats.model_id, "model_name": stats.model_name, "method": method,
@@ -446,7 +447,7 @@ class ModelStatsTable(dict[_K, ModelStats], Generic[_K]):
 
     def to_frame(self, by_method: bool = False) -> Any:
         """``to_records()`` as a pandas DataFrame, indexed by model id (and method); a missing number is NaN."""
-        if by_method:
+        if check_flag("by_method", by_method):
             counts = _BY_METHOD_KEYS[3:]
             return display.frame(self.to_records(True), _BY_METHOD_KEYS, index=["model_id", "method"], numeric=counts)
         return display.frame(

@@ -55,8 +55,8 @@ class HandlerPool(Executor):
             if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
                 name = f"{self.thread_name_prefix}_{len(self._threads)}"
                 thread = threading.Thread(target=self._serve, name=name, daemon=True)
+                thread.start()  # listed only once started: shutdown() joins every thread listed
                 self._threads.append(thread)
-                thread.start()
         return future
 
     def _serve(self) -> None:

@@ -33,6 +33,16 @@ from google.protobuf import empty_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from .._support.addresses import host_port
+from .._support.validation import (
+    check_callable,
+    check_flag,
+    check_host,
+    check_instance,
+    check_port,
+    check_timeout,
+    check_wait,
+    shown,
+)
 from ..wire.codec import decode_data, to_variant
 from ..wire.proto import dynamic_subclass_pb2_grpc, train_infer_pb2_grpc
 from ..wire.proto.commons_pb2 import Argument, KwArgument, Status, Variant
@@ -93,12 +103,36 @@ class LocalModelNode:
             raise ValueError("give the participant's classes or its code_directory, not both")
         if secure is not None and server_credentials is not None:
             raise ValueError("give secure= or server_credentials=, not both")
-        if max_workers < 2:
-            raise ValueError("max_workers must be at least 2 so health checks answer during a model call")
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 2:
+            raise ValueError(
+                f"max_workers must be at least 2 so health checks answer during a model call, got {shown(max_workers)}"
+            )
+        if classes is not None:
+            if isinstance(classes, type) or not isinstance(classes, Iterable):
+                raise ValueError(f"classes must be a list of the participant's classes, got {shown(classes)}")
+            classes = list(classes)
+            for cls in classes:
+                check_instance("classes", cls, type, "a list of the participant's classes", error=ValueError)
+        if code_directory is not None:
+            check_instance("code_directory", code_directory, (str, os.PathLike), "a directory path", error=ValueError)
+            if not Path(code_directory).is_dir():
+                raise ValueError(
+                    f"code_directory must be the directory of the participant's code, got {shown(code_directory)}"
+                )
+        if infer is not None:
+            check_callable("infer", infer, "a generator function of the values fed to it", error=ValueError)
+        check_instance("server_credentials", server_credentials, grpc.ServerCredentials,
+                       "grpc.ServerCredentials or None", optional=True, error=ValueError)
+        if secure is not None and not (hasattr(secure, "server_credentials") and hasattr(secure, "check_call")):
+            raise ValueError(f"secure must be MutualTlsNodeSecurity or GatewayNodeSecurity "
+                             f"(LocalCertificateAuthority makes them), got {shown(secure)}")
         self.classes: list[type] | None = None if classes is None else list(classes)
         self.code_directory = None if code_directory is None else str(Path(code_directory).resolve())
         self.infer = infer
-        self.host = host
+        self.host = check_host(host, error=ValueError)
+        port = 0 if port == 0 else check_port(port, error=ValueError)  # 0: the system picks a free port
+        grace = check_wait("grace", grace, error=ValueError)
+        join_timeout = check_timeout("join_timeout", join_timeout, error=ValueError)
         self.server_credentials = server_credentials  # plain TLS on the port, no client certificate
         self.secure = secure
         self.max_workers = max_workers
@@ -251,6 +285,7 @@ class LocalModelNode:
 
     def set_serving(self, serving: bool) -> None:
         """Make the health service answer SERVING or NOT_SERVING (a sick node)."""
+        check_flag("serving", serving, error=ValueError)
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         self._health.set("", status)
 

@@ -38,6 +38,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._support.extras import install_hint
+from .._support.validation import (
+    check_flag,
+    check_host,
+    check_instance,
+    check_mapping,
+    check_non_negative_int,
+    check_port,
+    check_text,
+    check_timeout,
+    check_wait,
+    shown,
+)
 
 try:
     from websockets.exceptions import ConnectionClosed
@@ -59,6 +71,19 @@ _LIBRARY_KEEPALIVE = "ping_interval" in inspect.signature(serve).parameters
 #: Close codes the real orchestrator uses: shutting down, and a message it could not handle.
 GOING_AWAY, INTERNAL_ERROR = 1001, 1011
 
+
+
+def _count_and_wait(count: object, timeout: object) -> tuple[int, float]:
+    """A ``wait_for_*``'s ``count`` (0 or more) and ``timeout`` (seconds, 0 or more)."""
+    return check_non_negative_int("count", count, error=ValueError), check_wait("timeout", timeout, error=ValueError)
+
+
+def _check_address(host: object, port: object, *, optional: bool = False) -> None:
+    """A model's announced address: ``host`` (None: the default) and ``port`` (None too, if ``optional``)."""
+    if host is not None:
+        check_host(host, error=ValueError)
+    if port is not None or not optional:
+        check_port(port, error=ValueError)
 
 @dataclass
 class _Model:
@@ -107,17 +132,20 @@ class LocalOrchestrator:
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
-        if report_cycle is not None and report_cycle <= 0:
-            raise ValueError("report_cycle must be a positive number of seconds, or None")
-        self.crunch_id = crunch_id
+        for name, seconds in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout),
+                              ("report_cycle", report_cycle)):
+            if seconds is not None:
+                check_timeout(name, seconds, error=ValueError)
+        self.crunch_id = check_text("crunch_id", crunch_id, "the crunch's id, a non-empty string", error=ValueError)
         self.backend: Backend = backend
         #: Answer a client of another crunch with an error object and close, instead of an empty init.
-        self.refuse_unknown_crunch = refuse_unknown_crunch
-        self.host = host
+        self.refuse_unknown_crunch = check_flag("refuse_unknown_crunch", refuse_unknown_crunch, error=ValueError)
+        self.host = check_host(host, error=ValueError)
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self.stop_reported = stop_reported
+        self.stop_reported = check_flag("stop_reported", stop_reported, error=ValueError)
         self.report_cycle = report_cycle
+        port = 0 if port == 0 else check_port(port, error=ValueError)  # 0: the system picks a free port
         self._port = port
         self._changed = threading.Condition()  # guards everything below
         self._models: dict[str, _Model] = {}
@@ -147,13 +175,16 @@ class LocalOrchestrator:
             self._port = server.socket.getsockname()[1]
             self._server = server
             self._stopping.clear()
-            self._thread = threading.Thread(target=server.serve_forever, name="local-orchestrator", daemon=True)
-            self._thread.start()
+            # Each thread is kept only once started, under the lock stop() reads them with.
+            serving = threading.Thread(target=server.serve_forever, name="local-orchestrator", daemon=True)
+            serving.start()
+            self._thread = serving
             if self.report_cycle is not None:
-                self._cycle_thread = threading.Thread(
+                cycles = threading.Thread(
                     target=self._run_cycles, args=(self.report_cycle,), name="local-orchestrator-cycle", daemon=True
                 )
-                self._cycle_thread.start()
+                cycles.start()
+                self._cycle_thread = cycles
         logger.info("local orchestrator for %r on %s", self.crunch_id, self.url)
         return self
 
@@ -234,6 +265,10 @@ class LocalOrchestrator:
         """
         if port is None:
             raise TypeError("add_model() needs the model node's port")
+        _check_address(host, port)
+        check_text("name", name, "a string or None", optional=True, error=ValueError)
+        check_mapping("infos", infos, "a dict or None", error=ValueError)
+        check_text("model_id", model_id, "a non-empty string or None", optional=True, error=ValueError)
         with self._changed:
             number = next(self._ids)
             model_id = model_id or f"model-{number}"
@@ -258,12 +293,13 @@ class LocalOrchestrator:
     def stop_model(self, model_id: str) -> None:
         """The model stops (announced STOPPED; twice with the Docker backend); ``recover_model`` brings it back."""
         with self._changed:
-            self._stop(self._models[model_id])
+            self._stop(self._model(model_id))
 
     def recover_model(self, model_id: str, host: str | None = None, port: int | None = None) -> None:
         """Announce RECOVERING, then RUNNING again (same deployment), optionally at a new address."""
+        _check_address(host, port, optional=True)
         with self._changed:
-            model = self._models[model_id]
+            model = self._model(model_id)
             model.state = "RECOVERING"
             self._publish(model)
             model.ip = host or model.ip
@@ -273,8 +309,9 @@ class LocalOrchestrator:
 
     def move_model(self, model_id: str, host: str | None = None, port: int | None = None) -> None:
         """The same deployment, RUNNING at a new address (announced without a RECOVERING first)."""
+        _check_address(host, port, optional=True)
         with self._changed:
-            model = self._models[model_id]
+            model = self._model(model_id)
             model.ip = host or model.ip
             model.port = port or model.port
             model.state = "RUNNING"
@@ -293,8 +330,11 @@ class LocalOrchestrator:
         deployment's stop follows, as when the production orchestrator
         replaces a submission: RUNNING for the new one, then STOPPED for the old.
         """
+        _check_address(host, port, optional=True)
+        if stop_old is not None:
+            check_flag("stop_old", stop_old, error=ValueError)
         with self._changed:
-            model = self._models[model_id]
+            model = self._model(model_id)
             old = _Model(model.model_id, model.deployment_id, model.ip, model.port, dict(model.infos), model.state)
             model.deployment_id = self._new_deployment_id()
             model.ip = host or model.ip
@@ -308,28 +348,30 @@ class LocalOrchestrator:
     def remove_model(self, model_id: str) -> None:
         """Forget the model (announced STOPPED if it was running)."""
         with self._changed:
-            model = self._models.pop(model_id)
+            model = self._models.pop(self._model(model_id).model_id)
             if model.state != "STOPPED":
                 self._stop(model)
 
     def set_state(self, model_id: str, state: str) -> None:
         """Announce any state, known or not (``RECOVERING`` alone, or one the client must ignore)."""
+        check_instance("state", state, str, "a string (any state, known or not)", error=ValueError)
         with self._changed:
-            model = self._models[model_id]
+            model = self._model(model_id)
             model.state = state
             self._publish(model)
 
     def set_infos(self, model_id: str, infos: Mapping[str, Any]) -> None:
         """Change the model's infos (same deployment and address), announced as RUNNING."""
+        check_mapping("infos", infos, "a dict", optional=False, error=ValueError)
         with self._changed:
-            model = self._models[model_id]
+            model = self._model(model_id)
             model.infos.update(infos)
             self._publish(model)
 
     def model(self, model_id: str) -> dict[str, Any]:
         """The model's entry as the orchestrator would send it now."""
         with self._changed:
-            return self._entry(self._models[model_id])
+            return self._entry(self._model(model_id))
 
     @property
     def models(self) -> dict[str, dict[str, Any]]:
@@ -342,6 +384,14 @@ class LocalOrchestrator:
         """``model_id -> entry`` for every RUNNING model, what a client should end up with."""
         with self._changed:
             return {m.model_id: self._entry(m) for m in self._models.values() if m.state == "RUNNING"}
+
+    def _model(self, model_id: object) -> _Model:
+        """The model ``model_id`` names (lock held); ValueError naming ``model_id`` for any other."""
+        model = self._models.get(model_id) if isinstance(model_id, str) else None
+        if model is None:
+            raise ValueError(f"model_id must be the id of a model of this orchestrator (add_model's), "
+                             f"got {shown(model_id)}; it has {', '.join(map(repr, self._models)) or 'none'}")
+        return model
 
     def _entry(self, model: _Model, **changes: Any) -> dict[str, Any]:
         """The model's entry as this backend announces it (lock held)."""
@@ -378,6 +428,8 @@ class LocalOrchestrator:
         Bytes go in a text frame too unless ``text=False`` (a binary frame), so a
         test can send text that is not UTF-8.
         """
+        check_instance("data", data, (str, bytes), "a string or bytes (sent as is)", error=ValueError)
+        check_flag("text", text, error=ValueError)
         with self._changed:
             self._send_all(data, text=text)
 
@@ -439,21 +491,25 @@ class LocalOrchestrator:
 
     def wait_for_clients(self, count: int, timeout: float) -> bool:
         """Block until exactly ``count`` clients are connected; False after ``timeout``."""
+        count, timeout = _count_and_wait(count, timeout)
         with self._changed:
             return self._changed.wait_for(lambda: len(self._clients) == count, timeout)
 
     def wait_for_connections(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` connections were accepted in all; False after ``timeout``."""
+        count, timeout = _count_and_wait(count, timeout)
         with self._changed:
             return self._changed.wait_for(lambda: self._connections >= count, timeout)
 
     def wait_for_reports(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` reports arrived; False after ``timeout``."""
+        count, timeout = _count_and_wait(count, timeout)
         with self._changed:
             return self._changed.wait_for(lambda: len(self._reports) >= count, timeout)
 
     def wait_for_ignored_reports(self, count: int, timeout: float) -> bool:
         """Block until at least ``count`` reports were ignored; False after ``timeout``."""
+        count, timeout = _count_and_wait(count, timeout)
         with self._changed:
             return self._changed.wait_for(lambda: len(self._ignored) >= count, timeout)
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._support.extras import install_hint
 from .._support.tables import NOTEBOOK_EXTRA, STATUS_COLOURS, counted
+from .._support.validation import check_non_negative_int, check_positive_int, check_timeout, shown
+from ..errors import InvalidCoordinatorUsageError
 from ..stats import CallTotals, ModelStats, RoundSummary
 
 if TYPE_CHECKING:
@@ -38,6 +40,12 @@ def _pyplot() -> Any:
     except ImportError as error:
         raise ImportError(f"figures need matplotlib: {install_hint(NOTEBOOK_EXTRA)}") from error
     return pyplot
+
+
+def check_source(source: object, what: str) -> None:
+    """A figure's ``source``: something it can draw from (a runner, or an iterable of snapshots)."""
+    if isinstance(source, (str, bytes)) or not (hasattr(source, "stats") or isinstance(source, (Iterable, CallTotals))):
+        raise InvalidCoordinatorUsageError(f"source must be {what}, got {type(source).__name__} {shown(source)}")
 
 
 def _model_stats(source: Any) -> list[ModelStats]:
@@ -61,8 +69,12 @@ def latency_figure(
     (seconds) overrides the runner's. Models with no call yet are left out;
     at most ``models`` are drawn, the slowest by p90.
     """
+    check_source(source, "a runner, its stats() or ModelStats snapshots")
+    models = check_positive_int("models", models)
     if deadline is None:
         deadline = getattr(source, "timeout", None)
+    else:
+        deadline = check_timeout("deadline", deadline)
     measured = [stats for stats in _model_stats(source) if stats.latency_p90_ms is not None]
     measured.sort(key=lambda stats: stats.latency_p90_ms or 0.0)
     measured = measured[-models:]
@@ -102,6 +114,9 @@ def status_figure(
     recorded), a ``CallTotals``, or round summaries or round results in
     order; ``rounds`` keeps only the last so many.
     """
+    check_source(source, "a runner, its totals(), round summaries or round results")
+    if rounds is not None:
+        rounds = check_non_negative_int("rounds", rounds)
     summaries = _summaries(source)
     if rounds is not None:
         summaries = summaries[-rounds:] if rounds > 0 else []

@@ -41,10 +41,18 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._support.tables import counted
+from .._support.validation import (
+    check_callable,
+    check_flag,
+    check_instance,
+    check_positive_int,
+    check_timeout,
+    check_wait,
+)
+from ..concurrent.base import ModelConcurrentRunner
 from ..stats import RoundSummary
 
 if TYPE_CHECKING:
-    from ..concurrent.base import ModelConcurrentRunner
     from ..runners import ModelRunner
 
 __all__ = ["LiveView", "show"]
@@ -76,17 +84,19 @@ class LiveView:
         rows: int = 50,
         display_id: str | None = None,
     ) -> None:
-        self.runner = runner
-        self.display_id = display_id
-        self.every = every
-        self.rows = rows
+        self.runner = check_instance("runner", runner, ModelConcurrentRunner,
+                                     "a concurrent runner (DynamicSubclass... or TrainInfer...)")
+        self.display_id = check_instance("display_id", display_id, str, "a string or None", optional=True)
+        self.every = check_timeout("every", every)
+        self.rows = check_positive_int("rows", rows)
         self.updates = 0
-        self._publish = publish
+        self._publish = check_callable("publish", publish, "a function of a MIME bundle")
         self._changed = threading.Condition()
         self._stale = False
         self._stopping = False
         self._runner_closed = False  # close() has finished
         self._done = threading.Event()
+        self._running = False  # the thread was started
         self._last_round: RoundSummary | None = None
         self._thread = threading.Thread(target=self._run, name="mrclient-notebook", daemon=True)
 
@@ -105,21 +115,25 @@ class LiveView:
         self.runner.on_model_joined(self._joined, replay=False)
         self.runner.on_model_left(self._leaving)
         self.runner.on_closed(self._closed)
-        self._thread.start()
+        with self._changed:
+            self._thread.start()
+            self._running = True  # set once started, under the condition: stop() never joins an unstarted thread
         return self
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Draw the last view and end the thread; True once it has ended (within ``timeout`` seconds)."""
+        timeout = check_wait("timeout", timeout)
         with self._changed:
             self._stopping = True
             self._changed.notify_all()
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            running = self._running
+        if running and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the view has stopped (the runner closed, or ``stop()``); True if it has."""
-        return self._done.wait(timeout)
+        return self._done.wait(None if timeout is None else check_wait("timeout", timeout))
 
     # -- the runner's listeners: note and mark stale, nothing more ---------------------------------
 
@@ -173,6 +187,7 @@ class LiveView:
 
     def bundle(self, final: bool = False) -> dict[str, str]:
         """The view now, as a MIME bundle: ``text/html`` and a few ``text/plain`` lines."""
+        check_flag("final", final)
         runner = self.runner
         with self._changed:
             last_round = self._last_round
@@ -208,7 +223,7 @@ def show(runner: ModelConcurrentRunner, *, every: float = 0.5, rows: int = 50) -
     def publish(bundle: Mapping[str, str]) -> None:
         handle.update(dict(bundle), raw=True)
 
-    view = LiveView(runner, publish, every=every, rows=rows)
+    view = LiveView(runner, publish, every=every, rows=rows)  # checks the arguments before anything is shown
     handle = ipython_display(view.bundle(), raw=True, display_id=True)
     view.display_id = handle.display_id
     return view.start()

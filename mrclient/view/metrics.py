@@ -37,7 +37,9 @@ except ImportError as error:  # pragma: no cover - exercised by a test in a subp
         f"mrclient.metrics needs prometheus-client ({error}): {install_hint('metrics')}"
     ) from error
 
+from .._support.validation import check_flag, check_instance
 from ..concurrent import ModelConcurrentRunner
+from ..errors import InvalidCoordinatorUsageError
 from ..stats import LATENCY_BUCKETS
 
 __all__ = ["MrclientCollector", "register_metrics"]
@@ -57,9 +59,11 @@ class MrclientCollector(Collector):
     def __init__(self, *runners: ModelConcurrentRunner, per_model: bool = False) -> None:
         """Collect ``runners``' metrics; ``per_model`` adds a series per model (``model`` label)."""
         if not runners:
-            raise ValueError("give at least one runner")
+            raise InvalidCoordinatorUsageError("runners: give at least one runner, e.g. register_metrics(runner)")
+        for runner in runners:
+            check_instance("runners", runner, ModelConcurrentRunner, "concurrent runners of mrclient")
         self.runners: Sequence[ModelConcurrentRunner] = runners
-        self.per_model = per_model
+        self.per_model = check_flag("per_model", per_model)
 
     def describe(self) -> list[Metric]:
         """The metric names, without reading the runners (what a registry checks at ``register``)."""
@@ -78,6 +82,8 @@ def register_metrics(
 ) -> MrclientCollector:
     """Register a collector of ``runners``' metrics (default: prometheus_client's ``REGISTRY``); return it."""
     collector = MrclientCollector(*runners, per_model=per_model)
+    check_instance("registry", registry, CollectorRegistry, "a prometheus_client CollectorRegistry or None",
+                   optional=True)
     (REGISTRY if registry is None else registry).register(collector)
     return collector
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._support.extras import install_hint
+from ..errors import InvalidCoordinatorUsageError
 from .proto.commons_pb2 import Argument, KwArgument, Variant, VariantType
 
 __all__ = [
@@ -28,6 +29,9 @@ __all__ = [
     "decode_variant",
     "detect_type",
     "encode_data",
+    "named_arguments",
+    "named_kw_arguments",
+    "named_variant",
     "to_arguments",
     "to_kw_arguments",
     "to_variant",
@@ -89,8 +93,17 @@ def detect_type(value: Any) -> int:
     raise ValueError(f"cannot encode a value of type {type(value).__name__}")
 
 
+def _check_data_type(data_type: Any) -> None:
+    """``data_type`` is a VariantType number (``VariantType.JSON``); else ValueError naming it."""
+    if isinstance(data_type, bool) or not isinstance(data_type, int):
+        raise ValueError(
+            f"data_type must be a VariantType (VariantType.JSON, VariantType.DOUBLE, ...), got {data_type!r:.80}"
+        )
+
+
 def encode_data(data_type: int, value: Any) -> bytes:
-    """Encode ``value`` as the bytes of a Variant of ``data_type``."""
+    """Encode ``value`` as the bytes of a Variant of ``data_type``; ``ValueError`` names what is wrong."""
+    _check_data_type(data_type)
     try:
         if data_type == NONE:
             return b""
@@ -117,7 +130,7 @@ def encode_data(data_type: int, value: Any) -> bytes:
         raise ValueError(
             f"cannot encode a value of type {type(value).__name__} as {type_name(data_type)}: {error}"
         ) from error
-    raise ValueError(f"cannot encode {type_name(data_type)}: not supported by the model nodes")
+    raise ValueError(f"cannot encode data_type {type_name(data_type)}: not supported by the model nodes")
 
 
 def _encode_parquet(value: Any) -> bytes:
@@ -148,10 +161,13 @@ _DECODERS: dict[int, Callable[[bytes], Any]] = {
 
 
 def decode_data(data: bytes, data_type: int) -> Any:
-    """Decode the bytes of a Variant of ``data_type`` into a Python value."""
+    """Decode the bytes of a Variant of ``data_type`` into a Python value; ``ValueError`` names what is wrong."""
+    _check_data_type(data_type)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ValueError(f"data must be bytes (a Variant's value), got {type(data).__name__} {data!r:.80}")
     decoder = _DECODERS.get(data_type)
     if decoder is None:
-        raise ValueError(f"cannot decode {type_name(data_type)}: not supported by the model nodes")
+        raise ValueError(f"cannot decode data_type {type_name(data_type)}: not supported by the model nodes")
     try:
         return decoder(data)
     except ImportError:
@@ -183,7 +199,7 @@ def to_arguments(values: Iterable[Any] | None) -> list[Argument]:
     """Positional arguments, numbered from 1; Argument items are kept as they are."""
     if values is None:
         return []
-    if isinstance(values, (str, bytes, bytearray, Mapping)):
+    if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
         # iterating would silently make one argument per character or key
         raise TypeError(f"positional arguments must be a list or tuple, got {type(values).__name__}")
     return [
@@ -205,7 +221,33 @@ def to_kw_arguments(values: Mapping[str, Any] | Iterable[KwArgument] | None) -> 
             else KwArgument(keyword=key, data=_encoded(value, f"keyword {key!r}"))
             for key, value in values.items()
         ]
+    if isinstance(values, (str, bytes, bytearray)) or not isinstance(values, Iterable):
+        raise TypeError(f"keyword arguments must be a mapping or KwArgument items, got {type(values).__name__}")
     return [_require_kw_argument(value) for value in values]
+
+
+def named_variant(name: str, value: Any) -> Variant:
+    """``to_variant(value)`` for the parameter ``name``: an error is the coordinator's, and names it."""
+    try:
+        return to_variant(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(f"{name}: {error}") from error
+
+
+def named_arguments(name: str, values: Any) -> list[Argument]:
+    """``to_arguments(values)`` for the parameter ``name``: an error is the coordinator's, and names it."""
+    try:
+        return to_arguments(values)
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(f"{name}: {error}") from error
+
+
+def named_kw_arguments(name: str, values: Any) -> list[KwArgument]:
+    """``to_kw_arguments(values)`` for the parameter ``name``: an error is the coordinator's, and names it."""
+    try:
+        return to_kw_arguments(values)
+    except (TypeError, ValueError) as error:
+        raise InvalidCoordinatorUsageError(f"{name}: {error}") from error
 
 
 def _encoded(value: Any, name: str) -> Variant:

@@ -382,7 +382,9 @@ def test_close_from_another_thread_mid_map_returns_promptly_and_leaves_no_thread
     second = by_name(next(iterator))
     assert time.monotonic() - started < WAIT / 2
     assert second["holding"].status is FAILED and second["holding"].detail.startswith("MODEL_LEFT")  # type: ignore[union-attr]
-    assert echoed(second["echo"]) == 1
+    # "echo" answers input 1 at once, but the close races that answer to the client: either is right, not a wait
+    echo = second["echo"]
+    assert echoed(echo) == 1 if echo.status is not FAILED else echo.detail.startswith("MODEL_LEFT"), echo  # type: ignore[union-attr]
     with pytest.raises(MrclientError, match="closed"):
         next(iterator)
     closer.join(WAIT)

@@ -210,10 +210,13 @@ class GatewayCredentials:
 
 
 def _key_kind(key: Any) -> str:
-    """The name of a key's type as ``cryptography`` documents it (its classes are Rust bindings)."""
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519
+    """The name of a key's type as ``cryptography`` documents it (its classes are Rust bindings).
 
-    for kind in (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey, dsa.DSAPrivateKey):
+    DSA is not in the list: naming its class warns that DSA is deprecated, and its binding's name is the documented one.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
+
+    for kind in (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey):
         if isinstance(key, kind):
             return kind.__name__
     return type(key).__name__

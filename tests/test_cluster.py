@@ -642,7 +642,15 @@ def test_a_burst_of_200_events_while_the_table_is_read_ends_in_the_implied_table
                 orchestrator.set_infos(rng.choice(known), {"cruncher_name": f"name-{rng.random()}"})
         orchestrator.add_model(port=fence_node.port, name="fence")  # applied after every event above
         expected = implied(orchestrator)
-        assert recorder.wait_for(lambda _: table(cluster) == expected, timeout=30.0), (table(cluster), expected)
+
+        def settled(events: list[tuple[str, ModelRunner]]) -> bool:
+            """The table is the implied one, and the listeners (their own thread) have heard every change."""
+            if table(cluster) != expected:
+                return False
+            joined = {runner for kind, runner in events if kind == "joined"}
+            return joined - {runner for kind, runner in events if kind == "left"} == set(cluster.models)
+
+        assert recorder.wait_for(settled, timeout=30.0), (table(cluster), expected, recorder.summary())
     finally:
         stop_reading.set()
         for reader in readers:

@@ -141,6 +141,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 _deselected: list[str] = []
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start processes first (they are the slow ones), the rest after, each in file order.
+
+    xdist hands tests out in this order: the long ones then overlap the many
+    short ones, instead of one worker finishing a long one while the others wait.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("subprocess") is None)
+
+
 def pytest_deselected(items: list[pytest.Item]) -> None:
     _deselected.extend(item.nodeid for item in items)
 

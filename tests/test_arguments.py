@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import inspect
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ import grpc
 import pytest
 
 import mrclient
+from conftest import TESTS
 from mrclient import (
     Args,
     DynamicSubclassModelConcurrentRunner,
@@ -710,15 +713,26 @@ CLI_ROWS = [
 CLI_FLAGS = {"--help", "--version", "--verbose", "--quiet", "--secure", "--health", "--report-failure", "--json"}
 
 
+@functools.cache
+def cli_outcomes() -> dict[tuple[str, ...], tuple[int, str]]:
+    """Every row's (exit status, stderr), from one child process that runs ``mrclient`` for each in turn."""
+    done = subprocess.run(
+        [sys.executable, str(TESTS / "_cli_rows_child.py")], input=json.dumps([row.argv for row in CLI_ROWS]),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(outcomes) == len(CLI_ROWS), done.stdout
+    return {row.argv: (outcome["status"], outcome["stderr"]) for row, outcome in zip(CLI_ROWS, outcomes, strict=True)}
+
+
 @pytest.mark.subprocess
 @pytest.mark.parametrize("row", [pytest.param(row, marks=row.marks, id=" ".join(row.argv)) for row in CLI_ROWS])
 def test_a_bad_command_line_value_exits_2_naming_the_option(row: CliRow) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mrclient", *row.argv], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-    )
-    assert done.returncode == 2, (done.returncode, done.stderr)
-    usage, _, error = done.stderr.partition("error:")  # the usage line lists every option: the error must name it
-    assert "usage:" in usage and row.option in error, done.stderr
+    status, stderr = cli_outcomes()[row.argv]
+    assert status == 2, (status, stderr)
+    usage, _, error = stderr.partition("error:")  # the usage line lists every option: the error must name it
+    assert "usage:" in usage and row.option in error, stderr
 
 
 def test_every_command_line_option_has_a_row() -> None:

@@ -52,13 +52,13 @@ PYTEST_FLAGS := -p no:cacheprovider
 PARALLEL_PASS = -n $(WORKERS) --dist loadgroup -m "not serial" --durations=25
 SERIAL_PASS = -m serial
 
-# Everything, in three stages: the three venvs at once; lint, type check and the
-# parallel passes of the unit tests and of both pins at once (make -j; each one's
-# output shows when it ends); then the three serial passes, each running its tests
-# one at a time, beside the docs build: four processes on a machine the parallel
-# passes have left, three of which wait more than they compute.
+# Everything, in two stages: the three venvs at once, each followed as soon as it is
+# made by what runs in it (lint, type check and the parallel pass of the unit tests in
+# .venv, the parallel pass of each pin in its own), each one's output shown when it
+# ends (make -j); then the three serial passes, each running its tests one at a time,
+# beside the docs build: four processes on a machine the parallel passes have left,
+# three of which wait more than they compute.
 test:
-	$(MAKE) --no-print-directory -j --output-sync=target venvs
 	$(MAKE) --no-print-directory -j --output-sync=target lint typecheck unit-parallel test-oldest-parallel test-newest-parallel
 	$(MAKE) --no-print-directory -j --output-sync=target unit-serial test-oldest-serial test-newest-serial docs
 	$(CHECK_PASSES)

@@ -43,9 +43,12 @@ from mrclient.testing import LocalModelNode, LocalOrchestrator
 class Base:
     def predict(self): ...
 
+sleeping = threading.Event()  # the node runs in this process: set once a round is surely under way
+
 class Sleepy(Base):
     def predict(self):
         print(json.dumps({"sleeping": True}), flush=True)
+        sleeping.set()
         time.sleep(30)
 
 class Quick(Base):
@@ -72,7 +75,7 @@ print(json.dumps({"returned": True}), flush=True)
     "ends-mid-round": PRELUDE + """
 runner.init()
 threading.Thread(target=runner.call, args=("predict",), daemon=True).start()
-time.sleep(0.5)
+assert sleeping.wait(30)
 print(json.dumps({"ending": True}), flush=True)
 """,
     # It ends after its rounds, never closing, a live view still drawing: nothing to wait for, nothing on stderr.

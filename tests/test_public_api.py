@@ -10,11 +10,24 @@ import mrclient
 
 
 def test_the_design_cards_import_line_works() -> None:
-    from mrclient import (
+    from mrclient import (  # noqa: F401  (the exact list DESIGN.md shows)
+        Argument,
         DynamicSubclassModelConcurrentRunner,
+        DynamicSubclassModelRunner,
+        GatewayCredentials,
         InvalidCoordinatorUsageError,
+        KwArgument,
+        ModelCluster,
         ModelConcurrentRunner,
         ModelPredictResult,
+        ModelRunner,
+        SecureCredentials,
+        TrainInferModelConcurrentRunner,
+        TrainInferModelRunner,
+        Variant,
+        VariantType,
+        decode_data,
+        encode_data,
     )
     from mrclient.aio import AsyncRunner  # noqa: F401
     from mrclient.testing import LocalModelNode, LocalOrchestrator  # noqa: F401

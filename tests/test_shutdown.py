@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO_ROOT, TESTS, client_threads_since
-from mrclient import DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, MrclientError
+from mrclient import Args, DynamicSubclassModelConcurrentRunner, ModelPredictResult, ModelRunner, MrclientError
 from mrclient._support.shutdown import Shutdown, runs_library_code
 from mrclient.runners.base import MODEL_LEFT
 from mrclient.testing import LocalModelNode, LocalOrchestrator
@@ -328,6 +328,45 @@ def test_the_readmes_sigterm_snippet_ends_a_round_under_way_and_the_loop(child: 
     assert time.monotonic() - sent < 2.0
     assert coordinator.said("closed") is True
     assert [line for line in coordinator.lines if "scored" in line] == [{"scored": [1]}], "the cut round is not scored"
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("kind", ["call", "map"])
+def test_a_signal_that_lands_on_another_thread_is_heard_mid_round(orchestrator: LocalOrchestrator, kind: str) -> None:
+    """The kernel hands a process's signal to any of its threads; the handler still runs, on the main one, at once.
+
+    A wait that never wakes the main thread would run the handler (here the
+    README's: close()) only once the round's 60 s deadline had passed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("a signal's handler runs on the main thread only")
+    runner = runner_on(orchestrator)
+    heard = threading.Event()
+
+    def close_on_signal(signum: int, frame: FrameType | None) -> None:
+        heard.set()
+        runner.close()
+
+    def land_elsewhere() -> None:
+        if Held.started.wait(WAIT):
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # on this thread, not on the main one
+
+    previous = signal.signal(signal.SIGUSR1, close_on_signal)
+    sender = threading.Thread(target=land_elsewhere, name="test-signal-sender")
+    try:
+        sender.start()
+        started = time.monotonic()
+        if kind == "call":
+            [result] = runner.call("hold").values()
+        else:
+            result = next(iter(runner.map("hold", [Args()]).__next__().values()))
+        assert time.monotonic() - started < WAIT, "heard within a slice, not at the deadline"
+        assert heard.is_set() and runner.closed
+        assert result.status is FAILED and (result.detail or "").startswith(MODEL_LEFT), result
+    finally:
+        sender.join(WAIT)
+        signal.signal(signal.SIGUSR1, previous)
+        runner.close()
 
 
 def test_close_while_init_waits_for_the_orchestrator_makes_init_return() -> None:

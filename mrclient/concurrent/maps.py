@@ -88,6 +88,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .._support.waits import SIGNAL_CHECK_EVERY
 from ..errors import InvalidCoordinatorUsageError
 from ..runners import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner
 from .results import RESTED, SKIPPED
@@ -271,7 +272,7 @@ class MapRun:
                 remaining = max(lane.deadline for lane in calling) + ROUND_MARGIN - time.perf_counter()
                 if remaining <= 0:
                     break
-                self._answered.wait(remaining)
+                self._answered.wait(min(remaining, SIGNAL_CHECK_EVERY))  # a signal's handler runs between slices
 
     def _feed(self) -> None:
         """Pull inputs up to the window: on the coordinator's thread, outside the lock, since it runs their code."""
@@ -324,7 +325,7 @@ class MapRun:
                 if now >= passing_bound or not self._busy_unanswered(index) or self._called_any(index):
                     break
                 wake = min(wake, passing_bound)  # every model is busy: they may free up and answer
-            self._answered.wait(wake - now)
+            self._answered.wait(min(wake - now, SIGNAL_CHECK_EVERY))  # a signal's handler runs between slices
 
     def _busy_unanswered(self, index: int) -> bool:
         return any(lane.busy is not None and not lane.done and index not in lane.answers for lane in self._lanes)

@@ -1,15 +1,16 @@
 """One round: every model called at once under one deadline, one outcome each.
 
 ``call_models`` submits one blocking call per model to a thread pool (sized by
-its owner so that no call queues behind another), waits with
-``concurrent.futures.wait(timeout=...)`` until the deadline plus a small
-margin, and reads each future as a ``CallOutcome``: the model's answer as it
-came back (the runner itself says ``MODEL_LEFT`` when a close cut its call),
-a timeout for a call still running, or ``MODEL_LEFT`` for a call still
-running whose runner was closed meanwhile. Every call carries what is left of the round's deadline, so a hung
-model costs its own thread until then and nothing else. This module decides
-nothing about penalties or reports: the concurrent runner does, afterwards,
-on the coordinator's thread.
+its owner so that no call queues behind another), waits for them until the
+deadline plus a small margin (``concurrent.futures.wait``, in short slices:
+``_support.waits``, so that a signal's handler runs at once), and reads each
+future as a ``CallOutcome``: the model's answer as it came back (the runner
+itself says ``MODEL_LEFT`` when a close cut its call), a timeout for a call
+still running, or ``MODEL_LEFT`` for a call still running whose runner was
+closed meanwhile. Every call carries what is left of the round's deadline, so
+a hung model costs its own thread until then and nothing else. This module
+decides nothing about penalties or reports: the concurrent runner does,
+afterwards, on the coordinator's thread.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
+from .._support.waits import wait_futures
 from ..runners import CLOSED_OUTCOME, CallOutcome, ErrorType, ModelRunner
 
 __all__ = ["Answer", "Invoke", "ROUND_MARGIN", "ROUND_SWITCH_INTERVAL", "call_models", "execute", "switch_interval"]
@@ -92,10 +94,10 @@ def call_models(
     started = time.perf_counter()
     deadline = started + timeout
     futures = {runner: _submit(pool, invoke, runner, request_of(runner), started, deadline) for runner in runners}
-    done, _ = wait(futures.values(), timeout=max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
+    done = wait_futures(futures.values(), max(0.0, deadline - time.perf_counter()) + ROUND_MARGIN)
     late = CallOutcome(error=ErrorType.TIMEOUT, detail=f"DEADLINE_EXCEEDED: no answer within {timeout}s")
     late_us = int((time.perf_counter() - started) * 1_000_000)
-    # ``done`` as wait() returned it: asking each future again would take its lock once more per model.
+    # ``done`` as the wait returned it: asking each future again would take its lock once more per model.
     return {
         runner: _answer_of(runner, future) if future in done else (_departed(runner, late), late_us)
         for runner, future in futures.items()

@@ -49,6 +49,7 @@ from .._support.validation import (
     check_timeout,
     check_wait,
 )
+from .._support.waits import wait_event
 from ..concurrent.base import ModelConcurrentRunner
 from ..stats import RoundSummary
 
@@ -133,7 +134,7 @@ class LiveView:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until the view has stopped (the runner closed, or ``stop()``); True if it has."""
-        return self._done.wait(None if timeout is None else check_wait("timeout", timeout))
+        return wait_event(self._done, None if timeout is None else check_wait("timeout", timeout))
 
     # -- the runner's listeners: note and mark stale, nothing more ---------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, wait
 from typing import TypeVar
 
@@ -28,33 +28,34 @@ _T = TypeVar("_T")
 SIGNAL_CHECK_EVERY = 0.2
 
 
+def _slices(timeout: float | None) -> Iterator[float]:
+    """The lengths of a wait's slices, each at most ``SIGNAL_CHECK_EVERY``, until ``timeout`` (None: for ever).
+
+    The first is always given, of zero length if need be: a wait looks at least once.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    first = True
+    while True:
+        left = SIGNAL_CHECK_EVERY if deadline is None else deadline - time.monotonic()
+        if left <= 0 and not first:
+            return
+        first = False
+        yield max(0.0, min(SIGNAL_CHECK_EVERY, left))
+
+
 def wait_for(condition: threading.Condition, predicate: Callable[[], bool], timeout: float | None) -> bool:
     """``condition.wait_for(predicate, timeout)``, the caller holding ``condition``, in short slices."""
-    deadline = None if timeout is None else time.monotonic() + timeout
     result = predicate()
-    while not result:
-        if deadline is None:
-            wait = SIGNAL_CHECK_EVERY
-        else:
-            wait = min(SIGNAL_CHECK_EVERY, deadline - time.monotonic())
-            if wait <= 0:
-                break
-        result = condition.wait_for(predicate, wait)
+    for seconds in _slices(timeout):
+        if result:
+            break
+        result = condition.wait_for(predicate, seconds)
     return result
 
 
 def wait_event(event: threading.Event, timeout: float | None) -> bool:
     """``event.wait(timeout)``, in short slices."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while not event.is_set():
-        if deadline is None:
-            wait_now = SIGNAL_CHECK_EVERY
-        else:
-            wait_now = min(SIGNAL_CHECK_EVERY, deadline - time.monotonic())
-            if wait_now <= 0:
-                break
-        event.wait(wait_now)
-    return event.is_set()
+    return any(event.wait(seconds) for seconds in _slices(timeout)) or event.is_set()
 
 
 def wait_futures(futures: Collection[Future[_T]], timeout: float) -> set[Future[_T]]:
@@ -63,12 +64,11 @@ def wait_futures(futures: Collection[Future[_T]], timeout: float) -> set[Future[
     Each slice waits only on those still pending: a round of N calls costs no
     more than one wait, whatever its length.
     """
-    deadline = time.monotonic() + timeout
-    done, pending = wait(futures, timeout=min(SIGNAL_CHECK_EVERY, timeout))
-    while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        more, pending = wait(pending, timeout=min(SIGNAL_CHECK_EVERY, remaining))
+    done: set[Future[_T]] = set()
+    pending: Collection[Future[_T]] = futures
+    for seconds in _slices(timeout):
+        more, pending = wait(pending, timeout=seconds)
         done |= more
+        if not pending:
+            break
     return done
